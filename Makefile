@@ -1,0 +1,70 @@
+# bee2d: `make help` lists the targets.
+
+GO        ?= go
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+SETTINGS  ?= examples/settings.yml
+# Must match docker.prefix in $(SETTINGS): `down` removes only containers bee2d labelled with it.
+EXAMPLE_PREFIX ?= bee2ex
+TESTFLAGS ?=
+
+# Each example program and the build dir its binary goes to (examples/dockerfiles/<Dir>/<name>).
+EXAMPLES := static:Static front:Front
+
+.DEFAULT_GOAL := help
+.PHONY: help build examples run test vet fmt bench compose clean down
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build bin/bee2d, version from git describe
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/bee2d ./cmd/bee2d
+
+# Static, reproducible binaries: the same source gives the same build context, so bee2d sees the same image.
+examples: ## build the example programs into examples/dockerfiles/<Dir>
+	@set -e; for e in $(EXAMPLES); do \
+		name=$${e%%:*}; dir=$${e##*:}; \
+		echo "CGO_ENABLED=0 $(GO) build -o examples/dockerfiles/$$dir/$$name ./examples/cmd/$$name"; \
+		CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags=-s \
+			-o examples/dockerfiles/$$dir/$$name ./examples/cmd/$$name; \
+	done
+
+run: build examples ## apply examples/settings.yml to the local engine and say what to open
+	bin/bee2d apply -c $(SETTINGS)
+	@echo
+	@echo "open:  curl -i http://127.0.0.1:8480/      (front -> $(EXAMPLE_PREFIX)-app-static -> volume $(EXAMPLE_PREFIX)-site)"
+	@echo "see:   bin/bee2d status -c $(SETTINGS);  docker logs $(EXAMPLE_PREFIX)-app-static"
+	@echo "stop:  make down   (containers only; the volume stays)"
+
+# Integration tests need the Docker engine; with CI=true a missing engine fails them instead of skipping.
+test: ## go test -race ./... (unit, golden and integration tests)
+	$(GO) test -race $(TESTFLAGS) ./...
+
+vet: ## go vet ./...
+	$(GO) vet ./...
+
+fmt: ## fail when a Go file is not gofmt-formatted (testdata excluded)
+	@files=$$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -not -path './bench/bin/*' \
+		-exec gofmt -l {} +); \
+	if [ -n "$$files" ]; then echo "gofmt needed:"; echo "$$files"; exit 1; fi
+
+bench: build examples compose ## go test -bench, then every bench/*.sh (compose v2 and bee2d on PATH)
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+	@set -e; for s in bench/*.sh; do \
+		[ -e "$$s" ] || continue; \
+		echo "== $$s"; \
+		PATH="$(CURDIR)/bench/bin:$(CURDIR)/bin:$$PATH" bash "$$s"; \
+	done
+
+compose: ## build Docker Compose v2 into bench/bin/docker-compose (skipped when present)
+	bench/tools/compose.sh
+
+clean: ## remove bin/ and the example binaries (containers and volumes are left alone)
+	rm -rf bin
+	@for e in $(EXAMPLES); do rm -fv examples/dockerfiles/$${e##*:}/$${e%%:*}; done
+
+# Only what bee2d labelled as its own with this prefix; volumes are never removed.
+down: ## remove the example's bee2d containers and network (volumes kept)
+	@ids=$$(docker ps -aq --filter label=io.bee2d.owner=bee2d --filter label=io.bee2d.prefix=$(EXAMPLE_PREFIX)); \
+	if [ -n "$$ids" ]; then docker rm -f $$ids; else echo "no $(EXAMPLE_PREFIX) containers"; fi
+	@nets=$$(docker network ls -q --filter label=io.bee2d.owner=bee2d --filter label=io.bee2d.prefix=$(EXAMPLE_PREFIX)); \
+	if [ -n "$$nets" ]; then docker network rm $$nets; fi

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync/atomic"
+	"text/tabwriter"
+
+	"github.com/bee2d/bee2d/pkg/config"
+	"github.com/bee2d/bee2d/pkg/reconcile"
+)
+
+// errHelp is returned when --help was asked for and printed.
+var errHelp = flag.ErrHelp
+
+// common are the flags every settings command takes.
+type common struct {
+	config   string
+	server   string
+	logLevel string
+}
+
+func newFlags(name, synopsis string, c *common, withServer bool, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.config, "c", "", "settings file (Bee2 format)")
+	fs.StringVar(&c.config, "config", "", "settings file (same as -c)")
+	if withServer {
+		fs.StringVar(&c.server, "server", "", "only this server")
+	}
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: bee2d %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses flags and checks that -c was given and nothing else is left.
+func parse(fs *flag.FlagSet, c *common, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "bee2d %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return errUsage
+	}
+	if c.config == "" {
+		fmt.Fprintf(fs.Output(), "bee2d %s: -c settings.yml is required\n", fs.Name())
+		fs.Usage()
+		return errUsage
+	}
+	return nil
+}
+
+// load reads and validates the settings; every problem is printed, one per line, with its place.
+func load(path string, stderr io.Writer) (*config.Settings, error) {
+	s, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, errUsage
+	}
+	return s, nil
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) error {
+	var c common
+	fs := newFlags("validate", "validate -c settings.yml", &c, false, stderr)
+	if err := parse(fs, &c, args); err != nil {
+		return err
+	}
+	s, err := load(c.config, stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d servers, %d applications, %d jobs)\n", c.config, len(s.Servers), len(s.Applications), len(s.Jobs))
+	return nil
+}
+
+func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var c common
+	var detailed bool
+	fs := newFlags("plan", "plan -c settings.yml [--server S] [--detailed-exitcode]", &c, true, stderr)
+	fs.BoolVar(&detailed, "detailed-exitcode", false, "exit 0 when there are no changes, 2 when there are, 1 on error")
+	if err := parse(fs, &c, args); err != nil {
+		return exitCode(err, stderr)
+	}
+	s, err := load(c.config, stderr)
+	if err != nil {
+		return exitCode(err, stderr)
+	}
+	sess, err := newSession(s, c, stderr)
+	if err != nil {
+		return exitCode(err, stderr)
+	}
+	var changes atomic.Bool
+	err = sess.eachServer(ctx, func(ctx context.Context, srv *server) (string, error) {
+		p, _, err := srv.plan(ctx, reconcile.Options{})
+		if err != nil {
+			return "", err
+		}
+		if !p.Empty() {
+			changes.Store(true)
+		}
+		return p.String(), nil
+	}, stdout)
+	if err != nil {
+		return exitCode(err, stderr)
+	}
+	if detailed && changes.Load() {
+		return exitChanges
+	}
+	return exitOK
+}
+
+func cmdApply(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c common
+	fs := newFlags("apply", "apply -c settings.yml [--server S]", &c, true, stderr)
+	if err := parse(fs, &c, args); err != nil {
+		return err
+	}
+	s, err := load(c.config, stderr)
+	if err != nil {
+		return err
+	}
+	sess, err := newSession(s, c, stderr)
+	if err != nil {
+		return err
+	}
+	return sess.eachServer(ctx, func(ctx context.Context, srv *server) (string, error) {
+		return srv.converge(ctx, reconcile.Options{})
+	}, stdout)
+}
+
+func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c common
+	fs := newFlags("status", "status -c settings.yml [--server S]", &c, true, stderr)
+	if err := parse(fs, &c, args); err != nil {
+		return err
+	}
+	s, err := load(c.config, stderr)
+	if err != nil {
+		return err
+	}
+	sess, err := newSession(s, c, stderr)
+	if err != nil {
+		return err
+	}
+	return sess.eachServer(ctx, func(ctx context.Context, srv *server) (string, error) {
+		snap, err := reconcile.ObserveAll(ctx, srv.client)
+		if err != nil {
+			return "", err
+		}
+		var b strings.Builder
+		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "SERVER\tKIND\tNAME\tSTATE\tSYNC\n")
+		for _, r := range reconcile.Status(srv.desired, snap) {
+			sync := "in sync"
+			if !r.InSync {
+				sync = "out of sync: " + r.Detail
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", srv.name, r.Kind, r.Name, r.State, sync)
+		}
+		tw.Flush()
+		return b.String(), nil
+	}, stdout)
+}
+
+// isTerminal tells whether w is a terminal, where progress output belongs.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/bee2d/bee2d/pkg/reconcile"
+)
+
+const legacyUsage = `Bee2 commands: bee2d -c settings.yml -d SERVER:ACTION[:NAME]
+
+  SERVER:build            create every application of SERVER that has no container yet, in link
+                          order; existing containers are left as they are
+  SERVER:build:APP        the same for one application
+  SERVER:rebuild          remove and recreate every application of SERVER with a fresh image build
+  SERVER:rebuild:APP      the same for one application (its volumes are kept)
+  SERVER:run[:JOB]        run the server's jobs, or one               (not supported yet)
+  SERVER:backup           back up the server's volumes                (not supported yet)
+  SERVER:restore[:TS]     restore the newest backup, or the one at TS (not supported yet)
+  help                    this text
+
+Exit status: 0 success or help; 1 error or an unknown action.
+`
+
+// legacyCommand is one parsed -d argument.
+type legacyCommand struct {
+	Server string
+	Action string
+	Arg    string
+}
+
+var legacyActions = map[string]bool{"build": true, "rebuild": true, "run": true, "backup": true, "restore": true}
+
+// parseLegacy reads Bee2's SERVER:ACTION[:NAME] grammar. "help" stands alone.
+func parseLegacy(s string) (legacyCommand, error) {
+	if s == "help" {
+		return legacyCommand{Action: "help"}, nil
+	}
+	parts := strings.Split(s, ":")
+	if len(parts) < 2 || len(parts) > 3 {
+		return legacyCommand{}, fmt.Errorf("-d %q: want SERVER:ACTION[:NAME]", s)
+	}
+	c := legacyCommand{Server: parts[0], Action: parts[1]}
+	if len(parts) == 3 {
+		c.Arg = parts[2]
+		if c.Arg == "" {
+			return legacyCommand{}, fmt.Errorf("-d %q: empty name after the action", s)
+		}
+	}
+	if c.Server == "" {
+		return legacyCommand{}, fmt.Errorf("-d %q: no server", s)
+	}
+	if !legacyActions[c.Action] {
+		return legacyCommand{}, fmt.Errorf("-d %q: unknown action %q (build, rebuild, run, backup, restore)", s, c.Action)
+	}
+	if c.Action == "backup" && c.Arg != "" {
+		return legacyCommand{}, fmt.Errorf("-d %q: backup takes no name", s)
+	}
+	return c, nil
+}
+
+// isLegacy tells whether the arguments use Bee2's -d form rather than a subcommand.
+func isLegacy(args []string) bool {
+	for _, a := range args {
+		if a == "-d" || a == "--d" || strings.HasPrefix(a, "-d=") || strings.HasPrefix(a, "--d=") {
+			return true
+		}
+	}
+	return false
+}
+
+func runLegacy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var c common
+	var d string
+	fs := flag.NewFlagSet("bee2d", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.config, "c", "", "settings file (Bee2 format)")
+	fs.StringVar(&d, "d", "", "Bee2 command SERVER:ACTION[:NAME], or help")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.Usage = func() { fmt.Fprint(fs.Output(), legacyUsage) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitError
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "bee2d: unexpected argument %q\n", fs.Arg(0))
+		return exitError
+	}
+	cmd, err := parseLegacy(d)
+	if err != nil {
+		fmt.Fprintf(stderr, "bee2d: %v\n\n%s", err, legacyUsage)
+		return exitError
+	}
+	if cmd.Action == "help" {
+		fmt.Fprint(stdout, legacyUsage)
+		return exitOK
+	}
+	if c.config == "" {
+		fmt.Fprintf(stderr, "bee2d: -c settings.yml is required\n")
+		return exitError
+	}
+	s, err := load(c.config, stderr)
+	if err != nil {
+		return exitCode(err, stderr)
+	}
+	if s.Server(cmd.Server) == nil {
+		return exitCode(fmt.Errorf("no server %q in %s", cmd.Server, s.File), stderr)
+	}
+	var opt reconcile.Options
+	switch cmd.Action {
+	case "build":
+		opt = reconcile.Options{Mode: reconcile.CreateMissing, Only: cmd.Arg}
+	case "rebuild":
+		opt = reconcile.Options{Mode: reconcile.CreateMissing, Only: cmd.Arg, Rebuild: true}
+	default:
+		return exitCode(fmt.Errorf("-d %s: %s is not supported yet", d, cmd.Action), stderr)
+	}
+	if cmd.Arg != "" {
+		app := s.Application(cmd.Arg)
+		if app == nil || app.Server != cmd.Server {
+			return exitCode(fmt.Errorf("-d %s: no application %q on server %s", d, cmd.Arg, cmd.Server), stderr)
+		}
+	}
+	c.server = cmd.Server
+	sess, err := newSession(s, c, stderr)
+	if err != nil {
+		return exitCode(err, stderr)
+	}
+	err = sess.eachServer(ctx, func(ctx context.Context, srv *server) (string, error) {
+		return srv.converge(ctx, opt)
+	}, stdout)
+	return exitCode(err, stderr)
+}

@@ -1,0 +1,98 @@
+// Command bee2d converges Docker hosts to a Bee2 settings file: once (plan, apply, Bee2's -d commands) or
+// as a daemon.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit codes, documented in the README and in usage.
+const (
+	exitOK      = 0
+	exitError   = 1 // an error: bad flags, bad settings, an engine that failed
+	exitChanges = 2 // plan --detailed-exitcode: the plan has changes
+)
+
+const usage = `bee2d converges Docker hosts to a Bee2 settings file.
+
+Usage:
+  bee2d validate -c settings.yml
+  bee2d plan     -c settings.yml [--server S] [--detailed-exitcode]
+  bee2d apply    -c settings.yml [--server S]
+  bee2d status   -c settings.yml [--server S]
+  bee2d version
+  bee2d -c settings.yml -d SERVER:ACTION[:NAME]    Bee2's commands; -d help lists them
+
+Run 'bee2d COMMAND --help' for a command's flags.
+
+Exit status: 0 success; 1 error (bad flags, invalid settings, a server that failed);
+2 from 'plan --detailed-exitcode' when there are changes.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// errUsage marks an error whose message already went out with the usage text.
+var errUsage = errors.New("usage")
+
+// run is main without the process: it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitError
+	}
+	if isLegacy(args) {
+		return runLegacy(ctx, args, stdout, stderr)
+	}
+	cmd, rest := args[0], args[1:]
+	var err error
+	switch cmd {
+	case "validate":
+		err = cmdValidate(rest, stdout, stderr)
+	case "plan":
+		return cmdPlan(ctx, rest, stdout, stderr)
+	case "apply":
+		err = cmdApply(ctx, rest, stdout, stderr)
+	case "status":
+		err = cmdStatus(ctx, rest, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintf(stdout, "bee2d %s\n", version)
+		return exitOK
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	case "run", "backup", "restore", "daemon":
+		err = fmt.Errorf("%s: not supported yet", cmd)
+	default:
+		fmt.Fprintf(stderr, "bee2d: unknown command %q\n\n%s", cmd, usage)
+		return exitError
+	}
+	return exitCode(err, stderr)
+}
+
+// exitCode prints err, if any, and maps it to an exit code.
+func exitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errHelp):
+		return exitOK
+	case errors.Is(err, errUsage):
+		return exitError
+	}
+	fmt.Fprintf(stderr, "bee2d: %v\n", err)
+	return exitError
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/bee2d/bee2d/pkg/config"
+	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/reconcile"
+)
+
+// session is one command's view of the settings: which servers it works on and how it logs.
+type session struct {
+	settings *config.Settings
+	servers  []string
+	log      *zap.Logger
+	// progress receives build and pull output: the terminal, or nothing.
+	progress io.Writer
+}
+
+func newSession(s *config.Settings, c common, stderr io.Writer) (*session, error) {
+	log, err := newLogger(c.logLevel, stderr)
+	if err != nil {
+		return nil, err
+	}
+	sess := &session{settings: s, log: log}
+	if isTerminal(os.Stdout) {
+		sess.progress = os.Stdout
+	}
+	if c.server != "" {
+		if s.Server(c.server) == nil {
+			return nil, fmt.Errorf("no server %q in %s", c.server, s.File)
+		}
+		sess.servers = []string{c.server}
+	} else {
+		for _, srv := range s.Servers {
+			sess.servers = append(sess.servers, srv.Name)
+		}
+	}
+	return sess, nil
+}
+
+// newLogger logs for people: console lines on stderr, without stack traces.
+func newLogger(level string, w io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	enc := zap.NewDevelopmentEncoderConfig()
+	enc.EncodeTime = zapcore.TimeEncoderOfLayout(time.TimeOnly)
+	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(w), lvl)
+	return zap.New(core), nil
+}
+
+// server is one connected server with its desired state.
+type server struct {
+	name    string
+	client  *dockerx.Client
+	desired *reconcile.Desired
+	sess    *session
+}
+
+// eachServer runs fn on every selected server at once, then prints their outputs in settings order.
+// A server that fails does not stop the others; the errors come back joined, each naming its server.
+func (sess *session) eachServer(ctx context.Context, fn func(context.Context, *server) (string, error), stdout io.Writer) error {
+	outs := make([]string, len(sess.servers))
+	errs := make([]error, len(sess.servers))
+	var wg sync.WaitGroup
+	for i, name := range sess.servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			srv, err := sess.connect(ctx, name)
+			if err != nil {
+				errs[i] = fmt.Errorf("server %s: %w", name, err)
+				return
+			}
+			defer srv.client.Close()
+			outs[i], err = fn(ctx, srv)
+			if err != nil {
+				errs[i] = fmt.Errorf("server %s: %w", name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, o := range outs {
+		fmt.Fprint(stdout, o)
+	}
+	return errors.Join(errs...)
+}
+
+// connect computes the server's desired state first, so that a bad build directory is reported before any
+// connection is made, then connects.
+func (sess *session) connect(ctx context.Context, name string) (*server, error) {
+	d, err := reconcile.Desire(sess.settings, name, dockerx.ContextDigest)
+	if err != nil {
+		return nil, err
+	}
+	ep, err := reconcile.EndpointFor(sess.settings, name)
+	if err != nil {
+		return nil, err
+	}
+	cli, err := dockerx.Connect(ctx, ep)
+	if err != nil {
+		return nil, err
+	}
+	return &server{name: name, client: cli, desired: d, sess: sess}, nil
+}
+
+func (srv *server) plan(ctx context.Context, opt reconcile.Options) (*reconcile.Plan, *reconcile.Snapshot, error) {
+	return reconcile.PlanServer(ctx, srv.client, srv.desired, opt)
+}
+
+// converge plans and applies; the plan is logged as it is applied, and the summary returned.
+func (srv *server) converge(ctx context.Context, opt reconcile.Options) (string, error) {
+	p, _, err := srv.plan(ctx, opt)
+	if err != nil {
+		return "", err
+	}
+	var blocked error
+	for _, b := range p.Blocked {
+		srv.sess.log.Warn("left alone", zap.String("server", srv.name), zap.String("name", b.Resource), zap.String("reason", b.Reason))
+		blocked = errors.Join(blocked, fmt.Errorf("%s: %s", b.Resource, b.Reason))
+	}
+	if p.Empty() {
+		return fmt.Sprintf("server %s: no changes\n", srv.name), blocked
+	}
+	ex := &reconcile.Executor{
+		Engine:      srv.client,
+		Log:         srv.sess.log,
+		Output:      srv.sess.progress,
+		Parallel:    defaultParallel,
+		StopTimeout: 10 * time.Second,
+		Prefix:      srv.desired.Prefix,
+		Server:      srv.name,
+	}
+	res, err := ex.Execute(ctx, p)
+	summary := fmt.Sprintf("server %s: %d applied, %d failed, %d skipped\n", srv.name, res.Applied, res.Failed, res.Skipped)
+	return summary, errors.Join(err, blocked)
+}
+
+// defaultParallel bounds the container actions run at once on one server.
+const defaultParallel = 16

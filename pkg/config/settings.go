@@ -1,0 +1,197 @@
+// Package config reads a Bee2 settings file into validated, defaulted settings; it knows nothing of Docker.
+package config
+
+import (
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// DefaultPrefix is the container name prefix when docker.prefix is not set (Bee2's default).
+const DefaultPrefix = "bee2"
+
+// DefaultReadTimeout is Bee2's docker.read_timeout default: long calls such as builds may take this long.
+const DefaultReadTimeout = 900 * time.Second
+
+// Settings is one loaded and validated settings file.
+type Settings struct {
+	// File is the path the settings were read from, as given; Dir is its directory.
+	File string
+	Dir  string
+
+	// Servers in file order.
+	Servers []*Server
+	Docker  Docker
+	// Applications and Jobs in file order.
+	Applications []*Service
+	Jobs         []*Service
+
+	// Sections Bee2 used for provisioning (provisioner, inventory, openvpn, security), kept as written.
+	Extra map[string]*yaml.Node
+}
+
+// Server is one Docker host.
+type Server struct {
+	Name string
+	// Docker is the explicit connection, nil when the settings give none.
+	Docker *Connection
+	DNS    DNS
+	// Keys Bee2 used for provisioning (plan, os, private_ip, playbook), kept as written.
+	Extra map[string]*yaml.Node
+	Pos   Pos
+}
+
+// DNS holds the server's names; Bee2 used the first private name as the Docker host.
+type DNS struct {
+	Private []string
+	Public  []string
+	// Other keys under dns, kept as written.
+	Extra map[string]*yaml.Node
+}
+
+// Connection says how to reach a server's Docker engine.
+type Connection struct {
+	// Host is a Docker host URL: unix://, tcp:// or ssh://. Empty means DOCKER_HOST, else the local socket.
+	Host string
+	// TLS names the client certificate files, relative to the settings file when not absolute.
+	TLS *TLSFiles
+	// Insecure allows plain tcp:// without TLS.
+	Insecure bool
+	Pos      Pos
+}
+
+// TLSFiles are the PEM files of a mutual TLS connection.
+type TLSFiles struct {
+	CA, Cert, Key string
+}
+
+// Docker is the top-level docker section.
+type Docker struct {
+	Prefix      string
+	ReadTimeout time.Duration
+	// Dockerfiles is the directory build_dir is looked up in, resolved to an absolute path.
+	Dockerfiles string
+	// Backup by server name.
+	Backup map[string]*Backup
+}
+
+// Backup is docker.backup.<server>.
+type Backup struct {
+	Server     string
+	StorageDir string
+	Volumes    []string
+	Schedule   string
+	Pos        Pos
+}
+
+// Kind tells applications from jobs.
+type Kind string
+
+// The kinds of service; their names appear in container names and labels.
+const (
+	KindApp Kind = "app"
+	KindJob Kind = "job"
+)
+
+// Service is one entry of applications or jobs.
+type Service struct {
+	Kind   Kind
+	Name   string
+	Server string
+
+	// Image sources, in order of precedence: BuildDir, Git, Image.
+	BuildDir string
+	Git      string
+	Image    string
+	// Git options (jobs).
+	Branch     string
+	GitDir     string
+	Dockerfile string
+
+	Env     []EnvVar
+	Link    []string
+	Volumes []string
+	Ports   []int
+
+	Pos Pos
+}
+
+// EnvVar is one env entry as written in the settings.
+type EnvVar struct {
+	Key   string
+	Value EnvValue
+	Pos   Pos
+}
+
+// EnvValue is an env value kept close to how YAML shows it.
+type EnvValue struct {
+	// Scalar values: Text is the value as written; Tag is the YAML tag (!!str, !!int, !!float, !!bool, !!null).
+	Scalar bool
+	Text   string
+	Tag    string
+	// List holds the items of a sequence of scalars (used for domains lists).
+	List []string
+	// JSON is the JSON form of a sequence or mapping.
+	JSON string
+	Pos  Pos
+}
+
+// Pos is a place in the settings file.
+type Pos struct {
+	Line, Col int
+}
+
+// ContainerName is the Docker name of a service: <prefix>-<kind>-<name>.
+func ContainerName(prefix string, kind Kind, name string) string {
+	return prefix + "-" + string(kind) + "-" + name
+}
+
+// NetworkName is the user-defined network every service of a server joins.
+func NetworkName(prefix string) string {
+	return prefix + "-network"
+}
+
+// Server returns the server with that name, or nil.
+func (s *Settings) Server(name string) *Server {
+	for _, srv := range s.Servers {
+		if srv.Name == name {
+			return srv
+		}
+	}
+	return nil
+}
+
+// Application returns the application with that name, or nil.
+func (s *Settings) Application(name string) *Service {
+	for _, a := range s.Applications {
+		if a.Name == name {
+			return a
+		}
+	}
+	return nil
+}
+
+// Job returns the job with that name, or nil.
+func (s *Settings) Job(name string) *Service {
+	for _, j := range s.Jobs {
+		if j.Name == name {
+			return j
+		}
+	}
+	return nil
+}
+
+// ServicesOn returns the applications and jobs of one server, in file order.
+func (s *Settings) ServicesOn(server string, kind Kind) []*Service {
+	list := s.Applications
+	if kind == KindJob {
+		list = s.Jobs
+	}
+	var out []*Service
+	for _, svc := range list {
+		if svc.Server == server {
+			out = append(out, svc)
+		}
+	}
+	return out
+}

@@ -1,0 +1,77 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/bee2d/bee2d/pkg/config"
+	"github.com/bee2d/bee2d/pkg/dockerx"
+)
+
+// PlanServer observes a server and plans its convergence. It lists containers only, and lists networks,
+// volumes and images as well only when something must be created.
+func PlanServer(ctx context.Context, o Observer, d *Desired, opt Options) (*Plan, *Snapshot, error) {
+	snap, err := ObserveContainers(ctx, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	p := Diff(d, snap, opt)
+	if p.NeedsFullSnapshot {
+		if err := snap.complete(ctx, o); err != nil {
+			return nil, nil, err
+		}
+		p = Diff(d, snap, opt)
+	}
+	return p, snap, nil
+}
+
+// ObserveAll takes the full snapshot: containers, networks, volumes and images.
+func ObserveAll(ctx context.Context, o Observer) (*Snapshot, error) {
+	s := &Snapshot{}
+	if err := s.complete(ctx, o); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// EndpointFor tells how to reach a server's engine: its docker section if given; else Bee2's default of
+// TLS on port 2376 of the first private DNS name, with the client files in conf/docker/<server>/ beside
+// the settings; else DOCKER_HOST or the local socket.
+func EndpointFor(s *config.Settings, server string) (dockerx.Endpoint, error) {
+	srv := s.Server(server)
+	if srv == nil {
+		return dockerx.Endpoint{}, fmt.Errorf("no server %q in %s", server, s.File)
+	}
+	ep := dockerx.Endpoint{ReadTimeout: s.Docker.ReadTimeout}
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(s.Dir, p)
+	}
+	switch {
+	case srv.Docker != nil:
+		ep.Host = srv.Docker.Host
+		if t := srv.Docker.TLS; t != nil {
+			ep.TLS = &dockerx.TLSFiles{CA: abs(t.CA), Cert: abs(t.Cert), Key: abs(t.Key)}
+		}
+	case len(srv.DNS.Private) > 0:
+		ep.Host = "tcp://" + srv.DNS.Private[0] + ":2376"
+		dir := filepath.Join(s.Dir, "conf", "docker", server)
+		ca := filepath.Join(dir, "ca.pem")
+		if _, err := os.Stat(ca); err != nil {
+			// Bee2's Ansible role saved the CA as ca.crt.
+			if _, err2 := os.Stat(filepath.Join(dir, "ca.crt")); err2 == nil {
+				ca = filepath.Join(dir, "ca.crt")
+			}
+		}
+		ep.TLS = &dockerx.TLSFiles{CA: ca, Cert: filepath.Join(dir, "docker-client.crt"), Key: filepath.Join(dir, "docker-client.pem")}
+	}
+	if strings.HasPrefix(ep.Host, "tcp://") && ep.TLS == nil && (srv.Docker == nil || !srv.Docker.Insecure) {
+		return ep, fmt.Errorf("server %s: %s without TLS is refused; give docker.tls or set docker.insecure: true", server, ep.Host)
+	}
+	return ep, nil
+}

@@ -1,0 +1,271 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/bee2d/bee2d/pkg/dockerx"
+)
+
+// Engine is what the executor needs of a Docker engine; *dockerx.Client is one.
+type Engine interface {
+	CreateNetwork(ctx context.Context, name string, labels map[string]string) error
+	CreateVolume(ctx context.Context, name string, labels map[string]string) error
+	BuildImage(ctx context.Context, req dockerx.BuildRequest) (string, error)
+	PullImage(ctx context.Context, ref string, out io.Writer) error
+	CreateContainer(ctx context.Context, spec dockerx.ContainerSpec) (string, error)
+	StartContainer(ctx context.Context, id string) error
+	StopContainer(ctx context.Context, id string, timeout time.Duration) error
+	RenameContainer(ctx context.Context, id, newName string) error
+	RemoveContainer(ctx context.Context, id string) error
+}
+
+// Executor applies plans. It makes no decisions: every change it makes is an action of the plan.
+type Executor struct {
+	Engine Engine
+	Log    *zap.Logger
+	// Output receives image build and pull progress; nil discards it.
+	Output io.Writer
+	// Parallel bounds how many container actions run at once; links are always respected.
+	Parallel int
+	// StopTimeout is how long a container gets to stop before it is killed.
+	StopTimeout time.Duration
+	// Prefix and Server label the networks and volumes created.
+	Prefix, Server string
+}
+
+// Result counts what an execution did.
+type Result struct {
+	Applied, Failed, Skipped int
+}
+
+// Execute applies the plan in order: removals, networks, volumes, images, then containers (in parallel
+// where links allow), then leftovers. It goes on past a failed action where nothing depends on it, and
+// returns every failure joined.
+func (e *Executor) Execute(ctx context.Context, p *Plan) (Result, error) {
+	r := &execution{Executor: e, server: p.Server, failed: map[string]bool{}}
+	var containers []Action
+	for _, a := range p.Actions {
+		switch a.Op {
+		case OpCreateContainer, OpRecreateContainer, OpStartContainer:
+			containers = append(containers, a)
+			continue
+		}
+		if len(containers) > 0 {
+			// Everything after the container actions (leftover removals) waits for them.
+			r.containers(ctx, containers)
+			containers = nil
+		}
+		if err := ctx.Err(); err != nil {
+			r.skip(a, err)
+			continue
+		}
+		r.record(a, e.apply(ctx, a))
+	}
+	if len(containers) > 0 {
+		r.containers(ctx, containers)
+	}
+	return r.res, errors.Join(r.errs...)
+}
+
+// execution is the state of one Execute call.
+type execution struct {
+	*Executor
+	server string
+
+	mu     sync.Mutex
+	res    Result
+	errs   []error
+	failed map[string]bool // resource names whose action failed or was skipped
+}
+
+func (r *execution) record(a Action, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	log := r.logger().With(zap.String("server", r.server), zap.String("action", string(a.Op)),
+		zap.String("name", a.Resource), zap.String("cause", a.Cause))
+	if err != nil {
+		r.res.Failed++
+		r.failed[a.Resource] = true
+		r.errs = append(r.errs, fmt.Errorf("%s %s: %w", a.Op, a.Resource, err))
+		log.Error("action failed", zap.Error(err))
+		return
+	}
+	r.res.Applied++
+	log.Info("action applied")
+}
+
+func (r *execution) skip(a Action, why error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.res.Skipped++
+	r.failed[a.Resource] = true
+	r.errs = append(r.errs, fmt.Errorf("%s %s: skipped: %w", a.Op, a.Resource, why))
+}
+
+func (r *execution) hasFailed(name string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failed[name]
+}
+
+// containers runs container actions concurrently, each after the actions of the containers it links to.
+func (r *execution) containers(ctx context.Context, actions []Action) {
+	done := map[string]chan struct{}{}
+	for _, a := range actions {
+		done[a.Resource] = make(chan struct{})
+	}
+	par := r.Parallel
+	if par <= 0 {
+		par = 1
+	}
+	sem := make(chan struct{}, par)
+	var wg sync.WaitGroup
+	for _, a := range actions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(done[a.Resource])
+			if a.Container != nil {
+				for _, dep := range a.Container.DependsOn {
+					ch, ok := done[dep]
+					if !ok {
+						continue
+					}
+					<-ch
+					if r.hasFailed(dep) {
+						r.skip(a, fmt.Errorf("%s failed", dep))
+						return
+					}
+				}
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				r.skip(a, ctx.Err())
+				return
+			}
+			err := r.apply(ctx, a)
+			<-sem
+			r.record(a, err)
+		}()
+	}
+	wg.Wait()
+}
+
+func (e *Executor) logger() *zap.Logger {
+	if e.Log == nil {
+		return zap.NewNop()
+	}
+	return e.Log
+}
+
+// apply makes the Docker calls of one action.
+func (e *Executor) apply(ctx context.Context, a Action) error {
+	labels := ownerLabels(e.Prefix, e.Server)
+	switch a.Op {
+	case OpRemoveContainer:
+		err := e.Engine.RemoveContainer(ctx, a.Live.ID)
+		if dockerx.IsNotFound(err) {
+			return nil // already gone: the goal is met
+		}
+		return err
+	case OpCreateNetwork:
+		err := e.Engine.CreateNetwork(ctx, a.Resource, labels)
+		if dockerx.IsConflict(err) {
+			return nil
+		}
+		return err
+	case OpCreateVolume:
+		return e.Engine.CreateVolume(ctx, a.Resource, labels)
+	case OpBuildImage:
+		b := a.Container.Source.Build
+		labels[LabelKind] = string(a.Container.Kind)
+		labels[LabelName] = a.Container.Service
+		_, err := e.Engine.BuildImage(ctx, dockerx.BuildRequest{
+			ContextDir: b.Dir,
+			Dockerfile: b.Dockerfile,
+			Tags:       []string{a.Resource},
+			Labels:     labels,
+			NoCache:    a.NoCache,
+			Output:     e.Output,
+		})
+		return err
+	case OpPullImage:
+		return e.Engine.PullImage(ctx, a.Resource, e.Output)
+	case OpCreateContainer:
+		id, err := e.Engine.CreateContainer(ctx, a.Container.ContainerSpec)
+		if err != nil {
+			return err
+		}
+		return e.Engine.StartContainer(ctx, id)
+	case OpRecreateContainer:
+		return e.recreate(ctx, a)
+	case OpStartContainer:
+		return e.Engine.StartContainer(ctx, a.Live.ID)
+	}
+	return fmt.Errorf("unknown action %q", a.Op)
+}
+
+// recreate replaces a container while keeping the time without one short: the old container is
+// stopped and renamed aside, the new one is created and started under the final name, and only then is
+// the old one removed. If the new one cannot be created the old one gets its name back and is started
+// again. Named volumes are never removed, so data survives either way; a crash in between leaves a
+// renamed container that the next plan removes as a leftover.
+func (e *Executor) recreate(ctx context.Context, a Action) error {
+	old := a.Live
+	aside := fmt.Sprintf("%s-bee2d-old-%s", a.Resource, shortID(old.ID))
+	if err := e.Engine.StopContainer(ctx, old.ID, e.StopTimeout); err != nil && !dockerx.IsNotFound(err) {
+		return err
+	}
+	if err := e.Engine.RenameContainer(ctx, old.ID, aside); err != nil {
+		if !dockerx.IsNotFound(err) {
+			e.restart(old)
+			return err
+		}
+		old = nil // removed meanwhile
+	}
+	id, err := e.Engine.CreateContainer(ctx, a.Container.ContainerSpec)
+	if err == nil {
+		err = e.Engine.StartContainer(ctx, id)
+		if err != nil {
+			// A container that was made but cannot start must not keep the final name from the old one.
+			_ = e.Engine.RemoveContainer(context.WithoutCancel(ctx), id)
+		}
+	}
+	if err != nil {
+		if old != nil {
+			bg := context.WithoutCancel(ctx)
+			if rerr := e.Engine.RenameContainer(bg, old.ID, a.Resource); rerr == nil {
+				e.restart(old)
+			}
+		}
+		return err
+	}
+	if old != nil {
+		if err := e.Engine.RemoveContainer(ctx, old.ID); err != nil && !dockerx.IsNotFound(err) {
+			return fmt.Errorf("remove replaced container %s: %w", aside, err)
+		}
+	}
+	return nil
+}
+
+// restart starts the old container again after a failed replacement, if it was running before.
+func (e *Executor) restart(old *dockerx.Container) {
+	if old.Running() {
+		_ = e.Engine.StartContainer(context.Background(), old.ID)
+	}
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

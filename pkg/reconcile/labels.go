@@ -1,0 +1,32 @@
+package reconcile
+
+// Labels on every container, network, volume and image bee2d creates. Ownership is decided by them
+// alone: a container without LabelOwner=Owner and the settings' prefix and server is never touched.
+const (
+	LabelOwner      = "io.bee2d.owner"
+	LabelPrefix     = "io.bee2d.prefix"
+	LabelServer     = "io.bee2d.server"
+	LabelKind       = "io.bee2d.kind"
+	LabelName       = "io.bee2d.name"
+	LabelSpecHash   = "io.bee2d.spec-hash"
+	LabelHashScheme = "io.bee2d.hash-scheme"
+	// LabelSpecDigest holds per-field digests of the spec, so a plan can say what changed from one list call.
+	LabelSpecDigest = "io.bee2d.spec-digest"
+
+	// Owner is the value of LabelOwner.
+	Owner = "bee2d"
+)
+
+// ownerLabels are the labels that mark a resource of one server as bee2d's.
+func ownerLabels(prefix, server string) map[string]string {
+	return map[string]string{
+		LabelOwner:  Owner,
+		LabelPrefix: prefix,
+		LabelServer: server,
+	}
+}
+
+// owned tells whether labels mark a resource as created by bee2d for this prefix and server.
+func owned(labels map[string]string, prefix, server string) bool {
+	return labels[LabelOwner] == Owner && labels[LabelPrefix] == prefix && labels[LabelServer] == server
+}

@@ -1,0 +1,96 @@
+package reconcile
+
+import (
+	"context"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bee2d/bee2d/pkg/dockerx"
+)
+
+// Snapshot is the live state of one server as the planner sees it.
+type Snapshot struct {
+	// Containers, running or not, managed or not: one list call.
+	Containers []dockerx.Container
+	// Complete is set when networks, volumes and images were listed as well. They are only needed when
+	// something is to be created, so a pass where nothing changed costs a single list call.
+	Complete bool
+	Networks []dockerx.Network
+	Volumes  []dockerx.Volume
+	Images   []dockerx.Image
+}
+
+// Observer lists live state; *dockerx.Client is one.
+type Observer interface {
+	ListContainers(ctx context.Context) ([]dockerx.Container, error)
+	ListNetworks(ctx context.Context) ([]dockerx.Network, error)
+	ListVolumes(ctx context.Context) ([]dockerx.Volume, error)
+	ListImages(ctx context.Context) ([]dockerx.Image, error)
+}
+
+// ObserveContainers takes the cheap snapshot: containers only.
+func ObserveContainers(ctx context.Context, o Observer) (*Snapshot, error) {
+	cs, err := o.ListContainers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Snapshot{Containers: cs}, nil
+}
+
+// Complete lists networks, volumes and images in parallel, and containers again so that all four lists
+// are taken at about the same moment.
+func (s *Snapshot) complete(ctx context.Context, o Observer) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { s.Containers, err = o.ListContainers(ctx); return })
+	g.Go(func() (err error) { s.Networks, err = o.ListNetworks(ctx); return })
+	g.Go(func() (err error) { s.Volumes, err = o.ListVolumes(ctx); return })
+	g.Go(func() (err error) { s.Images, err = o.ListImages(ctx); return })
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	s.Complete = true
+	return nil
+}
+
+func (s *Snapshot) hasNetwork(name string) bool {
+	for _, n := range s.Networks {
+		if n.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Snapshot) hasVolume(name string) bool {
+	for _, v := range s.Volumes {
+		if v.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Snapshot) hasImage(ref string) bool {
+	ref = withTag(ref)
+	for _, img := range s.Images {
+		for _, t := range img.Tags {
+			if t == ref || t == "docker.io/library/"+ref || t == "docker.io/"+ref {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// withTag adds Docker's implicit ":latest" to a reference without a tag or digest.
+func withTag(ref string) string {
+	if strings.Contains(ref, "@") {
+		return ref
+	}
+	last := ref[strings.LastIndex(ref, "/")+1:]
+	if !strings.Contains(last, ":") {
+		return ref + ":latest"
+	}
+	return ref
+}

@@ -1,0 +1,79 @@
+package reconcile
+
+// ResourceStatus is one managed resource of a server compared with the settings.
+type ResourceStatus struct {
+	Kind string // network, volume, container
+	Name string
+	// State is the live state: running, exited, present, missing.
+	State  string
+	InSync bool
+	// Detail says what differs when the resource is out of sync.
+	Detail string
+}
+
+// Status compares a full snapshot with the desired state, resource by resource. Containers that bee2d
+// would remove are listed as out of sync too.
+func Status(d *Desired, snap *Snapshot) []ResourceStatus {
+	p := Diff(d, snap, Options{})
+	byResource := map[string]Action{}
+	for _, a := range p.Actions {
+		byResource[a.Resource] = a
+	}
+	blocked := map[string]string{}
+	for _, b := range p.Blocked {
+		blocked[b.Resource] = b.Reason
+	}
+	live := map[string]string{}
+	for _, c := range snap.Containers {
+		live[c.Name] = c.State
+	}
+
+	var out []ResourceStatus
+	present := func(ok bool) string {
+		if ok {
+			return "present"
+		}
+		return "missing"
+	}
+	if snap.Complete {
+		ok := snap.hasNetwork(d.Network)
+		out = append(out, ResourceStatus{Kind: "network", Name: d.Network, State: present(ok), InSync: ok, Detail: missingDetail(ok)})
+		seen := map[string]bool{}
+		for _, c := range d.Containers {
+			for _, v := range c.Volumes {
+				if seen[v] {
+					continue
+				}
+				seen[v] = true
+				ok := snap.hasVolume(v)
+				out = append(out, ResourceStatus{Kind: "volume", Name: v, State: present(ok), InSync: ok, Detail: missingDetail(ok)})
+			}
+		}
+	}
+	for _, c := range d.Containers {
+		st := ResourceStatus{Kind: "container", Name: c.Name, State: live[c.Name], InSync: true}
+		if st.State == "" {
+			st.State = "missing"
+		}
+		if a, ok := byResource[c.Name]; ok {
+			st.InSync, st.Detail = false, a.Cause
+		}
+		if reason, ok := blocked[c.Name]; ok {
+			st.InSync, st.Detail = false, reason
+		}
+		out = append(out, st)
+	}
+	for _, a := range p.Actions {
+		if a.Op == OpRemoveContainer {
+			out = append(out, ResourceStatus{Kind: "container", Name: a.Resource, State: a.Live.State, Detail: "to be removed: " + a.Cause})
+		}
+	}
+	return out
+}
+
+func missingDetail(ok bool) string {
+	if ok {
+		return ""
+	}
+	return "missing"
+}
