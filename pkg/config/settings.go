@@ -77,7 +77,8 @@ type Docker struct {
 
 // Backup is docker.backup.<server>.
 type Backup struct {
-	Server     string
+	Server string
+	// StorageDir is as written (default ./volumes); see Settings.ResolvePath.
 	StorageDir string
 	Volumes    []string
 	Schedule   string
@@ -129,6 +130,9 @@ type EnvValue struct {
 	Scalar bool
 	Text   string
 	Tag    string
+	// Ref is the application a string "$name" refers to (Text without the "$"); empty otherwise. "$$..." is the
+	// escape for a literal "$..." and has no Ref.
+	Ref string
 	// List holds the items of a sequence of scalars (used for domains lists).
 	List []string
 	// JSON is the JSON form of a sequence or mapping.

@@ -21,6 +21,7 @@ type BuildError struct {
 	Message string
 }
 
+// Error reads like the engine's own report: "Step 2/3 : RUN make: The command ... returned a non-zero code: 2".
 func (e *BuildError) Error() string {
 	if e.Step == "" {
 		return e.Message
@@ -68,8 +69,9 @@ func (c *Client) BuildImage(ctx context.Context, req BuildRequest) (string, erro
 	id, err := c.runBuild(ctx, pr, req, dockerfile, out)
 	// Unblock the tar writer if the engine stopped reading early, then wait for it so no goroutine outlives
 	// the call.
-	pr.CloseWithError(errors.New("build finished"))
-	if tarErr := <-tarDone; tarErr != nil && !errors.Is(tarErr, io.ErrClosedPipe) && err != nil {
+	pr.CloseWithError(errBuildDone)
+	// A context that could not be read is the cause of whatever the engine said about the cut stream.
+	if tarErr := <-tarDone; tarErr != nil && !errors.Is(tarErr, errBuildDone) && !errors.Is(tarErr, io.ErrClosedPipe) {
 		return "", fmt.Errorf("build image %s: send context: %w", what, tarErr)
 	}
 	if err != nil {
@@ -77,6 +79,9 @@ func (c *Client) BuildImage(ctx context.Context, req BuildRequest) (string, erro
 	}
 	return id, nil
 }
+
+// errBuildDone tells the context writer that the engine's answer is complete and nothing more will be read.
+var errBuildDone = errors.New("build finished")
 
 func (c *Client) runBuild(ctx context.Context, body io.Reader, req BuildRequest, dockerfile string, out io.Writer) (string, error) {
 	resp, err := c.api.ImageBuild(ctx, body, build.ImageBuildOptions{

@@ -93,7 +93,7 @@ func (r *execution) record(a Action, err error) {
 	if err != nil {
 		r.res.Failed++
 		r.failed[a.Resource] = true
-		r.errs = append(r.errs, fmt.Errorf("%s %s: %w", a.Op, a.Resource, err))
+		r.errs = append(r.errs, err) // dockerx errors name the call and the resource
 		log.Error("action failed", zap.Error(err))
 		return
 	}
@@ -186,15 +186,15 @@ func (e *Executor) apply(ctx context.Context, a Action) error {
 		return e.Engine.CreateVolume(ctx, a.Resource, labels)
 	case OpBuildImage:
 		b := a.Container.Source.Build
-		labels[LabelKind] = string(a.Container.Kind)
-		labels[LabelName] = a.Container.Service
 		_, err := e.Engine.BuildImage(ctx, dockerx.BuildRequest{
 			ContextDir: b.Dir,
 			Dockerfile: b.Dockerfile,
 			Tags:       []string{a.Resource},
-			Labels:     labels,
-			NoCache:    a.NoCache,
-			Output:     e.Output,
+			// Containers inherit their image's labels, so an image must not carry the ownership labels:
+			// a container someone runs by hand from it would look like bee2d's.
+			Labels:  map[string]string{LabelBuiltBy: Owner, LabelBuiltFor: e.Server + "/" + a.Container.Service},
+			NoCache: a.NoCache,
+			Output:  e.Output,
 		})
 		return err
 	case OpPullImage:

@@ -13,6 +13,10 @@ const (
 	// LabelSpecDigest holds per-field digests of the spec, so a plan can say what changed from one list call.
 	LabelSpecDigest = "io.bee2d.spec-digest"
 
+	// Images bee2d builds carry these instead of the ownership labels, which containers would inherit.
+	LabelBuiltBy  = "io.bee2d.built-by"
+	LabelBuiltFor = "io.bee2d.built-for" // <server>/<service>
+
 	// Owner is the value of LabelOwner.
 	Owner = "bee2d"
 )
@@ -26,7 +30,9 @@ func ownerLabels(prefix, server string) map[string]string {
 	}
 }
 
-// owned tells whether labels mark a resource as created by bee2d for this prefix and server.
+// owned tells whether labels mark a container as created by bee2d for this prefix and server. The spec
+// hash is required too: bee2d sets it only on containers, never on images, so nothing inherits it.
 func owned(labels map[string]string, prefix, server string) bool {
-	return labels[LabelOwner] == Owner && labels[LabelPrefix] == prefix && labels[LabelServer] == server
+	return labels[LabelOwner] == Owner && labels[LabelPrefix] == prefix && labels[LabelServer] == server &&
+		labels[LabelSpecHash] != ""
 }

@@ -147,11 +147,19 @@ func TestDiffGolden(t *testing.T) {
 			name: "other-prefix-and-server-untouched", live: base, want: base,
 			snapshot: func(s *Snapshot) {
 				other := ownerLabels("bee3", "web1")
-				other[LabelKind], other[LabelName] = "app", "gone"
+				other[LabelKind], other[LabelName], other[LabelSpecHash] = "app", "gone", "h"
 				s.Containers = append(s.Containers, dockerx.Container{ID: "b33", Name: "bee3-app-gone", State: "running", Labels: other})
 				web2 := ownerLabels("bee2", "web2")
-				web2[LabelKind], web2[LabelName] = "app", "gone"
+				web2[LabelKind], web2[LabelName], web2[LabelSpecHash] = "app", "gone", "h"
 				s.Containers = append(s.Containers, dockerx.Container{ID: "w2", Name: "bee2-app-gone", State: "running", Labels: web2})
+			},
+		},
+		{
+			// A container run by hand from an image bee2d built shares no ownership label with bee2d's.
+			name: "container-run-from-bee2d-image-untouched", live: base, want: base,
+			snapshot: func(s *Snapshot) {
+				s.Containers = append(s.Containers, dockerx.Container{ID: "hand", Name: "bee2-app-static-copy", State: "running",
+					Labels: map[string]string{LabelBuiltBy: Owner, LabelBuiltFor: "web1/static"}})
 			},
 		},
 		{
@@ -183,7 +191,7 @@ func TestDiffGolden(t *testing.T) {
 			// stays as it is.
 			name: "build-creates-missing-only", live: strings.Replace(base, "image: front:1", "image: front:0", 1), want: base,
 			snapshot: func(s *Snapshot) { s.Containers = []dockerx.Container{*find(s, "bee2-app-front")} },
-			opt: Options{Mode: CreateMissing},
+			opt:      Options{Mode: CreateMissing},
 		},
 		{name: "rebuild-one", live: base, want: base, opt: Options{Mode: CreateMissing, Only: "static", Rebuild: true}},
 		{name: "rebuild-all", live: base, want: base, opt: Options{Mode: CreateMissing, Rebuild: true}},

@@ -1,0 +1,126 @@
+// Package testdocker gives tests a real Docker engine: a client, unique names, cleanup, and images built
+// from small Go programs, since no registry is reachable.
+package testdocker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bee2d/bee2d/pkg/dockerx"
+)
+
+// NamePrefix starts every name UniquePrefix gives; Cleanup refuses any other prefix, so a test can never remove
+// a developer's own containers.
+const NamePrefix = "bee2dt-"
+
+// cleanupTimeout bounds the removals at the end of a test; they run after the test's context is cancelled.
+const cleanupTimeout = 2 * time.Minute
+
+// Require returns a client for the local engine (DOCKER_HOST, else the default socket), closed when the test
+// ends. Without an engine the test is skipped, except under CI=true, where it fails: CI must never pass by
+// skipping.
+func Require(t testing.TB) *dockerx.Client {
+	t.Helper()
+	cli, err := connect()
+	if err != nil {
+		if inCI() {
+			t.Fatalf("docker engine required (CI is set): %v", err)
+		}
+		t.Skipf("no docker engine, skipping (set CI=true to fail instead): %v", err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+func connect() (*dockerx.Client, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return dockerx.Connect(ctx, dockerx.Endpoint{})
+}
+
+func inCI() bool {
+	ci, _ := strconv.ParseBool(os.Getenv("CI"))
+	return ci
+}
+
+// UniquePrefix returns a new short name prefix such as "bee2dt-3f9a1c7e", valid in container, network, volume
+// and image names, so tests running in parallel, in any package, never share a name.
+func UniquePrefix(t testing.TB) string {
+	t.Helper()
+	return NamePrefix + randomHex(t, 4)
+}
+
+func randomHex(t testing.TB, n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatalf("random name: %v", err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// Cleanup removes, when the test ends, every container and network whose name starts with prefix, every image
+// tag that does, and the named volumes. Other volumes are kept, as bee2d keeps them; a test that creates one
+// names it here. Anything left behind fails the test.
+func Cleanup(t testing.TB, cli *dockerx.Client, prefix string, volumes ...string) {
+	t.Helper()
+	if !strings.HasPrefix(prefix, NamePrefix) || len(prefix) <= len(NamePrefix) {
+		t.Fatalf("testdocker.Cleanup: prefix %q does not come from UniquePrefix", prefix)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		defer cancel()
+		removeByPrefix(ctx, t, cli, prefix)
+		for _, v := range volumes {
+			if err := cli.RemoveVolume(ctx, v); err != nil && !dockerx.IsNotFound(err) {
+				t.Errorf("cleanup: %v", err)
+			}
+		}
+	})
+}
+
+func removeByPrefix(ctx context.Context, t testing.TB, cli *dockerx.Client, prefix string) {
+	containers, err := cli.ListContainers(ctx)
+	if err != nil {
+		t.Errorf("cleanup: %v", err)
+		return
+	}
+	for _, c := range containers {
+		if strings.HasPrefix(c.Name, prefix) {
+			if err := cli.RemoveContainer(ctx, c.ID); err != nil && !dockerx.IsNotFound(err) {
+				t.Errorf("cleanup: %v", err)
+			}
+		}
+	}
+	networks, err := cli.ListNetworks(ctx)
+	if err != nil {
+		t.Errorf("cleanup: %v", err)
+		return
+	}
+	for _, n := range networks {
+		if strings.HasPrefix(n.Name, prefix) {
+			if err := cli.RemoveNetwork(ctx, n.ID); err != nil && !dockerx.IsNotFound(err) {
+				t.Errorf("cleanup: %v", err)
+			}
+		}
+	}
+	images, err := cli.ListImages(ctx)
+	if err != nil {
+		t.Errorf("cleanup: %v", err)
+		return
+	}
+	for _, img := range images {
+		for _, tag := range img.Tags {
+			if strings.HasPrefix(tag, prefix) {
+				if err := cli.RemoveImage(ctx, tag); err != nil && !dockerx.IsNotFound(err) {
+					t.Errorf("cleanup: %v", err)
+				}
+			}
+		}
+	}
+}

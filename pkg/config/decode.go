@@ -1,0 +1,451 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+const nameRule = "a name must match [a-zA-Z0-9][a-zA-Z0-9_.-]*"
+
+var (
+	topKeys     = []string{"servers", "docker", "applications", "jobs", "provisioner", "inventory", "openvpn", "security"}
+	serverKeys  = []string{"docker", "dns", "plan", "os", "private_ip", "playbook"}
+	connKeys    = []string{"host", "tls", "insecure"}
+	tlsKeys     = []string{"ca", "cert", "key"}
+	dockerKeys  = []string{"prefix", "read_timeout", "dockerfiles", "backup"}
+	backupKeys  = []string{"storage_dir", "volumes", "schedule"}
+	serviceKeys = []string{"server", "build_dir", "image", "git", "branch", "git_dir", "dockerfile", "env", "link", "volumes", "ports"}
+)
+
+// DefaultStorageDir is Bee2's docker.backup.<server>.storage_dir default.
+const DefaultStorageDir = "./volumes"
+
+// svcMeta keeps the nodes of one service that the cross-checks point at.
+type svcMeta struct {
+	svc         *Service
+	path        string     // applications.haproxy
+	key         *yaml.Node // the name
+	server      *yaml.Node
+	buildDir    *yaml.Node
+	sourceGiven bool   // build_dir, git or image appears, valid or not
+	gitGiven    bool   // git appears, valid or not
+	gitOpts     []pair // branch, git_dir, dockerfile
+	links       []strItem
+	ports       []portItem
+	refs        []envRef
+}
+
+type portItem struct {
+	port int
+	node *yaml.Node
+	path string
+}
+
+// envRef is an env value $name.
+type envRef struct {
+	name string
+	node *yaml.Node
+	path string
+}
+
+type backupMeta struct {
+	backup *Backup
+	key    *yaml.Node
+	path   string
+}
+
+func pos(n *yaml.Node) Pos {
+	return Pos{Line: n.Line, Col: n.Column}
+}
+
+// settings decodes the root mapping.
+func (d *decoder) settings(root *yaml.Node) *Settings {
+	s := &Settings{Docker: Docker{
+		Prefix:      DefaultPrefix,
+		ReadTimeout: DefaultReadTimeout,
+		Backup:      map[string]*Backup{},
+	}}
+	if root.Kind != yaml.MappingNode {
+		d.errorf(root, "", "settings must be a mapping, got %s", describe(root))
+		return s
+	}
+	for _, p := range d.pairs(root, "") {
+		switch p.Key {
+		case "servers":
+			d.servers(s, p.Val)
+		case "docker":
+			d.docker(s, p.Val)
+		case "applications":
+			s.Applications = d.services(p.Val, "applications", KindApp)
+		case "jobs":
+			s.Jobs = d.services(p.Val, "jobs", KindJob)
+		case "provisioner", "inventory", "openvpn", "security":
+			if s.Extra == nil {
+				s.Extra = map[string]*yaml.Node{}
+			}
+			s.Extra[p.Key] = p.Val
+		default:
+			d.unknownKey(p, "", topKeys)
+		}
+	}
+	return s
+}
+
+func (d *decoder) servers(s *Settings, n *yaml.Node) {
+	entries, _ := d.mapping(n, "servers")
+	for _, e := range entries {
+		path := joinPath("servers", e.Key)
+		if !ValidName(e.Key) {
+			d.errorf(e.KNode, path, "invalid server name %q: %s", e.Key, nameRule)
+		}
+		srv := &Server{Name: e.Key, Pos: pos(e.KNode)}
+		s.Servers = append(s.Servers, srv)
+		fields, _ := d.mapping(e.Val, path)
+		for _, f := range fields {
+			fp := joinPath(path, f.Key)
+			switch f.Key {
+			case "docker":
+				srv.Docker = d.connection(f, fp)
+			case "dns":
+				srv.DNS = d.dns(f.Val, fp)
+			case "plan", "os", "private_ip", "playbook":
+				if srv.Extra == nil {
+					srv.Extra = map[string]*yaml.Node{}
+				}
+				srv.Extra[f.Key] = f.Val
+			default:
+				d.unknownKey(f, path, serverKeys)
+			}
+		}
+	}
+}
+
+func (d *decoder) connection(f pair, path string) *Connection {
+	c := &Connection{Pos: pos(f.KNode)}
+	fields, _ := d.mapping(f.Val, path)
+	var scheme string
+	var hostNode, tlsKey, insecureKey *yaml.Node
+	for _, p := range fields {
+		fp := joinPath(path, p.Key)
+		switch p.Key {
+		case "host":
+			h, ok := d.str(p.Val, fp)
+			if !ok {
+				continue
+			}
+			c.Host, hostNode = h, p.Val
+			var msg string
+			if scheme, msg = checkHost(h); msg != "" {
+				d.errorf(p.Val, fp, "%s", msg)
+			}
+		case "tls":
+			c.TLS, tlsKey = d.tls(p, fp), p.KNode
+		case "insecure":
+			c.Insecure, insecureKey = d.boolean(p.Val, fp), p.KNode
+		default:
+			d.unknownKey(p, path, connKeys)
+		}
+	}
+	remote := scheme == "unix" || scheme == "ssh"
+	switch {
+	case tlsKey != nil && remote:
+		d.errorf(tlsKey, joinPath(path, "tls"), "tls applies only to a tcp:// host, not %s://", scheme)
+	case insecureKey != nil && c.Insecure && tlsKey != nil:
+		d.errorf(insecureKey, joinPath(path, "insecure"), "insecure and tls exclude each other")
+	case insecureKey != nil && c.Insecure && remote:
+		d.errorf(insecureKey, joinPath(path, "insecure"), "insecure applies only to a tcp:// host, not %s://", scheme)
+	case scheme == "tcp" && tlsKey == nil && !c.Insecure:
+		// The Docker API over plain TCP is root on the host for anyone on the network: say so explicitly.
+		d.errorf(hostNode, joinPath(path, "host"), "plain tcp:// needs tls (or insecure: true)")
+	}
+	return c
+}
+
+// checkHost returns the scheme of a Docker host URL, or a message saying what is wrong with it.
+func checkHost(h string) (scheme, msg string) {
+	u, err := url.Parse(h)
+	if err != nil || (u.Scheme != "unix" && u.Scheme != "tcp" && u.Scheme != "ssh") {
+		return "", fmt.Sprintf("docker host %q must be a unix://, tcp:// or ssh:// URL", h)
+	}
+	switch u.Scheme {
+	case "unix":
+		if u.Path == "" {
+			return "", fmt.Sprintf("docker host %q names no socket path", h)
+		}
+	default:
+		if u.Hostname() == "" {
+			return "", fmt.Sprintf("docker host %q names no host", h)
+		}
+	}
+	return u.Scheme, ""
+}
+
+func (d *decoder) tls(f pair, path string) *TLSFiles {
+	fields, ok := d.mapping(f.Val, path)
+	if !ok {
+		return nil
+	}
+	t := &TLSFiles{}
+	for _, p := range fields {
+		fp := joinPath(path, p.Key)
+		switch p.Key {
+		case "ca":
+			t.CA, _ = d.str(p.Val, fp)
+		case "cert":
+			t.Cert, _ = d.str(p.Val, fp)
+		case "key":
+			t.Key, _ = d.str(p.Val, fp)
+		default:
+			d.unknownKey(p, path, tlsKeys)
+		}
+	}
+	var missing []string
+	for _, m := range []struct{ name, val string }{{"ca", t.CA}, {"cert", t.Cert}, {"key", t.Key}} {
+		if m.val == "" {
+			missing = append(missing, m.name)
+		}
+	}
+	if len(missing) > 0 {
+		d.errorf(f.KNode, path, "tls needs ca, cert and key; missing %s", strings.Join(missing, ", "))
+	}
+	return t
+}
+
+func (d *decoder) dns(n *yaml.Node, path string) DNS {
+	var dns DNS
+	fields, _ := d.mapping(n, path)
+	for _, p := range fields {
+		fp := joinPath(path, p.Key)
+		switch p.Key {
+		case "private":
+			dns.Private = values(d.strList(p.Val, fp))
+		case "public":
+			dns.Public = values(d.strList(p.Val, fp))
+		default:
+			if dns.Extra == nil {
+				dns.Extra = map[string]*yaml.Node{}
+			}
+			dns.Extra[p.Key] = p.Val
+		}
+	}
+	return dns
+}
+
+func (d *decoder) docker(s *Settings, n *yaml.Node) {
+	fields, _ := d.mapping(n, "docker")
+	for _, p := range fields {
+		fp := joinPath("docker", p.Key)
+		switch p.Key {
+		case "prefix":
+			v, ok := d.str(p.Val, fp)
+			switch {
+			case !ok:
+			case !ValidName(v):
+				d.errorf(p.Val, fp, "invalid prefix %q: %s", v, nameRule)
+			default:
+				s.Docker.Prefix = v
+			}
+		case "read_timeout":
+			v, ok := d.integer(p.Val, fp)
+			switch {
+			case !ok:
+			case v <= 0:
+				d.errorf(p.Val, fp, "read_timeout must be a positive number of seconds, got %d", v)
+			case v > math.MaxInt64/int64(time.Second):
+				d.errorf(p.Val, fp, "read_timeout %d is too long", v)
+			default:
+				s.Docker.ReadTimeout = time.Duration(v) * time.Second
+			}
+		case "dockerfiles":
+			if v, ok := d.str(p.Val, fp); ok {
+				if v == "" {
+					d.errorf(p.Val, fp, "dockerfiles must not be empty")
+					continue
+				}
+				d.dockerfiles, d.dockerfilesNode = v, p.Val
+			}
+		case "backup":
+			d.backups(s, p.Val, fp)
+		default:
+			d.unknownKey(p, "docker", dockerKeys)
+		}
+	}
+}
+
+func (d *decoder) backups(s *Settings, n *yaml.Node, path string) {
+	entries, _ := d.mapping(n, path)
+	for _, e := range entries {
+		bp := joinPath(path, e.Key)
+		b := &Backup{Server: e.Key, StorageDir: DefaultStorageDir, Pos: pos(e.KNode)}
+		fields, _ := d.mapping(e.Val, bp)
+		for _, p := range fields {
+			fp := joinPath(bp, p.Key)
+			switch p.Key {
+			case "storage_dir":
+				if v, ok := d.str(p.Val, fp); ok {
+					if v == "" {
+						d.errorf(p.Val, fp, "storage_dir must not be empty")
+						continue
+					}
+					b.StorageDir = v
+				}
+			case "volumes":
+				for _, item := range d.strList(p.Val, fp) {
+					if !ValidName(item.val) {
+						d.errorf(item.node, item.path, "invalid volume name %q: %s", item.val, nameRule)
+						continue
+					}
+					b.Volumes = append(b.Volumes, item.val)
+				}
+			case "schedule":
+				b.Schedule, _ = d.str(p.Val, fp)
+			default:
+				d.unknownKey(p, bp, backupKeys)
+			}
+		}
+		s.Docker.Backup[e.Key] = b
+		d.backupMeta = append(d.backupMeta, backupMeta{backup: b, key: e.KNode, path: bp})
+	}
+}
+
+func (d *decoder) services(n *yaml.Node, section string, kind Kind) []*Service {
+	var out []*Service
+	entries, _ := d.mapping(n, section)
+	for _, e := range entries {
+		path := joinPath(section, e.Key)
+		svc := &Service{Kind: kind, Name: e.Key, Pos: pos(e.KNode)}
+		m := &svcMeta{svc: svc, path: path, key: e.KNode}
+		if !ValidName(e.Key) {
+			d.errorf(e.KNode, path, "invalid name %q: %s", e.Key, nameRule)
+		}
+		fields, _ := d.mapping(e.Val, path)
+		for _, f := range fields {
+			d.serviceField(m, f)
+		}
+		out = append(out, svc)
+		d.svcs = append(d.svcs, m)
+	}
+	return out
+}
+
+func (d *decoder) serviceField(m *svcMeta, f pair) {
+	svc := m.svc
+	fp := joinPath(m.path, f.Key)
+	nonEmpty := func() (string, bool) {
+		v, ok := d.str(f.Val, fp)
+		if ok && v == "" {
+			d.errorf(f.Val, fp, "%s must not be empty", f.Key)
+			return "", false
+		}
+		return v, ok
+	}
+	switch f.Key {
+	case "server":
+		if v, ok := d.str(f.Val, fp); ok {
+			svc.Server, m.server = v, f.Val
+		}
+	case "build_dir":
+		m.sourceGiven = true
+		if v, ok := nonEmpty(); ok {
+			svc.BuildDir, m.buildDir = v, f.Val
+		}
+	case "image":
+		m.sourceGiven = true
+		svc.Image, _ = nonEmpty()
+	case "git":
+		m.sourceGiven, m.gitGiven = true, true
+		svc.Git, _ = nonEmpty()
+	case "branch", "git_dir", "dockerfile":
+		m.gitOpts = append(m.gitOpts, f)
+		v, ok := nonEmpty()
+		if !ok {
+			return
+		}
+		if f.Key != "branch" && !filepath.IsLocal(v) {
+			// The build context is taken from the clone; a path out of it would send other files to the engine.
+			d.errorf(f.Val, fp, "%s %q must be a relative path inside the repository", f.Key, v)
+			return
+		}
+		switch f.Key {
+		case "branch":
+			svc.Branch = v
+		case "git_dir":
+			svc.GitDir = v
+		case "dockerfile":
+			svc.Dockerfile = v
+		}
+	case "env":
+		svc.Env = d.env(f.Val, fp, m)
+	case "link":
+		m.links = d.strList(f.Val, fp)
+		svc.Link = values(m.links)
+	case "volumes":
+		for _, item := range d.strList(f.Val, fp) {
+			if msg := checkBind(item.val); msg != "" {
+				d.errorf(item.node, item.path, "%s", msg)
+				continue
+			}
+			svc.Volumes = append(svc.Volumes, item.val)
+		}
+	case "ports":
+		items, _ := d.list(f.Val, fp, "integers")
+		for i, item := range items {
+			ip := indexPath(fp, i)
+			v, ok := d.integer(item, ip)
+			if !ok {
+				if isNull(item) {
+					d.errorf(item, ip, "expected an integer, got null")
+				}
+				continue
+			}
+			if v < 1 || v > 65535 {
+				d.errorf(item, ip, "port %d is out of range 1-65535", v)
+				continue
+			}
+			svc.Ports = append(svc.Ports, int(v))
+			m.ports = append(m.ports, portItem{port: int(v), node: item, path: ip})
+		}
+	default:
+		d.unknownKey(f, m.path, serviceKeys)
+	}
+}
+
+// strItem is one string of a list with its place.
+type strItem struct {
+	val  string
+	node *yaml.Node
+	path string
+}
+
+// strList returns the strings of a list; null is an empty list. Items that are not strings are reported and
+// left out.
+func (d *decoder) strList(n *yaml.Node, path string) []strItem {
+	items, _ := d.list(n, path, "strings")
+	var out []strItem
+	for i, item := range items {
+		ip := indexPath(path, i)
+		if item.Kind != yaml.ScalarNode || item.ShortTag() != "!!str" {
+			d.errorf(item, ip, "expected a string, got %s", describe(item))
+			continue
+		}
+		out = append(out, strItem{val: item.Value, node: item, path: ip})
+	}
+	return out
+}
+
+func values(items []strItem) []string {
+	if items == nil {
+		return nil
+	}
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = it.val
+	}
+	return out
+}

@@ -1,0 +1,260 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"unicode"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Limits on a list or mapping env value, so that aliases expanding into each other cannot blow up the JSON.
+const (
+	maxJSONNodes = 100000
+	maxJSONDepth = 100
+)
+
+// isDomains tells whether an env key is the special domains variable; keys are upper-cased for the container, so
+// any spelling of it counts.
+func isDomains(key string) bool {
+	return strings.EqualFold(key, "domains")
+}
+
+func (d *decoder) env(n *yaml.Node, path string, m *svcMeta) []EnvVar {
+	entries, _ := d.mapping(n, path)
+	var out []EnvVar
+	upper := map[string]pair{}
+	for _, e := range entries {
+		kp := joinPath(path, e.Key)
+		if !envKeyRE.MatchString(e.Key) {
+			d.errorf(e.KNode, kp, "invalid env name %q: use letters, digits and _, not starting with a digit", e.Key)
+			continue
+		}
+		u := strings.ToUpper(e.Key)
+		if first, dup := upper[u]; dup {
+			d.errorf(e.KNode, kp, "%q and %q both become %s (first at line %d)", first.Key, e.Key, u, first.KNode.Line)
+			continue
+		}
+		upper[u] = e
+		out = append(out, EnvVar{Key: e.Key, Value: d.envValue(e.Val, kp, isDomains(e.Key), m), Pos: pos(e.KNode)})
+	}
+	return out
+}
+
+func (d *decoder) envValue(n *yaml.Node, path string, domains bool, m *svcMeta) EnvValue {
+	v := EnvValue{Pos: pos(n)}
+	switch n.Kind {
+	case yaml.ScalarNode:
+		v.Scalar, v.Text, v.Tag = true, n.Value, n.ShortTag()
+		if domains && (v.Tag != "!!str" || v.Text != "all") {
+			got := describe(n)
+			if v.Tag != "!!null" {
+				got += " " + jsonString(n.Value)
+			}
+			d.errorf(n, path, `domains must be "all" or a list of strings, got %s`, got)
+			return v
+		}
+		if v.Tag == "!!str" && strings.HasPrefix(v.Text, "$") && !strings.HasPrefix(v.Text, "$$") {
+			v.Ref = v.Text[1:]
+			m.refs = append(m.refs, envRef{name: v.Ref, node: n, path: path})
+		}
+	case yaml.SequenceNode:
+		v.List = []string{}
+		for i, item := range n.Content {
+			item = deref(item)
+			if item.Kind != yaml.ScalarNode {
+				v.List = nil
+				break
+			}
+			if domains {
+				ip := indexPath(path, i)
+				switch {
+				case item.ShortTag() != "!!str":
+					d.errorf(item, ip, "expected a string, got %s", describe(item))
+				case item.Value == "" || strings.IndexFunc(item.Value, badDomainRune) >= 0:
+					// DOMAINS is split on spaces and commas by the images that read it.
+					d.errorf(item, ip, "domain %q must be non-empty, without spaces or commas", item.Value)
+				}
+			}
+			v.List = append(v.List, item.Value)
+		}
+		if domains && v.List == nil {
+			d.errorf(n, path, "domains must be a list of strings")
+		}
+		v.JSON = d.toJSON(n, path)
+	case yaml.MappingNode:
+		if domains {
+			d.errorf(n, path, `domains must be "all" or a list of strings, got a mapping`)
+			return v
+		}
+		v.JSON = d.toJSON(n, path)
+	}
+	return v
+}
+
+func badDomainRune(r rune) bool {
+	return r == ',' || unicode.IsSpace(r)
+}
+
+// toJSON writes a list or mapping as compact JSON, mapping keys in file order.
+func (d *decoder) toJSON(n *yaml.Node, path string) string {
+	var b bytes.Buffer
+	budget := maxJSONNodes
+	if !d.writeJSON(&b, n, path, 0, &budget) {
+		return ""
+	}
+	return b.String()
+}
+
+func (d *decoder) writeJSON(b *bytes.Buffer, n *yaml.Node, path string, depth int, budget *int) bool {
+	n = deref(n)
+	*budget--
+	if *budget < 0 {
+		d.errorf(n, path, "value is too large")
+		return false
+	}
+	if depth > maxJSONDepth {
+		d.errorf(n, path, "value is nested too deeply")
+		return false
+	}
+	switch n.Kind {
+	case yaml.ScalarNode:
+		b.WriteString(scalarJSON(n))
+	case yaml.SequenceNode:
+		b.WriteByte('[')
+		for i, c := range n.Content {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			if !d.writeJSON(b, c, indexPath(path, i), depth+1, budget) {
+				return false
+			}
+		}
+		b.WriteByte(']')
+	case yaml.MappingNode:
+		b.WriteByte('{')
+		for i, p := range d.pairs(n, path) {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(jsonString(p.Key))
+			b.WriteByte(':')
+			if !d.writeJSON(b, p.Val, joinPath(path, p.Key), depth+1, budget) {
+				return false
+			}
+		}
+		b.WriteByte('}')
+	default:
+		d.errorf(n, path, "unsupported value")
+		return false
+	}
+	return true
+}
+
+// scalarJSON is the JSON form of a scalar: numbers as written when that is valid JSON, else their value;
+// anything JSON cannot express (.inf, timestamps, binary) as a string.
+func scalarJSON(n *yaml.Node) string {
+	switch n.ShortTag() {
+	case "!!null":
+		return "null"
+	case "!!bool":
+		var v bool
+		if n.Decode(&v) == nil {
+			if v {
+				return "true"
+			}
+			return "false"
+		}
+	case "!!int", "!!float":
+		if json.Valid([]byte(n.Value)) {
+			return n.Value
+		}
+		var v any
+		if n.Decode(&v) == nil {
+			if out, err := json.Marshal(v); err == nil {
+				return string(out)
+			}
+		}
+	}
+	return jsonString(n.Value)
+}
+
+// jsonString quotes s for JSON without escaping <, > and &, which mean nothing special in an environment.
+func jsonString(s string) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string always encodes
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// RenderEnv returns the environment of svc as KEY=value lines, in file order. Keys are upper-cased; values are
+// rendered as Bee2 did, with bee2d's fixes:
+//
+//   - domains: all lists, for every application on svc's server that has a domains list (file order),
+//     "<prefix>-app-<name>:<d1>,<d2>", entries separated by one space; empty when there is none.
+//   - a domains list becomes its entries separated by one space; a "/port" suffix passes through.
+//   - a string "$name" becomes the container name of application name (also inside jobs: "$name" always means
+//     an application); "$$..." is the escape for a literal "$...", rendered with one "$" fewer.
+//   - booleans and numbers are written as YAML shows them (false, 8080, 0x1F); null is empty.
+//   - other lists and mappings are compact JSON, mapping keys in file order.
+func RenderEnv(s *Settings, svc *Service) []string {
+	out := make([]string, 0, len(svc.Env))
+	for _, e := range svc.Env {
+		out = append(out, strings.ToUpper(e.Key)+"="+renderValue(s, svc, e))
+	}
+	return out
+}
+
+func renderValue(s *Settings, svc *Service, e EnvVar) string {
+	v := e.Value
+	if isDomains(e.Key) {
+		switch {
+		case v.Scalar && v.Tag == "!!str" && v.Text == "all":
+			return DomainsAll(s, svc.Server)
+		case v.List != nil:
+			return strings.Join(v.List, " ")
+		}
+	}
+	if !v.Scalar {
+		return v.JSON
+	}
+	switch {
+	case v.Tag == "!!null":
+		return ""
+	case v.Tag != "!!str":
+		return v.Text
+	case v.Ref != "":
+		return ContainerName(s.Docker.Prefix, KindApp, v.Ref)
+	case strings.HasPrefix(v.Text, "$$"):
+		return v.Text[1:]
+	}
+	return v.Text
+}
+
+// DomainsAll is the value domains: all renders to on a server: "<prefix>-app-<name>:<d1>,<d2>" for every
+// application of that server with a non-empty domains list, in file order, separated by one space.
+func DomainsAll(s *Settings, server string) string {
+	var entries []string
+	for _, app := range s.Applications {
+		if app.Server != server {
+			continue
+		}
+		for _, e := range app.Env {
+			if isDomains(e.Key) && !e.Value.Scalar && len(e.Value.List) > 0 {
+				entries = append(entries, ContainerName(s.Docker.Prefix, KindApp, app.Name)+":"+strings.Join(e.Value.List, ","))
+			}
+		}
+	}
+	return strings.Join(entries, " ")
+}
+
+// EnvKeys returns the names of svc's environment as the container sees them (upper-cased), in file order.
+func EnvKeys(svc *Service) []string {
+	out := make([]string, len(svc.Env))
+	for i, e := range svc.Env {
+		out[i] = strings.ToUpper(e.Key)
+	}
+	return out
+}

@@ -1,0 +1,253 @@
+package config
+
+import (
+	"cmp"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// validate runs the checks that need the whole file: references between sections, ports per server and the
+// build directories on disk.
+func (d *decoder) validate(s *Settings) {
+	dockerfilesOK := d.resolveDockerfiles(s)
+
+	var serverNames, appNames []string
+	for _, srv := range s.Servers {
+		serverNames = append(serverNames, srv.Name)
+	}
+	apps := map[string]*Service{}
+	for _, a := range s.Applications {
+		appNames = append(appNames, a.Name)
+		apps[a.Name] = a
+	}
+	jobs := map[string]bool{}
+	for _, j := range s.Jobs {
+		jobs[j.Name] = true
+	}
+	// findApp reports a name that is no application; $name, link and domains: all always mean applications,
+	// also inside jobs (Bee2 read $name inside a job as a job: a bug).
+	findApp := func(name string, n *yaml.Node, path, hint string) *Service {
+		if a := apps[name]; a != nil {
+			return a
+		}
+		switch s := suggest(name, appNames); {
+		case s != "":
+			hint = didYouMean(name, appNames)
+		case jobs[name]:
+			hint = " (" + name + " is a job; only applications can be named here)"
+		}
+		d.errorf(n, path, "no application %q%s", name, hint)
+		return nil
+	}
+
+	for _, m := range d.svcs {
+		svc := m.svc
+		switch {
+		case m.server == nil:
+			d.errorf(m.key, m.path, "server is required")
+		case s.Server(svc.Server) == nil:
+			d.errorf(m.server, joinPath(m.path, "server"), "no server %q%s", svc.Server, didYouMean(svc.Server, serverNames))
+		}
+		if !m.sourceGiven {
+			d.errorf(m.key, m.path, "no image source: set build_dir, git or image")
+		}
+		if !m.gitGiven {
+			for _, p := range m.gitOpts {
+				d.errorf(p.KNode, joinPath(m.path, p.Key), "%s applies only with git", p.Key)
+			}
+		}
+		if m.buildDir != nil && dockerfilesOK {
+			d.checkBuildDir(s, m)
+		}
+		for _, l := range m.links {
+			a := findApp(l.val, l.node, l.path, "")
+			if a != nil && a.Server != svc.Server && s.Server(a.Server) != nil && s.Server(svc.Server) != nil {
+				d.errorf(l.node, l.path, "application %q runs on server %q, not %q", a.Name, a.Server, svc.Server)
+			}
+		}
+		for _, r := range m.refs {
+			findApp(r.name, r.node, r.path, " (write \"$$"+r.name+"\" for a literal \"$"+r.name+"\")")
+		}
+	}
+	d.checkLinkCycles(s)
+	d.checkPorts()
+	for _, b := range d.backupMeta {
+		if s.Server(b.backup.Server) == nil {
+			d.errorf(b.key, b.path, "no server %q%s", b.backup.Server, didYouMean(b.backup.Server, serverNames))
+		}
+	}
+}
+
+// resolveDockerfiles sets Docker.Dockerfiles: docker.dockerfiles (relative to the settings file), else
+// dockerfiles/ beside the settings file, else ./dockerfiles in the working directory, where Bee2 found it when
+// run from its repository. It tells whether the directory exists.
+func (d *decoder) resolveDockerfiles(s *Settings) bool {
+	if d.dockerfilesNode != nil {
+		p := d.dockerfiles
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(s.Dir, p)
+		}
+		s.Docker.Dockerfiles = filepath.Clean(p)
+		if !isDir(p) {
+			d.errorf(d.dockerfilesNode, "docker.dockerfiles", "no directory %q", d.dockerfiles)
+			return false
+		}
+		return true
+	}
+	if p := filepath.Join(s.Dir, "dockerfiles"); isDir(p) {
+		s.Docker.Dockerfiles = p
+		return true
+	}
+	p, err := filepath.Abs("dockerfiles")
+	if err != nil {
+		p = "dockerfiles"
+	}
+	s.Docker.Dockerfiles = p
+	if isDir(p) {
+		return true
+	}
+	for _, m := range d.svcs {
+		if m.buildDir != nil {
+			d.errorf(m.buildDir, joinPath(m.path, "build_dir"),
+				"no dockerfiles directory beside the settings file or in the working directory; set docker.dockerfiles")
+		}
+	}
+	return false
+}
+
+// checkBuildDir makes sure build_dir is a directory inside the dockerfiles directory, also after symbolic links:
+// its whole content is sent to the Docker engine as the build context.
+func (d *decoder) checkBuildDir(s *Settings, m *svcMeta) {
+	bd, path := m.svc.BuildDir, joinPath(m.path, "build_dir")
+	if !filepath.IsLocal(bd) {
+		d.errorf(m.buildDir, path, "build_dir %q must be a relative path inside the dockerfiles directory", bd)
+		return
+	}
+	root, err := filepath.EvalSymlinks(s.Docker.Dockerfiles)
+	if err != nil {
+		d.errorf(m.buildDir, path, "dockerfiles directory: %v", err)
+		return
+	}
+	target, err := filepath.EvalSymlinks(filepath.Join(root, bd))
+	if err != nil {
+		d.errorf(m.buildDir, path, "no directory %q in %s%s", bd, displayPath(s, s.Docker.Dockerfiles), didYouMean(bd, subdirs(root)))
+		return
+	}
+	if rel, err := filepath.Rel(root, target); err != nil || !filepath.IsLocal(rel) {
+		d.errorf(m.buildDir, path, "build_dir %q leads outside the dockerfiles directory", bd)
+		return
+	}
+	if !isDir(target) {
+		d.errorf(m.buildDir, path, "build_dir %q is not a directory", bd)
+	}
+}
+
+// checkLinkCycles reports each link that closes a cycle: the linked applications must start first.
+func (d *decoder) checkLinkCycles(s *Settings) {
+	edges := map[string][]strItem{}
+	for _, m := range d.svcs {
+		if m.svc.Kind != KindApp {
+			continue
+		}
+		for _, l := range m.links {
+			if s.Application(l.val) != nil {
+				edges[m.svc.Name] = append(edges[m.svc.Name], l)
+			}
+		}
+	}
+	const (
+		active = 1
+		done   = 2
+	)
+	state := map[string]int{}
+	var stack []string
+	var visit func(name string)
+	visit = func(name string) {
+		state[name] = active
+		stack = append(stack, name)
+		for _, l := range edges[name] {
+			switch state[l.val] {
+			case 0:
+				visit(l.val)
+			case active:
+				i := slices.Index(stack, l.val)
+				cycle := append(slices.Clone(stack[i:]), l.val)
+				d.errorf(l.node, l.path, "link cycle: %s", strings.Join(cycle, " -> "))
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[name] = done
+	}
+	for _, a := range s.Applications {
+		if state[a.Name] == 0 {
+			visit(a.Name)
+		}
+	}
+}
+
+// checkPorts reports a host port published twice on one server; the later one in the file is the error.
+func (d *decoder) checkPorts() {
+	type use struct {
+		portItem
+		svc *Service
+	}
+	var uses []use
+	for _, m := range d.svcs {
+		for _, p := range m.ports {
+			uses = append(uses, use{p, m.svc})
+		}
+	}
+	slices.SortStableFunc(uses, func(a, b use) int {
+		return cmp.Or(cmp.Compare(a.node.Line, b.node.Line), cmp.Compare(a.node.Column, b.node.Column))
+	})
+	first := map[string]map[int]*Service{}
+	for _, u := range uses {
+		byPort := first[u.svc.Server]
+		if byPort == nil {
+			byPort = map[int]*Service{}
+			first[u.svc.Server] = byPort
+		}
+		if owner := byPort[u.port]; owner != nil {
+			d.errorf(u.node, u.path, "port %d is already published by %s %q", u.port, kindWord(owner.Kind), owner.Name)
+			continue
+		}
+		byPort[u.port] = u.svc
+	}
+}
+
+func kindWord(k Kind) string {
+	if k == KindJob {
+		return "job"
+	}
+	return "application"
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}
+
+// subdirs lists the directories in dir, for suggestions.
+func subdirs(dir string) []string {
+	entries, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// displayPath shows p relative to the settings file when it lies beside it, so messages do not depend on where
+// the checkout is.
+func displayPath(s *Settings, p string) string {
+	if rel, err := filepath.Rel(s.Dir, p); err == nil && filepath.IsLocal(rel) {
+		return rel
+	}
+	return p
+}

@@ -1,0 +1,158 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bee2d/bee2d/pkg/dockerx"
+)
+
+// recordingEngine records calls in order and fails the ones it is told to. It stands in for the engine
+// where a real one cannot produce the case on demand (a create that fails after a stop, call order under
+// concurrency).
+type recordingEngine struct {
+	mu    sync.Mutex
+	calls []string
+	fail  map[string]error // "create bee2-app-x" -> error
+	// running counts container actions in flight, to check the parallel bound.
+	running, peak int
+}
+
+func (e *recordingEngine) call(what string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.calls = append(e.calls, what)
+	return e.fail[what]
+}
+
+func (e *recordingEngine) CreateNetwork(_ context.Context, name string, _ map[string]string) error {
+	return e.call("network " + name)
+}
+func (e *recordingEngine) CreateVolume(_ context.Context, name string, _ map[string]string) error {
+	return e.call("volume " + name)
+}
+func (e *recordingEngine) BuildImage(_ context.Context, r dockerx.BuildRequest) (string, error) {
+	return "sha256:x", e.call(fmt.Sprintf("build %s nocache=%v", r.Tags[0], r.NoCache))
+}
+func (e *recordingEngine) PullImage(_ context.Context, ref string, _ io.Writer) error {
+	return e.call("pull " + ref)
+}
+func (e *recordingEngine) CreateContainer(_ context.Context, s dockerx.ContainerSpec) (string, error) {
+	e.mu.Lock()
+	e.running++
+	e.peak = max(e.peak, e.running)
+	e.mu.Unlock()
+	time.Sleep(2 * time.Millisecond) // long enough for concurrent creates to overlap
+	e.mu.Lock()
+	e.running--
+	e.mu.Unlock()
+	return "id-" + s.Name, e.call("create " + s.Name)
+}
+func (e *recordingEngine) StartContainer(_ context.Context, id string) error {
+	return e.call("start " + id)
+}
+func (e *recordingEngine) StopContainer(_ context.Context, id string, _ time.Duration) error {
+	return e.call("stop " + id)
+}
+func (e *recordingEngine) RenameContainer(_ context.Context, id, name string) error {
+	return e.call("rename " + id + " " + name)
+}
+func (e *recordingEngine) RemoveContainer(_ context.Context, id string) error {
+	return e.call("remove " + id)
+}
+
+func (e *recordingEngine) index(call string) int {
+	return slices.Index(e.calls, call)
+}
+
+func TestExecuteFreshServerOrder(t *testing.T) {
+	d := desired(t, base, "")
+	p := Diff(d, &Snapshot{Complete: true}, Options{})
+	eng := &recordingEngine{}
+	ex := &Executor{Engine: eng, Parallel: 4, Prefix: "bee2", Server: "web1"}
+	res, err := ex.Execute(t.Context(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Applied != len(p.Actions) {
+		t.Errorf("applied %d of %d actions", res.Applied, len(p.Actions))
+	}
+	// The network, volumes and images come before any container; front starts after static.
+	for _, before := range []string{"network bee2-network", "volume site", "pull front:1"} {
+		if eng.index(before) < 0 || eng.index(before) > eng.index("create bee2-app-static") {
+			t.Errorf("%q must come before the first create: %v", before, eng.calls)
+		}
+	}
+	if eng.index("start id-bee2-app-static") > eng.index("create bee2-app-front") {
+		t.Errorf("front was created before static started: %v", eng.calls)
+	}
+}
+
+// A failed replacement gives the old container its name back and starts it again, and nothing that
+// links to it is attempted.
+func TestRecreateRollsBackWhenCreateFails(t *testing.T) {
+	live := liveFrom(desired(t, base, ""))
+	want := desired(t, strings.Replace(base, "root: /www", "root: /srv", 1), "")
+	p := Diff(want, live, Options{})
+	oldID := find(live, "bee2-app-static").ID
+	eng := &recordingEngine{fail: map[string]error{"create bee2-app-static": errors.New("no such image")}}
+	ex := &Executor{Engine: eng, Parallel: 4, Prefix: "bee2", Server: "web1"}
+	res, err := ex.Execute(t.Context(), p)
+	if err == nil || !strings.Contains(err.Error(), "no such image") {
+		t.Fatalf("want the create error, got %v", err)
+	}
+	wantCalls := []string{
+		"stop " + oldID,
+		"rename " + oldID + " bee2-app-static-bee2d-old-" + oldID[:12],
+		"create bee2-app-static",
+		"rename " + oldID + " bee2-app-static",
+		"start " + oldID,
+	}
+	if !slices.Equal(eng.calls, wantCalls) {
+		t.Errorf("calls:\n %s\nwant:\n %s", strings.Join(eng.calls, "\n "), strings.Join(wantCalls, "\n "))
+	}
+	if res.Failed != 1 {
+		t.Errorf("failed = %d, want 1", res.Failed)
+	}
+}
+
+func TestDependentsOfAFailedContainerAreSkipped(t *testing.T) {
+	p := Diff(desired(t, base, ""), &Snapshot{Complete: true}, Options{})
+	eng := &recordingEngine{fail: map[string]error{"create bee2-app-static": errors.New("boom")}}
+	ex := &Executor{Engine: eng, Parallel: 4, Prefix: "bee2", Server: "web1"}
+	res, err := ex.Execute(t.Context(), p)
+	if eng.index("create bee2-app-front") >= 0 {
+		t.Errorf("front was created although static failed: %v", eng.calls)
+	}
+	if res.Skipped != 1 || !strings.Contains(fmt.Sprint(err), "skipped: bee2-app-static failed") {
+		t.Errorf("skipped=%d err=%v", res.Skipped, err)
+	}
+}
+
+func TestParallelBound(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("servers: {web1: {}}\napplications:\n")
+	for i := range 20 {
+		fmt.Fprintf(&b, "  a%d: {server: web1, image: img:1}\n", i)
+	}
+	d := desired(t, b.String(), "")
+	p := Diff(d, &Snapshot{Complete: true}, Options{})
+	eng := &recordingEngine{}
+	ex := &Executor{Engine: eng, Parallel: 3}
+	if _, err := ex.Execute(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	if eng.peak > 3 {
+		t.Errorf("%d creates ran at once, bound is 3", eng.peak)
+	}
+	if eng.peak < 2 {
+		t.Errorf("creates never overlapped (peak %d): the executor is serial", eng.peak)
+	}
+}
