@@ -340,3 +340,57 @@ func copyDir(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// Bee2's -d commands keep their meaning: build creates what is missing and leaves the rest; rebuild:APP
+// replaces one application with a fresh image; rebuild replaces all of the server's applications.
+func TestBee2BuildAndRebuild(t *testing.T) {
+	st := newStack(t)
+	bee2 := func(cmd string) {
+		t.Helper()
+		if code, out, errOut := st.bee2d("-c", st.settings, "-d", cmd); code != 0 {
+			t.Fatalf("-d %s exited %d\n%s%s", cmd, code, out, errOut)
+		}
+	}
+	bee2("local:build:static")
+	only := st.containers()
+	if got := keys(only); !slices.Equal(got, []string{st.name("static")}) {
+		t.Fatalf("build:static made %v", got)
+	}
+	bee2("local:build")
+	first := st.containers()
+	if len(first) != 2 || first[st.name("static")].ID != only[st.name("static")].ID {
+		t.Fatalf("build made %v and must keep static as it was", keys(first))
+	}
+	page := "Hello from the " + st.volume + " volume"
+	if body, _ := st.get(); !strings.Contains(body, page) {
+		t.Fatalf("page %q", body)
+	}
+
+	// A changed setting is not applied by build: the container exists, so it stays as it is.
+	st.write(strings.Replace(st.read(), "root: /www", "root: /www\n      cache_seconds: 5", 1))
+	bee2("local:build")
+	if now := st.containers(); !sameContainers(first, now) {
+		t.Fatalf("build touched existing containers")
+	}
+
+	bee2("local:rebuild:static")
+	second := st.containers()
+	if second[st.name("static")].ID == first[st.name("static")].ID || second[st.name("front")].ID != first[st.name("front")].ID {
+		t.Fatalf("rebuild:static: static %s→%s, front %s→%s", first[st.name("static")].ID[:12], second[st.name("static")].ID[:12],
+			first[st.name("front")].ID[:12], second[st.name("front")].ID[:12])
+	}
+	if body, _ := st.get(); !strings.Contains(body, page) {
+		t.Fatalf("after rebuild the volume's page is gone: %q", body)
+	}
+
+	bee2("local:rebuild")
+	third := st.containers()
+	for _, app := range []string{"static", "front"} {
+		if third[st.name(app)].ID == second[st.name(app)].ID || !third[st.name(app)].Running() {
+			t.Errorf("rebuild did not replace %s", app)
+		}
+	}
+	if code, out, _ := st.bee2d("plan", "-c", st.settings, "--detailed-exitcode"); code != 0 {
+		t.Errorf("after rebuild the plan is not empty (%d):\n%s", code, out)
+	}
+}

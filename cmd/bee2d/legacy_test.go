@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+var legacyCases = []struct {
+	in      string
+	want    legacyCommand
+	wantErr string
+}{
+	{in: "help", want: legacyCommand{Action: "help"}},
+	{in: "web1:build", want: legacyCommand{Server: "web1", Action: "build"}},
+	{in: "web1:build:haproxy", want: legacyCommand{Server: "web1", Action: "build", Arg: "haproxy"}},
+	{in: "web1:rebuild", want: legacyCommand{Server: "web1", Action: "rebuild"}},
+	{in: "web1:rebuild:haproxy", want: legacyCommand{Server: "web1", Action: "rebuild", Arg: "haproxy"}},
+	{in: "web1:run:dyject", want: legacyCommand{Server: "web1", Action: "run", Arg: "dyject"}},
+	{in: "web1:restore:1511928000", want: legacyCommand{Server: "web1", Action: "restore", Arg: "1511928000"}},
+	{in: "web1:backup", want: legacyCommand{Server: "web1", Action: "backup"}},
+	{in: "web1", wantErr: "want SERVER:ACTION[:NAME]"},
+	{in: "", wantErr: "want SERVER:ACTION[:NAME]"},
+	{in: "web1:build:a:b", wantErr: "want SERVER:ACTION[:NAME]"},
+	{in: ":build", wantErr: "no server"},
+	{in: "web1:build:", wantErr: "empty name"},
+	{in: "web1:deploy", wantErr: `unknown action "deploy"`},
+	{in: "web1:backup:x", wantErr: "backup takes no name"},
+}
+
+func TestParseLegacy(t *testing.T) {
+	for _, tt := range legacyCases {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := parseLegacy(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want it to contain %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("got %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzParseLegacy(f *testing.F) {
+	for _, tt := range legacyCases {
+		f.Add(tt.in)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := parseLegacy(s)
+		if err != nil {
+			return
+		}
+		if c.Action != "help" && (c.Server == "" || !legacyActions[c.Action] || strings.Contains(c.Server, ":")) {
+			t.Fatalf("accepted %q as %+v", s, c)
+		}
+	})
+}
+
+// Exit codes are part of the interface: scripts and systemd read them.
+func TestExitCodes(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		out  string // expected in stdout or stderr
+	}{
+		{args: []string{"-d", "help"}, code: 0, out: "SERVER:build"},
+		{args: []string{"-c", "x.yml", "-d", "web1:deploy"}, code: 1, out: `unknown action "deploy"`},
+		{args: []string{"-c", "testdata/missing.yml", "-d", "web1:build"}, code: 1, out: "missing.yml"},
+		{args: []string{"-c", "../../examples/settings.yml", "-d", "local:run"}, code: 1, out: "not supported yet"},
+		{args: []string{"-c", "../../examples/settings.yml", "-d", "nowhere:build"}, code: 1, out: `no server "nowhere"`},
+		{args: []string{"-c", "../../examples/settings.yml", "-d", "local:build:nope"}, code: 1, out: `no application "nope"`},
+		{args: []string{"version"}, code: 0, out: "bee2d "},
+		{args: []string{"help"}, code: 0, out: "Usage:"},
+		{args: []string{}, code: 1, out: "Usage:"},
+		{args: []string{"frobnicate"}, code: 1, out: `unknown command "frobnicate"`},
+		{args: []string{"plan", "--help"}, code: 0, out: "--detailed-exitcode"},
+		{args: []string{"apply", "--nope"}, code: 1, out: "flag provided but not defined"},
+		{args: []string{"apply"}, code: 1, out: "-c settings.yml is required"},
+		{args: []string{"validate", "-c", "../../examples/settings.yml"}, code: 0, out: "ok (1 servers, 2 applications, 0 jobs)"},
+		{args: []string{"validate", "-c", "testdata/bad.yml"}, code: 1, out: "bad.yml:"},
+		{args: []string{"backup", "-c", "../../examples/settings.yml"}, code: 1, out: "not supported yet"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := run(t.Context(), tt.args, &out, &errOut)
+			all := out.String() + errOut.String()
+			if code != tt.code || !strings.Contains(all, tt.out) {
+				t.Errorf("exit %d (want %d), output:\n%s\nwant it to contain %q", code, tt.code, all, tt.out)
+			}
+		})
+	}
+}
