@@ -127,6 +127,11 @@ func run(ctx context.Context, opt options) (err error) {
 // round to round, so none always runs right after another's teardown.
 func (b *bench) measure(ctx context.Context) (*results, error) {
 	res := newResults(b)
+	others, err := b.otherContainers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res.OtherContainers = others
 	contenders := []func(context.Context, *results) error{b.roundBee2d, b.roundCompose, b.roundFloor}
 	total := b.opt.warmup + b.opt.rounds
 	for r := range total {

@@ -25,6 +25,7 @@ const (
 const usage = `bee2d converges Docker hosts to a Bee2 settings file.
 
 Usage:
+  bee2d daemon   -c settings.yml [--listen 127.0.0.1:9380] [--resync 5m]
   bee2d validate -c settings.yml
   bee2d plan     -c settings.yml [--server S] [--detailed-exitcode]
   bee2d apply    -c settings.yml [--server S]
@@ -74,7 +75,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
-	case "run", "backup", "restore", "daemon":
+	case "daemon":
+		err = cmdDaemon(ctx, rest, stdout, stderr)
+	case "run", "backup", "restore":
 		err = fmt.Errorf("%s: not supported yet", cmd)
 	default:
 		fmt.Fprintf(stderr, "bee2d: unknown command %q\n\n%s", cmd, usage)

@@ -135,7 +135,7 @@ func (srv *server) converge(ctx context.Context, opt reconcile.Options) (string,
 	}
 	ex := &reconcile.Executor{
 		Engine:      srv.client,
-		Log:         srv.sess.log,
+		Log:         srv.sess.log.With(zap.String("server", srv.name)),
 		Output:      srv.sess.progress,
 		Parallel:    defaultParallel,
 		StopTimeout: 10 * time.Second,

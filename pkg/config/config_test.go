@@ -714,9 +714,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("servers: {w: }\napplications: {a: {server: w, image: a, env: {x: &x [*x, *x]}}}\n"))
 	file := filepath.Join("testdata", "fuzz.yml")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		timer := time.AfterFunc(5*time.Second, func() { os.WriteFile("/tmp/hang.yml", data, 0o644); panic("hang") })
 		s, err := Parse(file, data)
-		timer.Stop()
 		if err != nil {
 			var list ErrorList
 			if !errors.As(err, &list) {

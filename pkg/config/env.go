@@ -9,11 +9,8 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Limits on a list or mapping env value, so that aliases expanding into each other cannot blow up the JSON.
-const (
-	maxJSONNodes = 100000
-	maxJSONDepth = 100
-)
+// maxJSONDepth bounds the nesting of a list or mapping env value.
+const maxJSONDepth = 100
 
 // isDomains tells whether an env key is the special domains variable; keys are upper-cased for the container, so
 // any spelling of it counts.
@@ -100,18 +97,15 @@ func badDomainRune(r rune) bool {
 // toJSON writes a list or mapping as compact JSON, mapping keys in file order.
 func (d *decoder) toJSON(n *yaml.Node, path string) string {
 	var b bytes.Buffer
-	budget := maxJSONNodes
-	if !d.writeJSON(&b, n, path, 0, &budget) {
+	if !d.writeJSON(&b, n, path, 0) {
 		return ""
 	}
 	return b.String()
 }
 
-func (d *decoder) writeJSON(b *bytes.Buffer, n *yaml.Node, path string, depth int, budget *int) bool {
+func (d *decoder) writeJSON(b *bytes.Buffer, n *yaml.Node, path string, depth int) bool {
 	n = deref(n)
-	*budget--
-	if *budget < 0 {
-		d.errorf(n, path, "value is too large")
+	if !d.spend(1, n, path) {
 		return false
 	}
 	if depth > maxJSONDepth {
@@ -127,7 +121,7 @@ func (d *decoder) writeJSON(b *bytes.Buffer, n *yaml.Node, path string, depth in
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			if !d.writeJSON(b, c, indexPath(path, i), depth+1, budget) {
+			if !d.writeJSON(b, c, indexPath(path, i), depth+1) {
 				return false
 			}
 		}
@@ -140,7 +134,7 @@ func (d *decoder) writeJSON(b *bytes.Buffer, n *yaml.Node, path string, depth in
 			}
 			b.WriteString(jsonString(p.Key))
 			b.WriteByte(':')
-			if !d.writeJSON(b, p.Val, joinPath(path, p.Key), depth+1, budget) {
+			if !d.writeJSON(b, p.Val, joinPath(path, p.Key), depth+1) {
 				return false
 			}
 		}

@@ -27,6 +27,10 @@ func Parse(file string, data []byte) (*Settings, error) {
 	if root := d.document(data); root != nil {
 		s := d.settings(root)
 		s.File, s.Dir = file, dir
+		if d.exhausted != nil {
+			// What was left undecoded would only cause confusing follow-on errors.
+			return nil, ErrorList{d.exhausted}
+		}
 		d.validate(s)
 		if len(d.errs) == 0 {
 			return s, nil

@@ -24,6 +24,26 @@ type decoder struct {
 	backupMeta      []backupMeta
 	dockerfiles     string
 	dockerfilesNode *yaml.Node
+
+	// work counts mapping entries and JSON values produced. Aliases and merge keys can make a small file expand
+	// exponentially; past maxWork the file is refused instead.
+	work      int
+	exhausted *Error
+}
+
+const maxWork = 1_000_000
+
+// spend charges n units of work and reports, once, when the budget is gone.
+func (d *decoder) spend(n int, at *yaml.Node, path string) bool {
+	d.work += n
+	if d.work <= maxWork {
+		return true
+	}
+	if d.exhausted == nil {
+		d.errorf(at, path, "the settings expand to too much data through aliases and merges")
+		d.exhausted = d.errs[len(d.errs)-1]
+	}
+	return false
 }
 
 func (d *decoder) errorAt(line, col int, path, format string, args ...any) {
@@ -256,6 +276,9 @@ type pair struct {
 // pairs returns the entries of a mapping in file order. Merge keys (<<: *base) are expanded in place; keys given
 // explicitly win over merged ones. A duplicate key or a key that is not a scalar is an error.
 func (d *decoder) pairs(m *yaml.Node, path string) []pair {
+	if !d.spend(len(m.Content)/2, m, path) {
+		return nil
+	}
 	explicit := map[string]*yaml.Node{}
 	var out []pair
 	seen := map[string]bool{}

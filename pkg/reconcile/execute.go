@@ -38,6 +38,11 @@ type Executor struct {
 	StopTimeout time.Duration
 	// Prefix and Server label the networks and volumes created.
 	Prefix, Server string
+	// Draining, once closed, stops new actions from starting; those in flight finish. The context given
+	// to Execute bounds the calls themselves.
+	Draining <-chan struct{}
+	// Done, if set, is told about every action that ran.
+	Done func(a Action, err error)
 }
 
 // Result counts what an execution did.
@@ -62,7 +67,7 @@ func (e *Executor) Execute(ctx context.Context, p *Plan) (Result, error) {
 			r.containers(ctx, containers)
 			containers = nil
 		}
-		if err := ctx.Err(); err != nil {
+		if err := r.halted(ctx); err != nil {
 			r.skip(a, err)
 			continue
 		}
@@ -85,11 +90,30 @@ type execution struct {
 	failed map[string]bool // resource names whose action failed or was skipped
 }
 
+// errDraining is why actions are skipped during shutdown.
+var errDraining = errors.New("shutting down")
+
+// halted tells why no new action may start, if one may not.
+func (r *execution) halted(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case <-r.Draining:
+		return errDraining
+	default:
+		return nil
+	}
+}
+
 func (r *execution) record(a Action, err error) {
+	if r.Done != nil {
+		r.Done(a, err)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	log := r.logger().With(zap.String("server", r.server), zap.String("action", string(a.Op)),
-		zap.String("name", a.Resource), zap.String("cause", a.Cause))
+	// The caller's logger names the server.
+	log := r.logger().With(zap.String("action", string(a.Op)), zap.String("name", a.Resource), zap.String("cause", a.Cause))
 	if err != nil {
 		r.res.Failed++
 		r.failed[a.Resource] = true
@@ -149,6 +173,14 @@ func (r *execution) containers(ctx context.Context, actions []Action) {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
 				r.skip(a, ctx.Err())
+				return
+			case <-r.Draining:
+				r.skip(a, errDraining)
+				return
+			}
+			if err := r.halted(ctx); err != nil {
+				<-sem
+				r.skip(a, err)
 				return
 			}
 			err := r.apply(ctx, a)

@@ -26,6 +26,13 @@ const (
 	OpStartContainer    Op = "start container"
 )
 
+// Ops lists every operation, for metrics that start at zero.
+var Ops = []Op{OpRemoveContainer, OpCreateNetwork, OpCreateVolume, OpBuildImage, OpPullImage,
+	OpCreateContainer, OpRecreateContainer, OpStartContainer}
+
+// Metric is the operation as a metric label value: create_container.
+func (o Op) Metric() string { return strings.ReplaceAll(string(o), " ", "_") }
+
 // Action is one change to one resource, with why.
 type Action struct {
 	Op Op

@@ -1,0 +1,314 @@
+package reconcile
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/bee2d/bee2d/pkg/config"
+	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/reconcile/metrics"
+)
+
+// Conn is a connection to one server's engine as the daemon uses it; *dockerx.Client is one.
+type Conn interface {
+	Engine
+	Observer
+	Events(ctx context.Context, labels map[string]string) (<-chan dockerx.Event, <-chan error)
+	Close() error
+}
+
+// Daemon keeps every server converged to the last good settings. It is level-triggered: a settings
+// change, a Docker event on a managed container, the resync timer or a signal only wakes a server's
+// worker, which then re-reads the settings and the server's whole live state and converges it. Wake-ups
+// coalesce; each server has its own worker and its own back-off.
+type Daemon struct {
+	// Path is the settings file.
+	Path string
+	Log  *zap.Logger
+	// Metrics may be nil.
+	Metrics *metrics.Metrics
+	// Resync is the period of a full pass over every server even without events.
+	Resync time.Duration
+	// Debounce merges bursts of settings file events.
+	Debounce time.Duration
+	// Parallel bounds concurrent container actions per server.
+	Parallel int
+	// StopTimeout is what a container gets to stop before it is killed.
+	StopTimeout time.Duration
+	// Grace bounds how long the actions in flight may take after Run's context ends.
+	Grace time.Duration
+	// Connect opens a server's engine; dockerx.Connect when nil.
+	Connect func(context.Context, dockerx.Endpoint) (Conn, error)
+	// Digest hashes build directories; dockerx.ContextDigest when nil.
+	Digest DigestFunc
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// Ready, if set, is called once, when every server has had its first pass.
+	Ready func()
+
+	mu        sync.Mutex
+	settings  *config.Settings
+	raw       []byte
+	reloadErr string // the settings error last logged, so a repeating one is logged once
+	workers   map[string]*worker
+	readyOnce sync.Once
+
+	// The contexts of Run: stop ends taking work; work bounds the Docker calls in flight.
+	stop, work context.Context
+	wg         sync.WaitGroup
+}
+
+// Backoff bounds for failing servers and crash-looping containers.
+const (
+	backoffMin = time.Second
+	backoffMax = 5 * time.Minute
+)
+
+func (d *Daemon) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+func (d *Daemon) log() *zap.Logger {
+	if d.Log == nil {
+		return zap.NewNop()
+	}
+	return d.Log
+}
+
+// LoadInitial reads the settings the daemon starts with. Unlike a reload, a failure here is fatal: there
+// is no last good settings to keep running.
+func (d *Daemon) LoadInitial() error {
+	raw, err := os.ReadFile(d.Path)
+	if err != nil {
+		d.metricReload(false)
+		return err
+	}
+	s, err := config.Parse(d.Path, raw)
+	if err != nil {
+		d.metricReload(false)
+		return err
+	}
+	d.mu.Lock()
+	d.settings, d.raw = s, raw
+	d.mu.Unlock()
+	d.metricReload(true)
+	return nil
+}
+
+func (d *Daemon) metricReload(ok bool) {
+	if d.Metrics != nil {
+		d.Metrics.ConfigReload(ok, d.now())
+	}
+}
+
+// Settings returns the settings in force.
+func (d *Daemon) Settings() *config.Settings {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.settings
+}
+
+// Reload re-reads the settings file. Identical bytes change nothing. Settings that fail to load are not
+// applied: the last good ones stay in force, the error is logged once and the reload metric says 0. It
+// reports whether new settings took effect.
+func (d *Daemon) Reload() bool {
+	raw, err := os.ReadFile(d.Path)
+	if err == nil {
+		d.mu.Lock()
+		same := bytes.Equal(raw, d.raw)
+		d.mu.Unlock()
+		if same {
+			d.recovered()
+			return false
+		}
+	}
+	var s *config.Settings
+	if err == nil {
+		s, err = config.Parse(d.Path, raw)
+	}
+	if err != nil {
+		d.metricReload(false)
+		d.mu.Lock()
+		repeat := d.reloadErr == err.Error()
+		d.reloadErr = err.Error()
+		d.mu.Unlock()
+		if !repeat {
+			d.log().Error("settings rejected, keeping the last good settings", zap.String("file", d.Path), zap.Error(err))
+		}
+		return false
+	}
+	d.mu.Lock()
+	d.settings, d.raw = s, raw
+	d.mu.Unlock()
+	d.recovered()
+	d.metricReload(true)
+	d.log().Info("settings loaded", zap.String("file", d.Path), zap.Int("servers", len(s.Servers)),
+		zap.Int("applications", len(s.Applications)))
+	d.syncWorkers()
+	d.KickAll()
+	return true
+}
+
+// recovered notes that the settings file is good again after a rejected edit.
+func (d *Daemon) recovered() {
+	d.mu.Lock()
+	was := d.reloadErr
+	d.reloadErr = ""
+	d.mu.Unlock()
+	if was != "" {
+		d.metricReload(true)
+		d.log().Info("settings file is valid again", zap.String("file", d.Path))
+	}
+}
+
+// Run converges every server and keeps them converged until ctx ends. Then it stops taking work, lets
+// the actions in flight finish within Grace, and returns. LoadInitial must have succeeded.
+func (d *Daemon) Run(ctx context.Context) error {
+	if d.Settings() == nil {
+		return errors.New("daemon: no settings loaded")
+	}
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	d.mu.Lock()
+	d.stop, d.work = ctx, work
+	d.workers = map[string]*worker{}
+	d.mu.Unlock()
+
+	if err := config.Watch(ctx, d.Path, d.Debounce, func() { d.Reload() }); err != nil {
+		return err
+	}
+	d.syncWorkers()
+	d.KickAll()
+
+	resync := d.Resync
+	if resync <= 0 {
+		resync = 5 * time.Minute
+	}
+	tick := time.NewTicker(resync)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			d.KickAll()
+		case <-ctx.Done():
+			grace := d.Grace
+			if grace <= 0 {
+				grace = 30 * time.Second
+			}
+			timer := time.AfterFunc(grace, cancelWork)
+			defer timer.Stop()
+			d.wg.Wait()
+			return nil
+		}
+	}
+}
+
+// KickAll wakes every server's worker.
+func (d *Daemon) KickAll() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, w := range d.workers {
+		w.kick()
+	}
+}
+
+// syncWorkers starts a worker for each server in the settings and stops those of servers removed.
+func (d *Daemon) syncWorkers() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stop == nil || d.stop.Err() != nil {
+		return
+	}
+	want := map[string]bool{}
+	for _, srv := range d.settings.Servers {
+		want[srv.Name] = true
+		if _, ok := d.workers[srv.Name]; ok {
+			continue
+		}
+		w := newWorker(d, srv.Name)
+		d.workers[srv.Name] = w
+		if d.Metrics != nil {
+			ops := make([]string, len(Ops))
+			for i, o := range Ops {
+				ops[i] = o.Metric()
+			}
+			d.Metrics.InitServer(srv.Name, ops)
+		}
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			w.run()
+		}()
+	}
+	for name, w := range d.workers {
+		if !want[name] {
+			w.cancel()
+			delete(d.workers, name)
+			if d.Metrics != nil {
+				d.Metrics.ForgetServer(name)
+			}
+			d.log().Info("server removed from the settings; its containers are left as they are", zap.String("server", name))
+		}
+	}
+}
+
+// checkReady calls Ready once every current server has finished its first pass.
+func (d *Daemon) checkReady() {
+	d.mu.Lock()
+	for _, w := range d.workers {
+		if !w.firstPassDone() {
+			d.mu.Unlock()
+			return
+		}
+	}
+	d.mu.Unlock()
+	d.readyOnce.Do(func() {
+		if d.Ready != nil {
+			d.Ready()
+		}
+	})
+}
+
+// IsReady tells whether every server has had its first pass.
+func (d *Daemon) IsReady() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.workers == nil {
+		return false
+	}
+	for _, w := range d.workers {
+		if !w.firstPassDone() {
+			return false
+		}
+	}
+	return true
+}
+
+func (d *Daemon) connect(ctx context.Context, ep dockerx.Endpoint) (Conn, error) {
+	if d.Connect != nil {
+		return d.Connect(ctx, ep)
+	}
+	return dockerx.Connect(ctx, ep)
+}
+
+func (d *Daemon) digest() DigestFunc {
+	if d.Digest != nil {
+		return d.Digest
+	}
+	return dockerx.ContextDigest
+}
+
+// errServerDown marks a pass that could not reach the engine.
+type errServerDown struct{ err error }
+
+func (e errServerDown) Error() string { return e.err.Error() }
+func (e errServerDown) Unwrap() error { return e.err }

@@ -1,0 +1,368 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/bee2d/bee2d/pkg/config"
+	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/reconcile/metrics"
+)
+
+// worker converges one server, one pass at a time.
+type worker struct {
+	d      *Daemon
+	server string
+	log    *zap.Logger
+	// wake holds at most one pending wake-up: triggers that arrive during a pass coalesce into one more.
+	wake   chan struct{}
+	ctx    context.Context // ends when the server leaves the settings or the daemon stops
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	conn      Conn
+	connHost  dockerx.Endpoint
+	passes    int
+	failures  int
+	notBefore time.Time
+	failing   string // the error of the failing streak being in, "" when passing
+	crashes   map[string]*crashState
+	pass      int64
+}
+
+// crashState is the back-off of a container whose create or start failed.
+type crashState struct {
+	streak    int
+	holdUntil time.Time
+}
+
+func newWorker(d *Daemon, server string) *worker {
+	ctx, cancel := context.WithCancel(d.stop)
+	return &worker{
+		d:       d,
+		server:  server,
+		log:     d.log().With(zap.String("server", server)),
+		wake:    make(chan struct{}, 1),
+		ctx:     ctx,
+		cancel:  cancel,
+		crashes: map[string]*crashState{},
+	}
+}
+
+func (w *worker) kick() {
+	select {
+	case w.wake <- struct{}{}:
+	default: // a wake-up is pending already
+	}
+}
+
+func (w *worker) firstPassDone() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.passes > 0
+}
+
+func (w *worker) run() {
+	defer w.closeConn()
+	for {
+		select {
+		case <-w.ctx.Done():
+			return
+		case <-w.wake:
+		}
+		w.mu.Lock()
+		wait := time.Until(w.notBefore)
+		w.mu.Unlock()
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-w.ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		w.step()
+	}
+}
+
+// step is one pass: observe, plan, execute, report. Tests call it directly.
+func (w *worker) step() {
+	start := w.d.now()
+	w.mu.Lock()
+	w.pass++
+	log := w.log.With(zap.Int64("pass", w.pass))
+	w.mu.Unlock()
+
+	err := w.converge(log)
+
+	took := w.d.now().Sub(start)
+	if m := w.d.Metrics; m != nil {
+		m.Pass(w.server, took, err, w.d.now())
+		var down errServerDown
+		m.ServerUp(w.server, !errors.As(err, &down))
+	}
+	w.mu.Lock()
+	w.passes++
+	var actionsFailed actionErrors
+	if err != nil && !errors.As(err, &actionsFailed) {
+		w.failures++
+		backoff := min(backoffMin<<min(w.failures-1, 20), backoffMax)
+		w.notBefore = w.d.now().Add(backoff)
+		if w.failing == "" {
+			log.Error("server pass failing", zap.Error(err), zap.Duration("retry_in", backoff))
+		} else {
+			log.Debug("server pass still failing", zap.Error(err), zap.Duration("retry_in", backoff))
+		}
+		w.failing = err.Error()
+		time.AfterFunc(backoff, w.kick)
+	} else if err != nil {
+		if w.failing == "" {
+			log.Error("actions failing", zap.Error(err))
+		}
+		w.failing = err.Error()
+	} else {
+		if w.failing != "" {
+			log.Info("server pass recovered", zap.Int("failed_passes", w.failures))
+		}
+		w.failures, w.failing, w.notBefore = 0, "", time.Time{}
+	}
+	w.mu.Unlock()
+	log.Debug("pass done", zap.Duration("took", took), zap.Error(err))
+	w.d.checkReady()
+}
+
+func (w *worker) converge(log *zap.Logger) error {
+	s := w.d.Settings()
+	if s.Server(w.server) == nil {
+		return nil // removed by a reload in the meantime
+	}
+	desired, err := Desire(s, w.server, w.d.digest())
+	if err != nil {
+		return err
+	}
+	conn, err := w.connection(s)
+	if err != nil {
+		return errServerDown{err}
+	}
+	ctx := w.d.work
+	p, snap, err := PlanServer(ctx, conn, desired, Options{})
+	if err != nil {
+		w.closeConn() // reconnect next time: the engine may have gone away
+		return errServerDown{err}
+	}
+	held := w.holdFailing(p)
+	for _, b := range p.Blocked {
+		log.Warn("left alone", zap.String("name", b.Resource), zap.String("reason", b.Reason))
+	}
+	var execErr error
+	if !p.Empty() {
+		ex := &Executor{
+			Engine:      conn,
+			Log:         log,
+			Parallel:    w.d.Parallel,
+			StopTimeout: w.d.StopTimeout,
+			Prefix:      desired.Prefix,
+			Server:      w.server,
+			Draining:    w.ctx.Done(),
+			Done: func(a Action, err error) {
+				if w.d.Metrics != nil {
+					w.d.Metrics.Action(w.server, a.Op.Metric(), err == nil)
+				}
+				w.noteResult(a, err)
+			},
+		}
+		if _, err := ex.Execute(ctx, p); err != nil {
+			// The failed containers back off on their own; the server does not.
+			execErr = actionErrors{err}
+		}
+		// Re-observe for the metrics: the plan says what was wrong, the engine says what is now.
+		if snap, err = ObserveContainers(ctx, conn); err != nil {
+			return errors.Join(execErr, errServerDown{err})
+		}
+	}
+	w.report(desired, snap, held)
+	return execErr
+}
+
+// connection returns the server's connection, opening it (and its event stream) when there is none or
+// when the settings now point elsewhere.
+func (w *worker) connection(s *config.Settings) (Conn, error) {
+	ep, err := EndpointFor(s, w.server)
+	if err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	conn, same := w.conn, sameEndpoint(w.connHost, ep)
+	w.mu.Unlock()
+	if conn != nil && same {
+		return conn, nil
+	}
+	w.closeConn()
+	conn, err = w.d.connect(w.d.work, ep)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(w.ctx)
+	w.mu.Lock()
+	w.conn, w.connHost = &watchedConn{Conn: conn, stopEvents: cancel}, ep
+	w.mu.Unlock()
+	go w.watchEvents(ctx, conn, s.Docker.Prefix)
+	return w.conn, nil
+}
+
+func sameEndpoint(a, b dockerx.Endpoint) bool {
+	if (a.TLS == nil) != (b.TLS == nil) || (a.TLS != nil && *a.TLS != *b.TLS) {
+		return false
+	}
+	return a.Host == b.Host && a.ReadTimeout == b.ReadTimeout
+}
+
+// watchedConn is a connection with its event stream, which closes with it.
+type watchedConn struct {
+	Conn
+	stopEvents context.CancelFunc
+}
+
+func (c *watchedConn) Close() error {
+	c.stopEvents()
+	return c.Conn.Close()
+}
+
+func (w *worker) closeConn() {
+	w.mu.Lock()
+	conn := w.conn
+	w.conn = nil
+	w.mu.Unlock()
+	if conn != nil {
+		conn.Close()
+	}
+}
+
+// wakeActions are the container events after which the server may have drifted.
+var wakeActions = map[string]bool{"die": true, "stop": true, "kill": true, "destroy": true, "oom": true,
+	"pause": true, "rename": true, "update": true}
+
+// watchEvents wakes the worker on events of the server's managed containers. When the stream breaks it
+// reconnects with back-off, and wakes the worker after each reconnect, since events may have been missed.
+func (w *worker) watchEvents(ctx context.Context, conn Conn, prefix string) {
+	labels := map[string]string{LabelOwner: Owner, LabelPrefix: prefix, LabelServer: w.server}
+	backoff := backoffMin
+	for attempt := 0; ; attempt++ {
+		evs, errs := conn.Events(ctx, labels)
+		if attempt > 0 {
+			w.kick()
+		}
+		err := func() error {
+			for {
+				select {
+				case ev, ok := <-evs:
+					if !ok {
+						return nil
+					}
+					backoff = backoffMin
+					if wakeActions[ev.Action] || strings.HasPrefix(ev.Action, "health_status") {
+						w.log.Debug("container event", zap.String("name", ev.Name), zap.String("event", ev.Action))
+						w.kick()
+					}
+				case err, ok := <-errs:
+					if !ok {
+						return nil
+					}
+					return err
+				}
+			}
+		}()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			w.log.Warn("event stream broken, reconnecting", zap.Error(err), zap.Duration("retry_in", backoff))
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(backoff*2, backoffMax)
+	}
+}
+
+// holdFailing removes from the plan the container actions that failed on recent passes, until their
+// back-off ends (the worker is woken then). A container whose start keeps failing is thus retried at
+// growing intervals while the rest of the server converges at once. Containers that crash after a good
+// start are restarted by the engine itself (unless-stopped), with its own back-off. It returns the names
+// held with why.
+func (w *worker) holdFailing(p *Plan) map[string]string {
+	held := map[string]string{}
+	now := w.d.now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	kept := p.Actions[:0]
+	for _, a := range p.Actions {
+		if cs := w.crashes[a.Resource]; cs != nil && now.Before(cs.holdUntil) {
+			held[a.Resource] = "failed " + strconv.Itoa(cs.streak) + " times; retried after back-off"
+			continue
+		}
+		kept = append(kept, a)
+	}
+	p.Actions = kept
+	return held
+}
+
+// noteResult keeps the back-off of a container whose action failed, and forgets it after a success.
+func (w *worker) noteResult(a Action, err error) {
+	switch a.Op {
+	case OpCreateContainer, OpRecreateContainer, OpStartContainer:
+	default:
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err == nil {
+		delete(w.crashes, a.Resource)
+		return
+	}
+	cs := w.crashes[a.Resource]
+	if cs == nil {
+		cs = &crashState{}
+		w.crashes[a.Resource] = cs
+	}
+	cs.streak++
+	backoff := min(backoffMin<<min(cs.streak-1, 20), backoffMax)
+	cs.holdUntil = w.d.now().Add(backoff)
+	time.AfterFunc(backoff, w.kick)
+}
+
+// actionErrors are failures of single actions, as opposed to failures to reach or plan the server.
+type actionErrors struct{ err error }
+
+func (e actionErrors) Error() string { return e.err.Error() }
+func (e actionErrors) Unwrap() error { return e.err }
+
+// report sets the in-sync metrics from the live state after the pass.
+func (w *worker) report(d *Desired, snap *Snapshot, held map[string]string) {
+	if w.d.Metrics == nil {
+		return
+	}
+	var rs []metrics.Resource
+	for _, st := range Status(d, snap) {
+		ok := st.InSync && st.State == "running"
+		if _, h := held[st.Name]; h {
+			ok = false
+		}
+		if st.Detail != "" && strings.HasPrefix(st.Detail, "to be removed") {
+			continue
+		}
+		rs = append(rs, metrics.Resource{Kind: st.Kind, Name: st.Name, InSync: ok})
+	}
+	w.d.Metrics.SetResources(w.server, rs)
+}
