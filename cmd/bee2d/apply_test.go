@@ -159,6 +159,23 @@ func TestApplyExampleEndToEnd(t *testing.T) {
 		t.Errorf("response came from static %q, want container %s", got, static.ID[:12])
 	}
 
+	t.Run("status shows every resource in sync", func(t *testing.T) {
+		code, out, errOut := st.bee2d("status", "-c", st.settings)
+		if code != 0 {
+			t.Fatalf("status = %d: %s", code, errOut)
+		}
+		for _, want := range []string{
+			`local\s+network\s+` + st.prefix + `-network\s+present\s+in sync`,
+			`local\s+volume\s+` + st.volume + `\s+present\s+in sync`,
+			`local\s+container\s+` + st.name("static") + `\s+running\s+in sync`,
+			`local\s+container\s+` + st.name("front") + `\s+running\s+in sync`,
+		} {
+			if !regexp.MustCompile(want).MatchString(out) {
+				t.Errorf("status lacks %s:\n%s", want, out)
+			}
+		}
+	})
+
 	t.Run("second apply makes no write call and lists containers once", func(t *testing.T) {
 		st.proxy.Requests()
 		out := st.mustApply()
