@@ -20,7 +20,7 @@ var (
 	tlsKeys     = []string{"ca", "cert", "key"}
 	dockerKeys  = []string{"prefix", "read_timeout", "dockerfiles", "backup"}
 	backupKeys  = []string{"storage_dir", "volumes", "schedule"}
-	serviceKeys = []string{"server", "build_dir", "image", "git", "branch", "git_dir", "dockerfile", "env", "link", "volumes", "ports"}
+	serviceKeys = []string{"server", "build_dir", "image", "git", "branch", "git_dir", "dockerfile", "env", "link", "volumes", "ports", "schedule", "poll"}
 )
 
 // DefaultStorageDir is Bee2's docker.backup.<server>.storage_dir default.
@@ -360,7 +360,36 @@ func (d *decoder) serviceField(m *svcMeta, f pair) {
 		svc.Image, _ = nonEmpty()
 	case "git":
 		m.sourceGiven, m.gitGiven = true, true
-		svc.Git, _ = nonEmpty()
+		if v, ok := nonEmpty(); ok {
+			if msg := checkGitURL(v); msg != "" {
+				d.errorf(f.Val, fp, "%s", msg)
+				return
+			}
+			svc.Git = v
+		}
+	case "schedule", "poll":
+		if svc.Kind != KindJob {
+			d.errorf(f.KNode, fp, "%s is only for jobs", f.Key)
+			return
+		}
+		v, ok := nonEmpty()
+		if !ok {
+			return
+		}
+		if f.Key == "schedule" {
+			if _, err := ParseSchedule(v); err != nil {
+				d.errorf(f.Val, fp, "invalid schedule %q: %v", v, err)
+				return
+			}
+			svc.Schedule = v
+			return
+		}
+		dur, err := time.ParseDuration(v)
+		if err != nil || dur < time.Second {
+			d.errorf(f.Val, fp, "invalid poll %q: want a duration of at least 1s such as 5m", v)
+			return
+		}
+		svc.Poll = dur
 	case "branch", "git_dir", "dockerfile":
 		m.gitOpts = append(m.gitOpts, f)
 		v, ok := nonEmpty()

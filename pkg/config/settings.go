@@ -13,6 +13,9 @@ const DefaultPrefix = "bee2"
 // DefaultReadTimeout is Bee2's docker.read_timeout default: long calls such as builds may take this long.
 const DefaultReadTimeout = 900 * time.Second
 
+// DefaultPoll is how often the daemon asks a job's git remote for a new commit.
+const DefaultPoll = 5 * time.Minute
+
 // Settings is one loaded and validated settings file.
 type Settings struct {
 	// File is the path the settings were read from, as given; Dir is its directory.
@@ -113,6 +116,11 @@ type Service struct {
 	Link    []string
 	Volumes []string
 	Ports   []int
+
+	// Schedule is a cron spec (jobs only) on which the job runs again; empty for none.
+	Schedule string
+	// Poll is how often the daemon looks for a new commit of a git job; DefaultPoll when not set.
+	Poll time.Duration
 
 	Pos Pos
 }
