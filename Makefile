@@ -47,13 +47,14 @@ fmt: ## fail when a Go file is not gofmt-formatted (testdata excluded)
 		-exec gofmt -l {} +); \
 	if [ -n "$$files" ]; then echo "gofmt needed:"; echo "$$files"; exit 1; fi
 
-bench: build examples compose ## go test -bench, then every bench/*.sh (compose v2 and bee2d on PATH)
+bench: build examples compose ## go test -bench, every bench/*.sh, then bench/apply (APPLYFLAGS='-n 20 -rounds 3')
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	@set -e; for s in bench/*.sh; do \
 		[ -e "$$s" ] || continue; \
 		echo "== $$s"; \
 		PATH="$(CURDIR)/bench/bin:$(CURDIR)/bin:$$PATH" bash "$$s"; \
 	done
+	$(GO) run ./bench/apply -bee2d bin/bee2d -compose bench/bin/docker-compose $(APPLYFLAGS)
 
 compose: ## build Docker Compose v2 into bench/bin/docker-compose (skipped when present)
 	bench/tools/compose.sh

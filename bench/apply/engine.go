@@ -102,8 +102,10 @@ func (b *bench) unchanged(ctx context.Context, who owner, before []string) error
 }
 
 // teardown removes the run's containers and then its networks, and nothing else: volumes are never
-// touched (the bench's containers have none). It lists again after removing, since a contender killed by
-// Ctrl-C may have had a create in flight.
+// touched (the bench's containers have none). Containers are stopped before they are removed: on Docker
+// 20.10, force-removing running containers with a restart policy in parallel can leave the network's
+// endpoint count one too high, and such a network cannot be removed until dockerd restarts. It lists
+// again after removing, since a contender killed by Ctrl-C may have had a create in flight.
 func (b *bench) teardown(ctx context.Context) error {
 	for pass := 0; ; pass++ {
 		list, err := b.cli.ListContainers(ctx)
@@ -122,17 +124,12 @@ func (b *bench) teardown(ctx context.Context) error {
 		if pass == 3 {
 			return fmt.Errorf("teardown: %d containers remain after 3 passes", len(ids))
 		}
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(16)
-		for _, id := range ids {
-			g.Go(func() error {
-				if err := b.cli.RemoveContainer(gctx, id); err != nil && !dockerx.IsNotFound(err) {
-					return err
-				}
-				return nil
-			})
+		if err := b.eachContainer(ctx, ids, func(ctx context.Context, id string) error {
+			return b.cli.StopContainer(ctx, id, 10*time.Second)
+		}); err != nil {
+			return fmt.Errorf("teardown: %w", err)
 		}
-		if err := g.Wait(); err != nil {
+		if err := b.eachContainer(ctx, ids, b.cli.RemoveContainer); err != nil {
 			return fmt.Errorf("teardown: %w", err)
 		}
 	}
@@ -144,14 +141,45 @@ func (b *bench) teardown(ctx context.Context) error {
 	for _, n := range nets {
 		ours := (n.Name == b.network && n.Labels[reconcile.LabelPrefix] == b.runID) ||
 			(n.Name == b.project+"_default" && n.Labels[composeProject] == b.project)
-		if !ours {
-			continue
-		}
-		if err := b.cli.RemoveNetwork(ctx, n.ID); err != nil && !dockerx.IsNotFound(err) {
-			return fmt.Errorf("teardown: %w", err)
+		if ours {
+			if err := b.removeNetwork(ctx, n); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// eachContainer runs fn on every container, 16 at a time; a container already gone counts as done.
+func (b *bench) eachContainer(ctx context.Context, ids []string, fn func(context.Context, string) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for _, id := range ids {
+		g.Go(func() error {
+			if err := fn(gctx, id); err != nil && !dockerx.IsNotFound(err) {
+				return err
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// removeNetwork retries for a while: the engine may still be releasing the last endpoints.
+func (b *bench) removeNetwork(ctx context.Context, n dockerx.Network) error {
+	var err error
+	for range 20 {
+		if err = b.cli.RemoveNetwork(ctx, n.ID); err == nil || dockerx.IsNotFound(err) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("teardown: %w (if it has no containers, the engine's endpoint count for it is stale "+
+		"(moby/moby#42119); it can be removed with `docker network rm %s` after dockerd restarts)", err, n.Name)
 }
 
 // otherContainers counts the engine's containers that are not the run's, for the record: a busy engine

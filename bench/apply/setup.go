@@ -222,9 +222,9 @@ func (b *bench) close() error {
 	defer cancel()
 	logf("cleaning up %s", b.runID)
 	err := b.teardown(ctx)
-	if b.imageBuilt && err == nil {
+	if b.imageBuilt {
 		if rerr := b.cli.RemoveImage(ctx, b.image); rerr != nil && !dockerx.IsNotFound(rerr) {
-			err = rerr
+			err = errors.Join(err, rerr)
 		}
 	}
 	if b.dir != "" {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,7 +20,8 @@ var (
 	connKeys    = []string{"host", "tls", "insecure"}
 	tlsKeys     = []string{"ca", "cert", "key"}
 	dockerKeys  = []string{"prefix", "read_timeout", "dockerfiles", "backup"}
-	backupKeys  = []string{"storage_dir", "volumes", "schedule"}
+	backupKeys  = []string{"storage_dir", "volumes", "schedule", "retain", "compression", "stop"}
+	retainKeys  = []string{"last", "daily", "weekly", "monthly"}
 	serviceKeys = []string{"server", "build_dir", "image", "git", "branch", "git_dir", "dockerfile", "env", "link", "volumes", "ports", "schedule", "poll"}
 )
 
@@ -55,9 +57,11 @@ type envRef struct {
 }
 
 type backupMeta struct {
-	backup *Backup
-	key    *yaml.Node
-	path   string
+	backup   *Backup
+	key      *yaml.Node
+	path     string
+	schedule *yaml.Node
+	stop     []strItem
 }
 
 func pos(n *yaml.Node) Pos {
@@ -282,7 +286,8 @@ func (d *decoder) backups(s *Settings, n *yaml.Node, path string) {
 	entries, _ := d.mapping(n, path)
 	for _, e := range entries {
 		bp := joinPath(path, e.Key)
-		b := &Backup{Server: e.Key, StorageDir: DefaultStorageDir, Pos: pos(e.KNode)}
+		b := &Backup{Server: e.Key, StorageDir: DefaultStorageDir, Compression: CompressionNone, Pos: pos(e.KNode)}
+		m := backupMeta{backup: b, key: e.KNode, path: bp}
 		fields, _ := d.mapping(e.Val, bp)
 		for _, p := range fields {
 			fp := joinPath(bp, p.Key)
@@ -296,22 +301,87 @@ func (d *decoder) backups(s *Settings, n *yaml.Node, path string) {
 					b.StorageDir = v
 				}
 			case "volumes":
+				seen := map[string]bool{}
 				for _, item := range d.strList(p.Val, fp) {
-					if !ValidName(item.val) {
+					switch {
+					case !ValidName(item.val):
 						d.errorf(item.node, item.path, "invalid volume name %q: %s", item.val, nameRule)
-						continue
+					case seen[item.val]:
+						d.errorf(item.node, item.path, "volume %q is listed twice", item.val)
+					default:
+						seen[item.val] = true
+						b.Volumes = append(b.Volumes, item.val)
 					}
-					b.Volumes = append(b.Volumes, item.val)
 				}
 			case "schedule":
-				b.Schedule, _ = d.str(p.Val, fp)
+				if v, ok := d.str(p.Val, fp); ok {
+					b.Schedule, m.schedule = v, p.Val
+				}
+			case "retain":
+				b.Retain = d.retain(p.Val, fp)
+			case "compression":
+				v, ok := d.str(p.Val, fp)
+				if !ok {
+					continue
+				}
+				c := Compression(v)
+				if !slices.Contains(Compressions, c) {
+					d.errorf(p.Val, fp, "unknown compression %q: none, gzip or zstd%s", v, didYouMean(v, compressionNames()))
+					continue
+				}
+				b.Compression = c
+			case "stop":
+				m.stop = d.strList(p.Val, fp)
+				b.Stop = values(m.stop)
 			default:
 				d.unknownKey(p, bp, backupKeys)
 			}
 		}
 		s.Docker.Backup[e.Key] = b
-		d.backupMeta = append(d.backupMeta, backupMeta{backup: b, key: e.KNode, path: bp})
+		d.backupMeta = append(d.backupMeta, m)
 	}
+}
+
+func compressionNames() []string {
+	out := make([]string, len(Compressions))
+	for i, c := range Compressions {
+		out[i] = string(c)
+	}
+	return out
+}
+
+// retain decodes docker.backup.<server>.retain: counts of archives to keep.
+func (d *decoder) retain(n *yaml.Node, path string) Retain {
+	var r Retain
+	fields, _ := d.mapping(n, path)
+	for _, p := range fields {
+		fp := joinPath(path, p.Key)
+		var dst *int
+		switch p.Key {
+		case "last":
+			dst = &r.Last
+		case "daily":
+			dst = &r.Daily
+		case "weekly":
+			dst = &r.Weekly
+		case "monthly":
+			dst = &r.Monthly
+		default:
+			d.unknownKey(p, path, retainKeys)
+			continue
+		}
+		v, ok := d.integer(p.Val, fp)
+		switch {
+		case !ok:
+		case v < 0:
+			d.errorf(p.Val, fp, "%s must be a count of archives, 0 or more, got %d", p.Key, v)
+		case v > 100000:
+			d.errorf(p.Val, fp, "%s %d is too large", p.Key, v)
+		default:
+			*dst = int(v)
+		}
+	}
+	return r
 }
 
 func (d *decoder) services(n *yaml.Node, section string, kind Kind) []*Service {

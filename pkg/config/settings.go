@@ -84,9 +84,40 @@ type Backup struct {
 	// StorageDir is as written (default ./volumes); see Settings.ResolvePath.
 	StorageDir string
 	Volumes    []string
-	Schedule   string
-	Pos        Pos
+	// Schedule is a cron spec (five fields, or a descriptor such as @daily); empty means no scheduled backups.
+	Schedule string
+	Retain   Retain
+	// Compression of the archives; CompressionNone (Bee2's plain .tar) when not set.
+	Compression Compression
+	// Stop names applications of the server that are stopped while the backup runs and started again after.
+	Stop []string
+	Pos  Pos
 }
+
+// Retain says which archives survive pruning: the union of the newest Last archives and the newest archive
+// of each of the most recent Daily days, Weekly ISO weeks and Monthly months that have one. All zero keeps
+// every archive, as Bee2 did.
+type Retain struct {
+	Last, Daily, Weekly, Monthly int
+}
+
+// Any tells whether a retention policy is set.
+func (r Retain) Any() bool {
+	return r.Last > 0 || r.Daily > 0 || r.Weekly > 0 || r.Monthly > 0
+}
+
+// Compression is how backup archives are compressed.
+type Compression string
+
+// The compressions an archive can have; the file name ends in .tar, .tar.gz or .tar.zst.
+const (
+	CompressionNone Compression = "none"
+	CompressionGzip Compression = "gzip"
+	CompressionZstd Compression = "zstd"
+)
+
+// Compressions lists the valid values of docker.backup.<server>.compression.
+var Compressions = []Compression{CompressionNone, CompressionGzip, CompressionZstd}
 
 // Kind tells applications from jobs.
 type Kind string

@@ -76,8 +76,36 @@ func (d *decoder) validate(s *Settings) {
 	d.checkLinkCycles(s)
 	d.checkPorts()
 	for _, b := range d.backupMeta {
-		if s.Server(b.backup.Server) == nil {
-			d.errorf(b.key, b.path, "no server %q%s", b.backup.Server, didYouMean(b.backup.Server, serverNames))
+		d.checkBackup(s, b, serverNames, findApp)
+	}
+}
+
+// checkBackup checks one docker.backup.<server> against the rest of the file.
+func (d *decoder) checkBackup(s *Settings, b backupMeta, serverNames []string, findApp func(string, *yaml.Node, string, string) *Service) {
+	known := s.Server(b.backup.Server) != nil
+	if !known {
+		d.errorf(b.key, b.path, "no server %q%s", b.backup.Server, didYouMean(b.backup.Server, serverNames))
+	}
+	if len(b.backup.Volumes) == 0 {
+		d.errorf(b.key, b.path, "volumes lists nothing to back up")
+	}
+	if b.schedule != nil {
+		if _, err := ParseSchedule(b.backup.Schedule); err != nil {
+			d.errorf(b.schedule, joinPath(b.path, "schedule"),
+				"schedule %q: %v (want five cron fields \"minute hour day month weekday\", or @hourly, @daily, @weekly, @monthly, @every 6h)",
+				b.backup.Schedule, err)
+		}
+	}
+	seen := map[string]bool{}
+	for _, item := range b.stop {
+		if seen[item.val] {
+			d.errorf(item.node, item.path, "application %q is listed twice", item.val)
+			continue
+		}
+		seen[item.val] = true
+		a := findApp(item.val, item.node, item.path, "")
+		if a != nil && known && a.Server != b.backup.Server && s.Server(a.Server) != nil {
+			d.errorf(item.node, item.path, "application %q runs on server %q, not %q", a.Name, a.Server, b.backup.Server)
 		}
 	}
 }

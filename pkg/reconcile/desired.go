@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/reconcile/gitsrc"
 )
 
 // Desired is what one server should run according to the settings.
@@ -16,8 +18,11 @@ type Desired struct {
 	Server  string
 	Prefix  string
 	Network string
-	// Containers in start order: everything a container links to comes before it; otherwise file order.
+	// Containers are the applications in start order: everything a container links to comes before it;
+	// otherwise file order.
 	Containers []*Container
+	// Jobs in file order, the order they run in.
+	Jobs []*Container
 }
 
 // Container is one desired container with where its image comes from.
@@ -27,36 +32,64 @@ type Container struct {
 	Kind    config.Kind
 	dockerx.ContainerSpec
 	Source ImageSource
+	// SourceErr is set when the image source could not be resolved (a git remote that does not answer):
+	// this container is left as it is, and the rest of the server converges.
+	SourceErr error
 	// DependsOn names the containers (Docker names) this one links to; they start first.
 	DependsOn []string
-	// Volumes are the named volumes its binds use.
-	Volumes []string
-	Digest  Digest
-	Hash    string
+	// Volumes are the named volumes its binds use; WritesVolumes those it mounts read-write.
+	Volumes       []string
+	WritesVolumes []string
+	Digest        Digest
+	Hash          string
 }
 
 // ImageSource says how to get a container's image onto the server.
 type ImageSource struct {
-	// Build is set for build_dir: the directory on this machine that is the build context.
+	// Build is set for build_dir and git: the directory on this machine that is the build context.
 	Build *Build
 	// Pull is set for image: the reference is pulled when it is missing on the server.
 	Pull bool
 }
 
-// Build is an image built from a directory on the admin box.
+// Build is an image built on the server from a directory on the admin box: a build_dir, or a git
+// repository cloned at Commit.
 type Build struct {
 	Dir string
-	// Display is the directory as the settings name it, for plans.
+	// Display is the source as plans show it: dockerfiles/Static, or a git URL without credentials.
 	Display    string
 	Dockerfile string
+	// Git is set when the context comes from a clone; Dir is then relative to the clone.
+	Git *GitSource
+}
+
+// GitSource is a repository at a commit.
+type GitSource struct {
+	URL, Branch, Commit string
 }
 
 // DigestFunc returns the content digest of a build directory.
 type DigestFunc func(dir string) (string, error)
 
-// Desire computes the desired state of one server. digest hashes build directories (dockerx.ContextDigest
-// in production); it is the only I/O here.
+// HeadFunc returns the commit a git branch points to ("" branch: the remote's HEAD).
+type HeadFunc func(url, branch string) (string, error)
+
+// Sources resolve image sources for Desire: build directories by content, git branches by commit.
+type Sources struct {
+	Digest DigestFunc
+	Head   HeadFunc
+}
+
+// Desire computes the desired state of one server, hashing build directories with digest and asking git
+// remotes for their branch heads.
 func Desire(s *config.Settings, server string, digest DigestFunc) (*Desired, error) {
+	return DesireFrom(s, server, Sources{Digest: digest, Head: func(url, branch string) (string, error) {
+		return gitsrc.Head(context.Background(), url, branch)
+	}})
+}
+
+// DesireFrom computes the desired state of one server. The sources are its only I/O.
+func DesireFrom(s *config.Settings, server string, src Sources) (*Desired, error) {
 	if s.Server(server) == nil {
 		return nil, fmt.Errorf("no server %q in %s", server, s.File)
 	}
@@ -68,7 +101,7 @@ func Desire(s *config.Settings, server string, digest DigestFunc) (*Desired, err
 	byName := map[string]*Container{}
 	var inFileOrder []*Container
 	for _, svc := range s.ServicesOn(server, config.KindApp) {
-		c, err := desireApp(s, svc, digest)
+		c, err := desireService(s, svc, src)
 		if err != nil {
 			return nil, err
 		}
@@ -80,17 +113,27 @@ func Desire(s *config.Settings, server string, digest DigestFunc) (*Desired, err
 		return nil, err
 	}
 	d.Containers = ordered
+	for _, svc := range s.ServicesOn(server, config.KindJob) {
+		c, err := desireService(s, svc, src)
+		if err != nil {
+			return nil, err
+		}
+		d.Jobs = append(d.Jobs, c)
+	}
 	return d, nil
 }
 
-func desireApp(s *config.Settings, svc *config.Service, digest DigestFunc) (*Container, error) {
+// LabelCommit names the git commit a container's image was built from.
+const LabelCommit = "io.bee2d.commit"
+
+func desireService(s *config.Settings, svc *config.Service, src Sources) (*Container, error) {
 	prefix := s.Docker.Prefix
-	name := config.ContainerName(prefix, config.KindApp, svc.Name)
+	kind := svc.Kind
 	c := &Container{
 		Service: svc.Name,
-		Kind:    config.KindApp,
+		Kind:    kind,
 		ContainerSpec: dockerx.ContainerSpec{
-			Name:          name,
+			Name:          config.ContainerName(prefix, kind, svc.Name),
 			Env:           config.RenderEnv(s, svc),
 			Binds:         svc.Volumes,
 			Ports:         svc.Ports,
@@ -99,17 +142,32 @@ func desireApp(s *config.Settings, svc *config.Service, digest DigestFunc) (*Con
 			Aliases:       []string{svc.Name},
 		},
 	}
+	// Job images get their own repository, so a job and an application of the same name never share tags.
+	repo := svc.Name
+	if kind == config.KindJob {
+		c.RestartPolicy = "no"
+		repo = "job-" + svc.Name
+	}
+	c.Labels = ownerLabels(prefix, svc.Server)
 	switch {
 	case svc.BuildDir != "":
 		dir := filepath.Join(s.Docker.Dockerfiles, svc.BuildDir)
-		sum, err := digest(dir)
+		sum, err := src.Digest(dir)
 		if err != nil {
-			return nil, fmt.Errorf("application %s: build_dir %s: %w", svc.Name, svc.BuildDir, err)
+			return nil, fmt.Errorf("%s %s: build_dir %s: %w", kindName(kind), svc.Name, svc.BuildDir, err)
 		}
-		c.Image = ImageTag(prefix, svc.Name, sum)
+		c.Image = ImageTag(prefix, repo, sum)
 		c.Source.Build = &Build{Dir: dir, Display: filepath.Join("dockerfiles", svc.BuildDir)}
 	case svc.Git != "":
-		return nil, fmt.Errorf("application %s: images from git are not supported yet; use build_dir or image", svc.Name)
+		commit, err := src.Head(svc.Git, svc.Branch)
+		if err != nil {
+			c.SourceErr = err
+			commit = "unknown"
+		}
+		c.Image = ImageTag(prefix, repo, commit)
+		c.Source.Build = &Build{Dir: svc.GitDir, Dockerfile: svc.Dockerfile, Display: config.RedactURL(svc.Git),
+			Git: &GitSource{URL: svc.Git, Branch: svc.Branch, Commit: commit}}
+		c.Labels[LabelCommit] = commit
 	default:
 		c.Image = svc.Image
 		c.Source.Pull = true
@@ -117,13 +175,15 @@ func desireApp(s *config.Settings, svc *config.Service, digest DigestFunc) (*Con
 	for _, b := range svc.Volumes {
 		if v, ok := namedVolume(b); ok {
 			c.Volumes = append(c.Volumes, v)
+			if !readOnlyBind(b) {
+				c.WritesVolumes = append(c.WritesVolumes, v)
+			}
 		}
 	}
 	for _, l := range svc.Link {
 		c.DependsOn = append(c.DependsOn, config.ContainerName(prefix, config.KindApp, l))
 	}
-	c.Labels = ownerLabels(prefix, svc.Server)
-	c.Labels[LabelKind] = string(config.KindApp)
+	c.Labels[LabelKind] = string(kind)
 	c.Labels[LabelName] = svc.Name
 	c.Digest = digestOf(&c.ContainerSpec)
 	c.Hash = c.Digest.hash()
@@ -131,6 +191,27 @@ func desireApp(s *config.Settings, svc *config.Service, digest DigestFunc) (*Con
 	c.Labels[LabelHashScheme] = strconv.Itoa(HashScheme)
 	c.Labels[LabelSpecDigest] = c.Digest.label()
 	return c, nil
+}
+
+func kindName(k config.Kind) string {
+	if k == config.KindJob {
+		return "job"
+	}
+	return "application"
+}
+
+// readOnlyBind tells whether a bind string's options include ro.
+func readOnlyBind(bind string) bool {
+	parts := strings.Split(bind, ":")
+	if len(parts) < 3 {
+		return false
+	}
+	for _, o := range strings.Split(parts[len(parts)-1], ",") {
+		if o == "ro" {
+			return true
+		}
+	}
+	return false
 }
 
 // ImageTag names an image built from a directory: <prefix>/<service>:<first 12 of the content digest>.

@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/reconcile/gitsrc"
 )
 
 // Engine is what the executor needs of a Docker engine; *dockerx.Client is one.
@@ -24,6 +28,7 @@ type Engine interface {
 	StopContainer(ctx context.Context, id string, timeout time.Duration) error
 	RenameContainer(ctx context.Context, id, newName string) error
 	RemoveContainer(ctx context.Context, id string) error
+	RunContainer(ctx context.Context, id string, out io.Writer) (int, error)
 }
 
 // Executor applies plans. It makes no decisions: every change it makes is an action of the plan.
@@ -43,6 +48,20 @@ type Executor struct {
 	Draining <-chan struct{}
 	// Done, if set, is told about every action that ran.
 	Done func(a Action, err error)
+	// JobOutput, if set, gives the writer a job's output goes to.
+	JobOutput func(job string) io.Writer
+	// Clone checks out a git source; gitsrc.Clone when nil.
+	Clone func(ctx context.Context, url, branch, dir string) (string, error)
+}
+
+// JobError is a job run that ended with a non-zero exit code.
+type JobError struct {
+	Job  string
+	Code int
+}
+
+func (e *JobError) Error() string {
+	return fmt.Sprintf("job %s exited with code %d", e.Job, e.Code)
 }
 
 // Result counts what an execution did.
@@ -58,7 +77,7 @@ func (e *Executor) Execute(ctx context.Context, p *Plan) (Result, error) {
 	var containers []Action
 	for _, a := range p.Actions {
 		switch a.Op {
-		case OpCreateContainer, OpRecreateContainer, OpStartContainer:
+		case OpCreateContainer, OpRecreateContainer, OpStartContainer, OpRunJob:
 			containers = append(containers, a)
 			continue
 		}
@@ -156,17 +175,20 @@ func (r *execution) containers(ctx context.Context, actions []Action) {
 		go func() {
 			defer wg.Done()
 			defer close(done[a.Resource])
-			if a.Container != nil {
-				for _, dep := range a.Container.DependsOn {
-					ch, ok := done[dep]
-					if !ok {
-						continue
-					}
+			for _, dep := range a.After {
+				if ch, ok := done[dep]; ok {
 					<-ch
-					if r.hasFailed(dep) {
-						r.skip(a, fmt.Errorf("%s failed", dep))
-						return
-					}
+				}
+			}
+			for _, dep := range a.deps() {
+				ch, ok := done[dep]
+				if !ok {
+					continue
+				}
+				<-ch
+				if r.hasFailed(dep) {
+					r.skip(a, fmt.Errorf("%s failed", dep))
+					return
 				}
 			}
 			select {
@@ -218,8 +240,17 @@ func (e *Executor) apply(ctx context.Context, a Action) error {
 		return e.Engine.CreateVolume(ctx, a.Resource, labels)
 	case OpBuildImage:
 		b := a.Container.Source.Build
+		dir := b.Dir
+		if b.Git != nil {
+			clone, cleanup, err := e.clone(ctx, b.Git)
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			dir = filepath.Join(clone, b.Dir)
+		}
 		_, err := e.Engine.BuildImage(ctx, dockerx.BuildRequest{
-			ContextDir: b.Dir,
+			ContextDir: dir,
 			Dockerfile: b.Dockerfile,
 			Tags:       []string{a.Resource},
 			// Containers inherit their image's labels, so an image must not carry the ownership labels:
@@ -241,6 +272,8 @@ func (e *Executor) apply(ctx context.Context, a Action) error {
 		return e.recreate(ctx, a)
 	case OpStartContainer:
 		return e.Engine.StartContainer(ctx, a.Live.ID)
+	case OpRunJob:
+		return e.runJob(ctx, a)
 	}
 	return fmt.Errorf("unknown action %q", a.Op)
 }
@@ -284,6 +317,58 @@ func (e *Executor) recreate(ctx context.Context, a Action) error {
 		if err := e.Engine.RemoveContainer(ctx, old.ID); err != nil && !dockerx.IsNotFound(err) {
 			return fmt.Errorf("remove replaced container %s: %w", aside, err)
 		}
+	}
+	return nil
+}
+
+// clone checks out a git source at the commit the plan was made for, into a temporary directory.
+func (e *Executor) clone(ctx context.Context, g *GitSource) (string, func(), error) {
+	tmp, err := os.MkdirTemp("", "bee2d-git-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup := func() { os.RemoveAll(tmp) }
+	clone := e.Clone
+	if clone == nil {
+		clone = gitsrc.Clone
+	}
+	dir := filepath.Join(tmp, "src")
+	commit, err := clone(ctx, g.URL, g.Branch, dir)
+	if err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	if commit != g.Commit {
+		// The image is tagged with the planned commit; building another would make the tag lie.
+		cleanup()
+		return "", nil, fmt.Errorf("git %s moved from %s to %s while planning; the next pass builds the new commit",
+			config.RedactURL(g.URL), shortID(g.Commit), shortID(commit))
+	}
+	return dir, cleanup, nil
+}
+
+// runJob replaces the job's previous container (kept until now so its logs stay readable) with a new one,
+// runs it to its end and turns a non-zero exit code into a JobError.
+func (e *Executor) runJob(ctx context.Context, a Action) error {
+	if a.Live != nil {
+		if err := e.Engine.RemoveContainer(ctx, a.Live.ID); err != nil && !dockerx.IsNotFound(err) {
+			return err
+		}
+	}
+	id, err := e.Engine.CreateContainer(ctx, a.Container.ContainerSpec)
+	if err != nil {
+		return err
+	}
+	var out io.Writer
+	if e.JobOutput != nil {
+		out = e.JobOutput(a.Container.Service)
+	}
+	code, err := e.Engine.RunContainer(ctx, id, out)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return &JobError{Job: a.Container.Service, Code: code}
 	}
 	return nil
 }

@@ -68,6 +68,10 @@ func (e *recordingEngine) RemoveContainer(_ context.Context, id string) error {
 	return e.call("remove " + id)
 }
 
+func (e *recordingEngine) RunContainer(_ context.Context, id string, _ io.Writer) (int, error) {
+	return 0, e.call("run " + id)
+}
+
 func (e *recordingEngine) index(call string) int {
 	return slices.Index(e.calls, call)
 }

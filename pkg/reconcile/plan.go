@@ -24,11 +24,12 @@ const (
 	OpCreateContainer   Op = "create container"
 	OpRecreateContainer Op = "recreate container"
 	OpStartContainer    Op = "start container"
+	OpRunJob            Op = "run job"
 )
 
 // Ops lists every operation, for metrics that start at zero.
 var Ops = []Op{OpRemoveContainer, OpCreateNetwork, OpCreateVolume, OpBuildImage, OpPullImage,
-	OpCreateContainer, OpRecreateContainer, OpStartContainer}
+	OpCreateContainer, OpRecreateContainer, OpStartContainer, OpRunJob}
 
 // Metric is the operation as a metric label value: create_container.
 func (o Op) Metric() string { return strings.ReplaceAll(string(o), " ", "_") }
@@ -45,6 +46,19 @@ type Action struct {
 	Live *dockerx.Container
 	// NoCache builds the image afresh (rebuild).
 	NoCache bool
+	// Needs names further actions (by resource) that must succeed first, beyond the container's links.
+	Needs []string
+	// After names actions that must end first, whether they succeed or not (jobs run one at a time).
+	After []string
+}
+
+// deps are the resources whose actions must succeed before this one.
+func (a Action) deps() []string {
+	var out []string
+	if a.Container != nil && a.Op != OpBuildImage && a.Op != OpPullImage {
+		out = append(out, a.Container.DependsOn...)
+	}
+	return append(out, a.Needs...)
 }
 
 // Plan is the ordered list of actions that converges one server, plus what bee2d will not do and why.
@@ -53,6 +67,9 @@ type Plan struct {
 	Actions []Action
 	// Blocked lists resources bee2d leaves alone although they differ from the settings.
 	Blocked []Blocked
+	// Waiting lists containers that will be created once something else has happened (a job's first
+	// successful run); they are not errors.
+	Waiting []Blocked
 	// NeedsFullSnapshot is set when the plan was made from containers only and something must be
 	// created: the caller lists networks, volumes and images and plans again.
 	NeedsFullSnapshot bool
@@ -74,7 +91,10 @@ const (
 	// Converge creates, recreates, starts and removes until the server matches the settings (apply).
 	Converge Mode = iota
 	// CreateMissing only creates containers that do not exist (Bee2's build); existing ones are left alone.
+	// Jobs do not run.
 	CreateMissing
+	// RunJobs runs the server's jobs (or the one named by Only) now, and touches no application.
+	RunJobs
 )
 
 // Options narrow a plan.
@@ -84,83 +104,44 @@ type Options struct {
 	Only string
 	// Rebuild recreates the selected applications with a fresh image build even when nothing changed.
 	Rebuild bool
+	// ForceJobs runs these jobs (by name) in Converge mode even when nothing changed, with the given cause
+	// (a schedule that fired).
+	ForceJobs map[string]string
 }
 
 // Diff plans how to take a server from snap to d. It is pure: no I/O, the same inputs give the same plan.
 func Diff(d *Desired, snap *Snapshot, opt Options) *Plan {
 	p := &Plan{Server: d.Server}
-
-	// Sort the live containers into ours (by Docker name) and others.
-	ours := map[string]*dockerx.Container{}
-	var leftovers []*dockerx.Container
-	foreign := map[string]*dockerx.Container{}
-	for i := range snap.Containers {
-		c := &snap.Containers[i]
-		if !owned(c.Labels, d.Prefix, d.Server) {
-			foreign[c.Name] = c
-			continue
-		}
-		kind := config.Kind(c.Labels[LabelKind])
-		if kind != config.KindApp {
-			continue // jobs and helpers have their own life cycles
-		}
-		if c.Name == config.ContainerName(d.Prefix, kind, c.Labels[LabelName]) {
-			ours[c.Name] = c
-		} else {
-			leftovers = append(leftovers, c)
-		}
-	}
-
-	wanted := map[string]bool{}
-	for _, c := range d.Containers {
-		wanted[c.Name] = true
-	}
+	live := sortLive(d, snap)
 
 	// Containers no longer in the settings go first, so that the ports they hold are free.
 	if opt.Mode == Converge && opt.Only == "" {
-		for _, name := range slices.Sorted(maps.Keys(ours)) {
+		wanted := map[string]bool{}
+		for _, c := range append(slices.Clone(d.Containers), d.Jobs...) {
+			wanted[c.Name] = true
+		}
+		for _, name := range slices.Sorted(maps.Keys(live.ours)) {
 			if !wanted[name] {
-				p.Actions = append(p.Actions, Action{Op: OpRemoveContainer, Resource: name, Cause: "no longer in the settings", Live: ours[name]})
+				p.Actions = append(p.Actions, Action{Op: OpRemoveContainer, Resource: name, Cause: "no longer in the settings", Live: live.ours[name]})
 			}
 		}
 	}
 
 	var containerActions []Action
-	for _, c := range d.Containers {
-		if opt.Only != "" && c.Service != opt.Only {
-			continue
-		}
-		live := ours[c.Name]
-		if live == nil {
-			if f := foreign[c.Name]; f != nil {
-				p.Blocked = append(p.Blocked, Blocked{Resource: c.Name, Reason: "a container with this name exists that bee2d did not create; it is left alone (rename or remove it)"})
-				continue
-			}
-			containerActions = append(containerActions, Action{Op: OpCreateContainer, Resource: c.Name, Cause: "missing", Container: c})
-			continue
-		}
-		if opt.Rebuild {
-			containerActions = append(containerActions, Action{Op: OpRecreateContainer, Resource: c.Name, Cause: "rebuild requested", Container: c, Live: live})
-			continue
-		}
-		if opt.Mode == CreateMissing {
-			continue
-		}
-		if cause, blocked := changed(live, c); blocked {
-			p.Blocked = append(p.Blocked, Blocked{Resource: c.Name, Reason: cause})
-			continue
-		} else if cause != "" {
-			containerActions = append(containerActions, Action{Op: OpRecreateContainer, Resource: c.Name, Cause: cause, Container: c, Live: live})
-			continue
-		}
-		if !live.Running() {
-			containerActions = append(containerActions, Action{Op: OpStartContainer, Resource: c.Name, Cause: "not running (" + live.State + ")", Live: live})
-		}
+	if opt.Mode != RunJobs {
+		containerActions = diffApps(d, live, opt, p)
 	}
+	runs := diffJobs(d, live, opt, p)
+	if opt.Mode != CreateMissing {
+		// Bee2's build creates applications whatever the jobs did; run comes after it.
+		containerActions = waitForJobs(d, live, containerActions, runs, p)
+	}
+	containerActions = append(containerActions, runs...)
 
 	var creating []*Container
 	for _, a := range containerActions {
-		if a.Op == OpCreateContainer || a.Op == OpRecreateContainer {
+		switch a.Op {
+		case OpCreateContainer, OpRecreateContainer, OpRunJob:
 			creating = append(creating, a.Container)
 		}
 	}
@@ -168,43 +149,236 @@ func Diff(d *Desired, snap *Snapshot, opt Options) *Plan {
 		p.NeedsFullSnapshot = true
 	}
 	if len(creating) > 0 && snap.Complete {
-		if !snap.hasNetwork(d.Network) {
-			p.Actions = append(p.Actions, Action{Op: OpCreateNetwork, Resource: d.Network, Cause: "missing"})
-		}
-		seen := map[string]bool{}
-		for _, c := range creating {
-			for _, v := range c.Volumes {
-				if !seen[v] && !snap.hasVolume(v) {
-					p.Actions = append(p.Actions, Action{Op: OpCreateVolume, Resource: v, Cause: "missing"})
-				}
-				seen[v] = true
-			}
-		}
-		seen = map[string]bool{}
-		for _, c := range creating {
-			if seen[c.Image] {
-				continue
-			}
-			seen[c.Image] = true
-			switch {
-			case c.Source.Build != nil && opt.Rebuild:
-				p.Actions = append(p.Actions, Action{Op: OpBuildImage, Resource: c.Image, Cause: "rebuild requested, from " + c.Source.Build.Display, Container: c, NoCache: true})
-			case c.Source.Build != nil && !snap.hasImage(c.Image):
-				p.Actions = append(p.Actions, Action{Op: OpBuildImage, Resource: c.Image, Cause: "missing on the server, from " + c.Source.Build.Display, Container: c})
-			case c.Source.Pull && !snap.hasImage(c.Image):
-				p.Actions = append(p.Actions, Action{Op: OpPullImage, Resource: c.Image, Cause: "missing on the server", Container: c})
-			}
-		}
+		p.Actions = append(p.Actions, prerequisites(d, snap, creating, opt)...)
 	}
 	p.Actions = append(p.Actions, containerActions...)
 
 	// What an interrupted recreate left behind goes once its replacement is planned or in place.
 	if opt.Mode == Converge {
-		for _, c := range leftovers {
+		for _, c := range live.leftovers {
 			p.Actions = append(p.Actions, Action{Op: OpRemoveContainer, Resource: c.Name, Cause: "left over from an interrupted recreate of " + c.Labels[LabelName], Live: c})
 		}
 	}
 	return p
+}
+
+// liveState is a snapshot's containers sorted for the planner.
+type liveState struct {
+	// ours are bee2d's containers of this server under their final names; leftovers under other names.
+	ours      map[string]*dockerx.Container
+	leftovers []*dockerx.Container
+	// foreign are all other containers, by name.
+	foreign map[string]*dockerx.Container
+}
+
+func sortLive(d *Desired, snap *Snapshot) liveState {
+	l := liveState{ours: map[string]*dockerx.Container{}, foreign: map[string]*dockerx.Container{}}
+	for i := range snap.Containers {
+		c := &snap.Containers[i]
+		if !owned(c.Labels, d.Prefix, d.Server) {
+			l.foreign[c.Name] = c
+			continue
+		}
+		kind := config.Kind(c.Labels[LabelKind])
+		if kind != config.KindApp && kind != config.KindJob {
+			continue // helpers have their own life cycles
+		}
+		if c.Name == config.ContainerName(d.Prefix, kind, c.Labels[LabelName]) {
+			l.ours[c.Name] = c
+		} else {
+			l.leftovers = append(l.leftovers, c)
+		}
+	}
+	return l
+}
+
+func diffApps(d *Desired, live liveState, opt Options, p *Plan) []Action {
+	var out []Action
+	for _, c := range d.Containers {
+		if opt.Only != "" && c.Service != opt.Only {
+			continue
+		}
+		lc := live.ours[c.Name]
+		if lc == nil {
+			if live.foreign[c.Name] != nil {
+				p.Blocked = append(p.Blocked, Blocked{Resource: c.Name, Reason: foreignReason})
+				continue
+			}
+			if c.SourceErr != nil {
+				p.Blocked = append(p.Blocked, Blocked{Resource: c.Name, Reason: "image source: " + c.SourceErr.Error()})
+				continue
+			}
+			out = append(out, Action{Op: OpCreateContainer, Resource: c.Name, Cause: "missing", Container: c})
+			continue
+		}
+		if c.SourceErr != nil {
+			p.Blocked = append(p.Blocked, Blocked{Resource: c.Name, Reason: "image source: " + c.SourceErr.Error() + "; the running container is kept"})
+			continue
+		}
+		if opt.Rebuild {
+			out = append(out, Action{Op: OpRecreateContainer, Resource: c.Name, Cause: "rebuild requested", Container: c, Live: lc})
+			continue
+		}
+		if opt.Mode == CreateMissing {
+			continue
+		}
+		if cause, blocked := changed(lc, c); blocked {
+			p.Blocked = append(p.Blocked, Blocked{Resource: c.Name, Reason: cause})
+			continue
+		} else if cause != "" {
+			out = append(out, Action{Op: OpRecreateContainer, Resource: c.Name, Cause: cause, Container: c, Live: lc})
+			continue
+		}
+		if !lc.Running() {
+			out = append(out, Action{Op: OpStartContainer, Resource: c.Name, Cause: "not running (" + lc.State + ")", Live: lc})
+		}
+	}
+	return out
+}
+
+const foreignReason = "a container with this name exists that bee2d did not create; it is left alone (rename or remove it)"
+
+// diffJobs plans job runs, in file order, one after the other. A job runs when it never ran, when its spec
+// changed (a new commit, an env change), when its last run failed, or when asked (run, a schedule). A job
+// whose container is running is in progress and is never started twice.
+func diffJobs(d *Desired, live liveState, opt Options, p *Plan) []Action {
+	if opt.Mode == CreateMissing || (opt.Mode == Converge && opt.Only != "") {
+		return nil
+	}
+	var runs []Action
+	for _, j := range d.Jobs {
+		if opt.Mode == RunJobs && opt.Only != "" && j.Service != opt.Only {
+			continue
+		}
+		lc := live.ours[j.Name]
+		if lc == nil && live.foreign[j.Name] != nil {
+			p.Blocked = append(p.Blocked, Blocked{Resource: j.Name, Reason: foreignReason})
+			continue
+		}
+		if j.SourceErr != nil {
+			p.Blocked = append(p.Blocked, Blocked{Resource: j.Name, Reason: "image source: " + j.SourceErr.Error()})
+			continue
+		}
+		if lc != nil && lc.Running() {
+			if opt.Mode == RunJobs {
+				p.Blocked = append(p.Blocked, Blocked{Resource: j.Name, Reason: "a run is in progress"})
+			}
+			continue
+		}
+		var cause string
+		switch {
+		case opt.Mode == RunJobs:
+			cause = "run requested"
+		case opt.ForceJobs[j.Service] != "":
+			cause = opt.ForceJobs[j.Service]
+		case lc == nil:
+			cause = "never ran"
+		default:
+			c, blocked := changed(lc, j)
+			if blocked {
+				p.Blocked = append(p.Blocked, Blocked{Resource: j.Name, Reason: c})
+				continue
+			}
+			cause = c
+			if cause == "" {
+				if code, ok := lc.ExitCode(); !ok {
+					cause = "last run did not finish (" + lc.State + ")"
+				} else if code != 0 {
+					cause = "last run failed (exit " + strconv.Itoa(code) + ")"
+				}
+			}
+		}
+		if cause == "" {
+			continue
+		}
+		a := Action{Op: OpRunJob, Resource: j.Name, Cause: cause, Container: j, Live: lc}
+		if n := len(runs); n > 0 {
+			a.After = []string{runs[n-1].Resource}
+		}
+		runs = append(runs, a)
+	}
+	return runs
+}
+
+// waitForJobs holds back the creation of an application that mounts a volume a job writes until that job
+// has succeeded once, so that a fresh server never serves an empty site. When the job runs in this plan the
+// create waits for it (and is skipped if it fails); otherwise the application waits for a later pass.
+func waitForJobs(d *Desired, live liveState, actions, runs []Action, p *Plan) []Action {
+	writers := map[string][]*Container{} // volume -> jobs writing it
+	for _, j := range d.Jobs {
+		for _, v := range j.WritesVolumes {
+			writers[v] = append(writers[v], j)
+		}
+	}
+	if len(writers) == 0 {
+		return actions
+	}
+	running := map[string]bool{}
+	for _, r := range runs {
+		running[r.Resource] = true
+	}
+	var out []Action
+	for _, a := range actions {
+		if a.Op != OpCreateContainer {
+			out = append(out, a)
+			continue
+		}
+		var waitFor []string
+		for _, v := range a.Container.Volumes {
+			for _, j := range writers[v] {
+				if lc := live.ours[j.Name]; lc != nil {
+					if code, ok := lc.ExitCode(); ok && code == 0 {
+						continue
+					}
+				}
+				if running[j.Name] {
+					a.Needs = append(a.Needs, j.Name)
+					a.Cause += "; after job " + j.Service + " succeeds"
+				} else if !slices.Contains(waitFor, j.Service) {
+					waitFor = append(waitFor, j.Service)
+				}
+			}
+		}
+		if len(waitFor) > 0 {
+			p.Waiting = append(p.Waiting, Blocked{Resource: a.Resource, Reason: "waiting for the first successful run of job " + strings.Join(waitFor, ", ")})
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// prerequisites are the network, volumes and images the containers to be created need.
+func prerequisites(d *Desired, snap *Snapshot, creating []*Container, opt Options) []Action {
+	var out []Action
+	if !snap.hasNetwork(d.Network) {
+		out = append(out, Action{Op: OpCreateNetwork, Resource: d.Network, Cause: "missing"})
+	}
+	seen := map[string]bool{}
+	for _, c := range creating {
+		for _, v := range c.Volumes {
+			if !seen[v] && !snap.hasVolume(v) {
+				out = append(out, Action{Op: OpCreateVolume, Resource: v, Cause: "missing"})
+			}
+			seen[v] = true
+		}
+	}
+	seen = map[string]bool{}
+	for _, c := range creating {
+		if seen[c.Image] {
+			continue
+		}
+		seen[c.Image] = true
+		switch {
+		case c.Source.Build != nil && opt.Rebuild:
+			out = append(out, Action{Op: OpBuildImage, Resource: c.Image, Cause: "rebuild requested, from " + c.Source.Build.Display, Container: c, NoCache: true})
+		case c.Source.Build != nil && !snap.hasImage(c.Image):
+			out = append(out, Action{Op: OpBuildImage, Resource: c.Image, Cause: "missing on the server, from " + c.Source.Build.Display, Container: c})
+		case c.Source.Pull && !snap.hasImage(c.Image):
+			out = append(out, Action{Op: OpPullImage, Resource: c.Image, Cause: "missing on the server", Container: c})
+		}
+	}
+	return out
 }
 
 // changed compares a live container with the desired one. It returns the causes of a recreate, or
@@ -242,6 +416,9 @@ func (p *Plan) String() string {
 	for _, a := range p.Actions {
 		fmt.Fprintf(&b, "  %s %s %s: %s\n", a.symbol(), a.Op, a.Resource, a.Cause)
 	}
+	for _, w := range p.Waiting {
+		fmt.Fprintf(&b, "  … wait %s: %s\n", w.Resource, w.Reason)
+	}
 	for _, bl := range p.Blocked {
 		fmt.Fprintf(&b, "  ! leave %s: %s\n", bl.Resource, bl.Reason)
 	}
@@ -254,7 +431,7 @@ func (a Action) symbol() string {
 		return "-"
 	case OpRecreateContainer:
 		return "~"
-	case OpStartContainer:
+	case OpStartContainer, OpRunJob:
 		return ">"
 	default:
 		return "+"

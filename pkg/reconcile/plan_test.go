@@ -1,9 +1,12 @@
 package reconcile
 
 import (
+	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -62,9 +65,20 @@ func fakeDigest(version string) DigestFunc {
 	}
 }
 
-func desired(t *testing.T, yml, digestVersion string) *Desired {
+// fakeHead makes every git branch point to a commit named after the branch and a per-test version; a
+// branch named "unreachable" fails like a remote that does not answer.
+func fakeHead(version string) HeadFunc {
+	return func(url, branch string) (string, error) {
+		if branch == "unreachable" {
+			return "", errors.New("git ls-remote https://***@git.example.com/site.git: could not resolve host")
+		}
+		return fmt.Sprintf("%s%s%040d", branch, version, 0)[:40], nil
+	}
+}
+
+func desired(t *testing.T, yml, version string) *Desired {
 	t.Helper()
-	d, err := Desire(settings(t, yml), "web1", fakeDigest(digestVersion))
+	d, err := DesireFrom(settings(t, yml), "web1", Sources{Digest: fakeDigest(version), Head: fakeHead(version)})
 	if err != nil {
 		t.Fatalf("desire: %v", err)
 	}
@@ -75,14 +89,18 @@ func desired(t *testing.T, yml, digestVersion string) *Desired {
 func liveFrom(d *Desired) *Snapshot {
 	s := &Snapshot{Complete: true, Networks: []dockerx.Network{{Name: d.Network}}}
 	seenVol := map[string]bool{}
-	for i, c := range d.Containers {
+	for i, c := range append(slices.Clone(d.Containers), d.Jobs...) {
 		labels := map[string]string{}
 		for k, v := range c.Labels {
 			labels[k] = v
 		}
+		state, status := "running", "Up 2 minutes"
+		if c.Kind == config.KindJob {
+			state, status = "exited", "Exited (0) 1 minute ago"
+		}
 		s.Containers = append(s.Containers, dockerx.Container{
-			ID: strings.Repeat(string(rune('a'+i)), 64), Name: c.Name, Image: c.Image, State: "running", Labels: labels,
-			Networks: []string{d.Network},
+			ID: strings.Repeat(string(rune('a'+i)), 64), Name: c.Name, Image: c.Image, State: state, Status: status,
+			Labels: labels, Networks: []string{d.Network},
 		})
 		s.Images = append(s.Images, dockerx.Image{ID: "sha256:" + c.Image, Tags: []string{c.Image}})
 		for _, v := range c.Volumes {
@@ -293,5 +311,91 @@ func TestStartOrderFollowsLinks(t *testing.T) {
 	// front is listed first but links to static, so static starts first.
 	if got := strings.Join(names, ","); got != "static,front" {
 		t.Fatalf("start order %s, want static,front", got)
+	}
+}
+
+// jobsBase has a git job writing the site volume that nginx serves, and an image job linking to api.
+const jobsBase = `
+servers:
+  web1: {}
+docker:
+  prefix: bee2
+applications:
+  nginx:
+    server: web1
+    image: nginx:1
+    volumes: ["site:/www:ro"]
+  api:
+    server: web1
+    image: api:1
+jobs:
+  site:
+    server: web1
+    git: https://deploy:tok3n@git.example.com/site.git
+    branch: main
+    volumes: ["site:/out:rw"]
+    env: {target: $nginx}
+  report:
+    server: web1
+    image: reporter:1
+    link: [api]
+`
+
+func TestDiffJobsGolden(t *testing.T) {
+	exited := func(name string, code int) func(*Snapshot) {
+		return func(s *Snapshot) {
+			c := find(s, name)
+			c.State, c.Status = "exited", fmt.Sprintf("Exited (%d) 3 seconds ago", code)
+		}
+	}
+	tests := []struct {
+		name             string
+		live, want       string
+		liveVer, wantVer string
+		snapshot         func(*Snapshot)
+		opt              Options
+	}{
+		{name: "fresh-server", want: jobsBase},
+		{name: "jobs-succeeded", live: jobsBase, want: jobsBase},
+		{name: "job-failed-is-run-again", live: jobsBase, want: jobsBase, snapshot: exited("bee2-job-site", 2)},
+		{name: "new-commit", live: jobsBase, want: jobsBase, liveVer: "1", wantVer: "2"},
+		{
+			name: "job-in-progress-app-waits", live: jobsBase, want: jobsBase,
+			snapshot: func(s *Snapshot) {
+				find(s, "bee2-job-site").State = "running"
+				s.Containers = slices.DeleteFunc(s.Containers, func(c dockerx.Container) bool { return c.Name == "bee2-app-nginx" })
+			},
+		},
+		{
+			name: "failed-job-app-waits", live: jobsBase, want: jobsBase,
+			snapshot: func(s *Snapshot) {
+				exited("bee2-job-site", 1)(s)
+				find(s, "bee2-job-site").State = "running" // its retry is under way
+				s.Containers = slices.DeleteFunc(s.Containers, func(c dockerx.Container) bool { return c.Name == "bee2-app-nginx" })
+			},
+		},
+		{name: "schedule-fired", live: jobsBase, want: jobsBase, opt: Options{ForceJobs: map[string]string{"report": "schedule @hourly fired"}}},
+		{name: "run-one-job", live: jobsBase, want: jobsBase, opt: Options{Mode: RunJobs, Only: "site"}},
+		{name: "run-all-jobs", live: jobsBase, want: jobsBase, opt: Options{Mode: RunJobs}},
+		{name: "build-runs-no-job", want: jobsBase, opt: Options{Mode: CreateMissing}},
+		{name: "unreachable-remote-blocks-that-job-only", want: strings.Replace(jobsBase, "branch: main", "branch: unreachable", 1)},
+		{name: "job-removed-from-settings", live: jobsBase, want: jobsBase[:strings.Index(jobsBase, "  report:")]},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			snap := &Snapshot{Complete: true}
+			if tt.live != "" {
+				snap = liveFrom(desired(t, tt.live, tt.liveVer))
+			}
+			if tt.snapshot != nil {
+				tt.snapshot(snap)
+			}
+			p := Diff(desired(t, tt.want, tt.wantVer), snap, tt.opt)
+			got := p.String()
+			if strings.Contains(got, "tok3n") {
+				t.Errorf("plan shows a git credential:\n%s", got)
+			}
+			golden(t, filepath.Join("testdata", "plans", "jobs-"+tt.name+".plan"), got)
+		})
 	}
 }
