@@ -18,12 +18,12 @@ const legacyUsage = `Bee2 commands: bee2d -c settings.yml -d SERVER:ACTION[:NAME
   SERVER:build:APP        the same for one application
   SERVER:rebuild          remove and recreate every application of SERVER with a fresh image build
   SERVER:rebuild:APP      the same for one application (its volumes are kept)
-  SERVER:run[:JOB]        run the server's jobs, or one               (not supported yet)
+  SERVER:run[:JOB]        run the server's jobs, or one; exit with the first failing job's code
   SERVER:backup           back up the server's volumes                (not supported yet)
   SERVER:restore[:TS]     restore the newest backup, or the one at TS (not supported yet)
   help                    this text
 
-Exit status: 0 success or help; 1 error or an unknown action.
+Exit status: 0 success or help; 1 error or an unknown action; for run, a failing job's own exit code.
 `
 
 // legacyCommand is one parsed -d argument.
@@ -111,6 +111,10 @@ func runLegacy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	if s.Server(cmd.Server) == nil {
 		return exitCode(fmt.Errorf("no server %q in %s", cmd.Server, s.File), stderr)
+	}
+	if cmd.Action == "run" {
+		c.server = cmd.Server
+		return runJobs(ctx, c, cmd.Server, cmd.Arg, stdout, stderr)
 	}
 	var opt reconcile.Options
 	switch cmd.Action {

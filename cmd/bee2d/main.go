@@ -30,6 +30,7 @@ Usage:
   bee2d plan     -c settings.yml [--server S] [--detailed-exitcode]
   bee2d apply    -c settings.yml [--server S]
   bee2d status   -c settings.yml [--server S]
+  bee2d run      -c settings.yml SERVER [JOB]        run the server's jobs (or one) now
   bee2d version
   bee2d -c settings.yml -d SERVER:ACTION[:NAME]    Bee2's commands; -d help lists them
 
@@ -77,7 +78,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case "daemon":
 		err = cmdDaemon(ctx, rest, stdout, stderr)
-	case "run", "backup", "restore":
+	case "run":
+		return cmdRun(ctx, rest, stdout, stderr)
+	case "backup", "restore":
 		err = fmt.Errorf("%s: not supported yet", cmd)
 	default:
 		fmt.Fprintf(stderr, "bee2d: unknown command %q\n\n%s", cmd, usage)

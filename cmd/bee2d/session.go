@@ -24,6 +24,8 @@ type session struct {
 	log      *zap.Logger
 	// progress receives build and pull output: the terminal, or nothing.
 	progress io.Writer
+	// jobOutput gives the writer of a job's output; nil drops it.
+	jobOutput func(job string) io.Writer
 }
 
 func newSession(s *config.Settings, c common, stderr io.Writer) (*session, error) {
@@ -126,6 +128,9 @@ func (srv *server) converge(ctx context.Context, opt reconcile.Options) (string,
 		return "", err
 	}
 	var blocked error
+	for _, w := range p.Waiting {
+		srv.sess.log.Info("waiting", zap.String("server", srv.name), zap.String("name", w.Resource), zap.String("reason", w.Reason))
+	}
 	for _, b := range p.Blocked {
 		srv.sess.log.Warn("left alone", zap.String("server", srv.name), zap.String("name", b.Resource), zap.String("reason", b.Reason))
 		blocked = errors.Join(blocked, fmt.Errorf("%s: %s", b.Resource, b.Reason))
@@ -141,6 +146,7 @@ func (srv *server) converge(ctx context.Context, opt reconcile.Options) (string,
 		StopTimeout: 10 * time.Second,
 		Prefix:      srv.desired.Prefix,
 		Server:      srv.name,
+		JobOutput:   srv.sess.jobOutput,
 	}
 	res, err := ex.Execute(ctx, p)
 	summary := fmt.Sprintf("server %s: %d applied, %d failed, %d skipped\n", srv.name, res.Applied, res.Failed, res.Skipped)
