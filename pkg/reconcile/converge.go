@@ -3,9 +3,12 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"go.uber.org/zap"
 
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
@@ -39,7 +42,9 @@ func ObserveAll(ctx context.Context, o Observer) (*Snapshot, error) {
 
 // EndpointFor tells how to reach a server's engine: its docker section if given; else Bee2's default of
 // TLS on port 2376 of the first private DNS name, with the client files in conf/docker/<server>/ beside
-// the settings; else DOCKER_HOST or the local socket.
+// the settings (ca.pem, or ca.crt as Bee2's Ansible role saved it); else DOCKER_HOST or the local socket.
+// Files named in the settings are relative to the settings file. Plain tcp:// is refused unless the
+// settings say insecure: true; see InsecureWarning.
 func EndpointFor(s *config.Settings, server string) (dockerx.Endpoint, error) {
 	srv := s.Server(server)
 	if srv == nil {
@@ -55,23 +60,36 @@ func EndpointFor(s *config.Settings, server string) (dockerx.Endpoint, error) {
 	switch {
 	case srv.Docker != nil:
 		ep.Host = srv.Docker.Host
+		ep.Insecure = srv.Docker.Insecure
 		if t := srv.Docker.TLS; t != nil {
 			ep.TLS = &dockerx.TLSFiles{CA: abs(t.CA), Cert: abs(t.Cert), Key: abs(t.Key)}
 		}
+		if f := srv.Docker.SSH; f != nil {
+			ep.SSH = &dockerx.SSHFiles{KnownHosts: abs(f.KnownHosts), Identity: abs(f.Identity)}
+		}
 	case len(srv.DNS.Private) > 0:
-		ep.Host = "tcp://" + srv.DNS.Private[0] + ":2376"
+		ep.Host = "tcp://" + net.JoinHostPort(srv.DNS.Private[0], "2376")
 		dir := filepath.Join(s.Dir, "conf", "docker", server)
 		ca := filepath.Join(dir, "ca.pem")
 		if _, err := os.Stat(ca); err != nil {
-			// Bee2's Ansible role saved the CA as ca.crt.
 			if _, err2 := os.Stat(filepath.Join(dir, "ca.crt")); err2 == nil {
 				ca = filepath.Join(dir, "ca.crt")
 			}
 		}
 		ep.TLS = &dockerx.TLSFiles{CA: ca, Cert: filepath.Join(dir, "docker-client.crt"), Key: filepath.Join(dir, "docker-client.pem")}
 	}
-	if strings.HasPrefix(ep.Host, "tcp://") && ep.TLS == nil && (srv.Docker == nil || !srv.Docker.Insecure) {
+	if strings.HasPrefix(ep.Host, "tcp://") && ep.TLS == nil && !ep.Insecure {
 		return ep, fmt.Errorf("server %s: %s without TLS is refused; give docker.tls or set docker.insecure: true", server, ep.Host)
 	}
 	return ep, nil
+}
+
+// WarnInsecure logs, when ep is a server reached over TCP without TLS, that anyone who reaches it is root
+// on it; log names the server. Callers do this once each time bee2d starts, so the warning is seen at every
+// start but does not flood the log.
+func WarnInsecure(log *zap.Logger, ep dockerx.Endpoint) {
+	if ep.Insecure && ep.TLS == nil && strings.HasPrefix(ep.Host, "tcp://") {
+		log.Warn("docker api over tcp without tls: anyone who reaches it is root on the server",
+			zap.String("host", ep.Host), zap.String("because", "docker.insecure: true"))
+	}
 }

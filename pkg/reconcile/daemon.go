@@ -47,6 +47,8 @@ type Daemon struct {
 	Connect func(context.Context, dockerx.Endpoint) (Conn, error)
 	// Digest hashes build directories; dockerx.ContextDigest when nil.
 	Digest DigestFunc
+	// Head asks a git remote for a branch head; git ls-remote when nil.
+	Head HeadFunc
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Ready, if set, is called once, when every server has had its first pass.
@@ -57,6 +59,7 @@ type Daemon struct {
 	raw       []byte
 	reloadErr string // the settings error last logged, so a repeating one is logged once
 	workers   map[string]*worker
+	jobSeries map[[2]string]bool // server, job: the job series created
 	readyOnce sync.Once
 
 	// The contexts of Run: stop ends taking work; work bounds the Docker calls in flight.
@@ -249,6 +252,7 @@ func (d *Daemon) syncWorkers() {
 			w.run()
 		}()
 	}
+	d.syncJobMetrics()
 	for name, w := range d.workers {
 		if !want[name] {
 			w.cancel()
@@ -259,6 +263,27 @@ func (d *Daemon) syncWorkers() {
 			d.log().Info("server removed from the settings; its containers are left as they are", zap.String("server", name))
 		}
 	}
+}
+
+// syncJobMetrics creates the series of the jobs in the settings and deletes those of jobs gone. d.mu is held.
+func (d *Daemon) syncJobMetrics() {
+	if d.Metrics == nil {
+		return
+	}
+	now := map[[2]string]bool{}
+	for _, j := range d.settings.Jobs {
+		k := [2]string{j.Server, j.Name}
+		now[k] = true
+		if !d.jobSeries[k] {
+			d.Metrics.InitJob(j.Server, j.Name)
+		}
+	}
+	for k := range d.jobSeries {
+		if !now[k] {
+			d.Metrics.ForgetJob(k[0], k[1])
+		}
+	}
+	d.jobSeries = now
 }
 
 // checkReady calls Ready once every current server has finished its first pass.
@@ -298,6 +323,13 @@ func (d *Daemon) connect(ctx context.Context, ep dockerx.Endpoint) (Conn, error)
 		return d.Connect(ctx, ep)
 	}
 	return dockerx.Connect(ctx, ep)
+}
+
+func (d *Daemon) head() HeadFunc {
+	if d.Head != nil {
+		return d.Head
+	}
+	return defaultHead
 }
 
 func (d *Daemon) digest() DigestFunc {

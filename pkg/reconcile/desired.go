@@ -1,7 +1,6 @@
 package reconcile
 
 import (
-	"context"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
-	"github.com/bee2d/bee2d/pkg/reconcile/gitsrc"
 )
 
 // Desired is what one server should run according to the settings.
@@ -83,9 +81,7 @@ type Sources struct {
 // Desire computes the desired state of one server, hashing build directories with digest and asking git
 // remotes for their branch heads.
 func Desire(s *config.Settings, server string, digest DigestFunc) (*Desired, error) {
-	return DesireFrom(s, server, Sources{Digest: digest, Head: func(url, branch string) (string, error) {
-		return gitsrc.Head(context.Background(), url, branch)
-	}})
+	return DesireFrom(s, server, Sources{Digest: digest, Head: defaultHead})
 }
 
 // DesireFrom computes the desired state of one server. The sources are its only I/O.

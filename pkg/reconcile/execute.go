@@ -46,8 +46,8 @@ type Executor struct {
 	// Draining, once closed, stops new actions from starting; those in flight finish. The context given
 	// to Execute bounds the calls themselves.
 	Draining <-chan struct{}
-	// Done, if set, is told about every action that ran.
-	Done func(a Action, err error)
+	// Done, if set, is told about every action that ran, and how long it took.
+	Done func(a Action, err error, took time.Duration)
 	// JobOutput, if set, gives the writer a job's output goes to.
 	JobOutput func(job string) io.Writer
 	// Clone checks out a git source; gitsrc.Clone when nil.
@@ -90,7 +90,9 @@ func (e *Executor) Execute(ctx context.Context, p *Plan) (Result, error) {
 			r.skip(a, err)
 			continue
 		}
-		r.record(a, e.apply(ctx, a))
+		start := time.Now()
+		err := e.apply(ctx, a)
+		r.record(a, err, time.Since(start))
 	}
 	if len(containers) > 0 {
 		r.containers(ctx, containers)
@@ -125,9 +127,9 @@ func (r *execution) halted(ctx context.Context) error {
 	}
 }
 
-func (r *execution) record(a Action, err error) {
+func (r *execution) record(a Action, err error, took time.Duration) {
 	if r.Done != nil {
-		r.Done(a, err)
+		r.Done(a, err, took)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -205,9 +207,10 @@ func (r *execution) containers(ctx context.Context, actions []Action) {
 				r.skip(a, err)
 				return
 			}
+			start := time.Now()
 			err := r.apply(ctx, a)
 			<-sem
-			r.record(a, err)
+			r.record(a, err, time.Since(start))
 		}()
 	}
 	wg.Wait()

@@ -1,5 +1,11 @@
 package reconcile
 
+import (
+	"strconv"
+
+	"github.com/bee2d/bee2d/pkg/dockerx"
+)
+
 // ResourceStatus is one managed resource of a server compared with the settings.
 type ResourceStatus struct {
 	Kind string // network, volume, container
@@ -63,12 +69,46 @@ func Status(d *Desired, snap *Snapshot) []ResourceStatus {
 		}
 		out = append(out, st)
 	}
+	for _, j := range d.Jobs {
+		st := ResourceStatus{Kind: "job", Name: j.Name, State: live[j.Name], InSync: true}
+		if st.State == "" {
+			st.State = "never ran"
+		}
+		if c := findContainer(snap, j.Name); c != nil {
+			if code, ok := c.ExitCode(); ok {
+				st.State = "exited (" + strconv.Itoa(code) + ")"
+			}
+		}
+		if a, ok := byResource[j.Name]; ok {
+			st.InSync, st.Detail = false, a.Cause
+		}
+		if reason, ok := blocked[j.Name]; ok {
+			st.InSync, st.Detail = false, reason
+		}
+		out = append(out, st)
+	}
+	for _, w := range p.Waiting {
+		for i := range out {
+			if out[i].Name == w.Resource {
+				out[i].InSync, out[i].Detail = false, w.Reason
+			}
+		}
+	}
 	for _, a := range p.Actions {
 		if a.Op == OpRemoveContainer {
 			out = append(out, ResourceStatus{Kind: "container", Name: a.Resource, State: a.Live.State, Detail: "to be removed: " + a.Cause})
 		}
 	}
 	return out
+}
+
+func findContainer(snap *Snapshot, name string) *dockerx.Container {
+	for i := range snap.Containers {
+		if snap.Containers[i].Name == name {
+			return &snap.Containers[i]
+		}
+	}
+	return nil
 }
 
 func missingDetail(ok bool) string {

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,6 +35,11 @@ type worker struct {
 	failing   string // the error of the failing streak being in, "" when passing
 	crashes   map[string]*crashState
 	pass      int64
+	heads     *headCache
+	schedules map[string]nextFire // by job name
+	timer     *time.Timer         // wakes the worker for the next schedule or poll
+	holding   int                 // actions held back on the last pass
+	insecure  sync.Once           // the plain-TCP warning, once per start
 }
 
 // crashState is the back-off of a container whose create or start failed.
@@ -45,13 +51,15 @@ type crashState struct {
 func newWorker(d *Daemon, server string) *worker {
 	ctx, cancel := context.WithCancel(d.stop)
 	return &worker{
-		d:       d,
-		server:  server,
-		log:     d.log().With(zap.String("server", server)),
-		wake:    make(chan struct{}, 1),
-		ctx:     ctx,
-		cancel:  cancel,
-		crashes: map[string]*crashState{},
+		d:         d,
+		server:    server,
+		log:       d.log().With(zap.String("server", server)),
+		wake:      make(chan struct{}, 1),
+		ctx:       ctx,
+		cancel:    cancel,
+		crashes:   map[string]*crashState{},
+		heads:     &headCache{entries: map[string]headEntry{}},
+		schedules: map[string]nextFire{},
 	}
 }
 
@@ -115,7 +123,7 @@ func (w *worker) step() {
 		w.failures++
 		backoff := min(backoffMin<<min(w.failures-1, 20), backoffMax)
 		w.notBefore = w.d.now().Add(backoff)
-		if w.failing == "" {
+		if w.failures == 1 { // also after failing actions: an outage is news of its own
 			log.Error("server pass failing", zap.Error(err), zap.Duration("retry_in", backoff))
 		} else {
 			log.Debug("server pass still failing", zap.Error(err), zap.Duration("retry_in", backoff))
@@ -127,7 +135,8 @@ func (w *worker) step() {
 			log.Error("actions failing", zap.Error(err))
 		}
 		w.failing = err.Error()
-	} else {
+	} else if w.holding == 0 {
+		// A pass with held actions is not a recovery: they have not succeeded yet.
 		if w.failing != "" {
 			log.Info("server pass recovered", zap.Int("failed_passes", w.failures))
 		}
@@ -143,21 +152,25 @@ func (w *worker) converge(log *zap.Logger) error {
 	if s.Server(w.server) == nil {
 		return nil // removed by a reload in the meantime
 	}
-	desired, err := Desire(s, w.server, w.d.digest())
+	desired, err := DesireFrom(s, w.server, Sources{Digest: w.d.digest(), Head: w.heads.lookup(s, w.d.head(), w.d.now)})
 	if err != nil {
 		return err
 	}
+	force := w.dueSchedules(s)
 	conn, err := w.connection(s)
 	if err != nil {
 		return errServerDown{err}
 	}
 	ctx := w.d.work
-	p, snap, err := PlanServer(ctx, conn, desired, Options{})
+	p, snap, err := PlanServer(ctx, conn, desired, Options{ForceJobs: force})
 	if err != nil {
 		w.closeConn() // reconnect next time: the engine may have gone away
 		return errServerDown{err}
 	}
 	held := w.holdFailing(p)
+	w.mu.Lock()
+	w.holding = len(held)
+	w.mu.Unlock()
 	for _, b := range p.Blocked {
 		log.Warn("left alone", zap.String("name", b.Resource), zap.String("reason", b.Reason))
 	}
@@ -171,9 +184,15 @@ func (w *worker) converge(log *zap.Logger) error {
 			Prefix:      desired.Prefix,
 			Server:      w.server,
 			Draining:    w.ctx.Done(),
-			Done: func(a Action, err error) {
-				if w.d.Metrics != nil {
-					w.d.Metrics.Action(w.server, a.Op.Metric(), err == nil)
+			Done: func(a Action, err error, took time.Duration) {
+				if m := w.d.Metrics; m != nil {
+					m.Action(w.server, a.Op.Metric(), err == nil)
+					if a.Op == OpRunJob {
+						m.JobRun(w.server, a.Container.Service, exitCodeOf(err), took, w.d.now())
+					}
+				}
+				if a.Op == OpRunJob {
+					w.logJobRun(log, a, err, took)
 				}
 				w.noteResult(a, err)
 			},
@@ -188,7 +207,102 @@ func (w *worker) converge(log *zap.Logger) error {
 		}
 	}
 	w.report(desired, snap, held)
+	w.wakeForTimers(s)
 	return execErr
+}
+
+// exitCodeOf turns a job run's error into the exit code metric: the job's own code, or -1 when it could
+// not run.
+func exitCodeOf(err error) int {
+	var je *JobError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &je):
+		return je.Code
+	}
+	return -1
+}
+
+func (w *worker) logJobRun(log *zap.Logger, a Action, err error, took time.Duration) {
+	fields := []zap.Field{zap.String("job", a.Container.Service), zap.Duration("took", took), zap.String("cause", a.Cause)}
+	if g := a.Container.Source.Build; g != nil && g.Git != nil {
+		fields = append(fields, zap.String("commit", g.Git.Commit))
+	}
+	if err != nil {
+		log.Warn("job run failed", append(fields, zap.Int("exit_code", exitCodeOf(err)), zap.Error(err))...)
+		return
+	}
+	log.Info("job run succeeded", fields...)
+}
+
+// dueSchedules returns the jobs of this server whose schedule fired since the last pass, and arms the
+// next firing of each.
+func (w *worker) dueSchedules(s *config.Settings) map[string]string {
+	now := w.d.now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	due := map[string]string{}
+	seen := map[string]bool{}
+	for _, j := range s.ServicesOn(w.server, config.KindJob) {
+		if j.Schedule == "" {
+			continue
+		}
+		seen[j.Name] = true
+		sched, err := config.ParseSchedule(j.Schedule)
+		if err != nil {
+			continue // validated when loaded
+		}
+		next, ok := w.schedules[j.Name]
+		if !ok || next.spec != j.Schedule {
+			// A new or changed schedule starts counting now: it does not fire for the past.
+			w.schedules[j.Name] = nextFire{spec: j.Schedule, at: sched.Next(now)}
+			continue
+		}
+		if !now.Before(next.at) {
+			due[j.Name] = "schedule " + j.Schedule + " fired"
+			w.schedules[j.Name] = nextFire{spec: j.Schedule, at: sched.Next(now)}
+		}
+	}
+	for name := range w.schedules {
+		if !seen[name] {
+			delete(w.schedules, name)
+		}
+	}
+	return due
+}
+
+// nextFire is when a job's schedule fires next.
+type nextFire struct {
+	spec string
+	at   time.Time
+}
+
+// wakeForTimers arms one timer for the earliest of the next schedule firing and the next git poll.
+func (w *worker) wakeForTimers(s *config.Settings) {
+	var earliest time.Time
+	consider := func(t time.Time) {
+		if !t.IsZero() && (earliest.IsZero() || t.Before(earliest)) {
+			earliest = t
+		}
+	}
+	w.mu.Lock()
+	for _, n := range w.schedules {
+		consider(n.at)
+	}
+	w.mu.Unlock()
+	consider(w.heads.nextExpiry(s, w.server))
+	if earliest.IsZero() {
+		return
+	}
+	wait := max(earliest.Sub(w.d.now()), 10*time.Millisecond)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.timer == nil {
+		w.timer = time.AfterFunc(wait, w.kick)
+	} else {
+		w.timer.Reset(wait)
+	}
 }
 
 // connection returns the server's connection, opening it (and its event stream) when there is none or
@@ -198,6 +312,7 @@ func (w *worker) connection(s *config.Settings) (Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	w.insecure.Do(func() { WarnInsecure(w.log, ep) })
 	w.mu.Lock()
 	conn, same := w.conn, sameEndpoint(w.connHost, ep)
 	w.mu.Unlock()
@@ -218,10 +333,7 @@ func (w *worker) connection(s *config.Settings) (Conn, error) {
 }
 
 func sameEndpoint(a, b dockerx.Endpoint) bool {
-	if (a.TLS == nil) != (b.TLS == nil) || (a.TLS != nil && *a.TLS != *b.TLS) {
-		return false
-	}
-	return a.Host == b.Host && a.ReadTimeout == b.ReadTimeout
+	return a.Equal(b)
 }
 
 // watchedConn is a connection with its event stream, which closes with it.
@@ -312,6 +424,11 @@ func (w *worker) holdFailing(p *Plan) map[string]string {
 			held[a.Resource] = "failed " + strconv.Itoa(cs.streak) + " times; retried after back-off"
 			continue
 		}
+		// What needs a held action waits with it: the executor would not know it is missing.
+		if dep := slices.IndexFunc(a.deps(), func(d string) bool { _, h := held[d]; return h }); dep >= 0 {
+			held[a.Resource] = "waiting for " + a.deps()[dep]
+			continue
+		}
 		kept = append(kept, a)
 	}
 	p.Actions = kept
@@ -321,7 +438,7 @@ func (w *worker) holdFailing(p *Plan) map[string]string {
 // noteResult keeps the back-off of a container whose action failed, and forgets it after a success.
 func (w *worker) noteResult(a Action, err error) {
 	switch a.Op {
-	case OpCreateContainer, OpRecreateContainer, OpStartContainer:
+	case OpCreateContainer, OpRecreateContainer, OpStartContainer, OpRunJob:
 	default:
 		return
 	}
@@ -355,7 +472,11 @@ func (w *worker) report(d *Desired, snap *Snapshot, held map[string]string) {
 	}
 	var rs []metrics.Resource
 	for _, st := range Status(d, snap) {
-		ok := st.InSync && st.State == "running"
+		ok := st.InSync
+		if st.Kind == "container" {
+			// Restarting by the engine's policy is running, but not healthy.
+			ok = ok && st.State == "running"
+		}
 		if _, h := held[st.Name]; h {
 			ok = false
 		}

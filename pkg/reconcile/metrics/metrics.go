@@ -31,6 +31,8 @@ type Metrics struct {
 	actions        *prometheus.CounterVec
 	lastPassSucces *prometheus.GaugeVec
 
+	jobs *jobMetrics
+
 	mu sync.Mutex
 	// resources remembers which in-sync series exist per server, so that removed resources lose theirs.
 	resources map[string]map[[2]string]bool
@@ -78,6 +80,7 @@ func New() *Metrics {
 	m.reg.MustRegister(m.reloadOK, m.reloadSuccess, m.serverUp, m.inSync, m.passDuration, m.passErrors, m.actions,
 		m.lastPassSucces,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.jobs = newJobMetrics(m.reg)
 	return m
 }
 
@@ -121,6 +124,11 @@ func (m *Metrics) ForgetServer(server string) {
 	m.lastPassSucces.DeletePartialMatch(l)
 	m.actions.DeletePartialMatch(l)
 	m.inSync.DeletePartialMatch(l)
+	m.jobs.lastRun.DeletePartialMatch(l)
+	m.jobs.lastSuccess.DeletePartialMatch(l)
+	m.jobs.exitCode.DeletePartialMatch(l)
+	m.jobs.runs.DeletePartialMatch(l)
+	m.jobs.duration.DeletePartialMatch(l)
 	m.mu.Lock()
 	delete(m.resources, server)
 	m.mu.Unlock()
