@@ -40,12 +40,16 @@ type worker struct {
 	timer     *time.Timer         // wakes the worker for the next schedule or poll
 	holding   int                 // actions held back on the last pass
 	insecure  sync.Once           // the plain-TCP warning, once per start
+
+	// connPrefix is the prefix the event stream of conn filters on.
+	connPrefix string
 }
 
 // crashState is the back-off of a container whose create or start failed.
 type crashState struct {
 	streak    int
 	holdUntil time.Time
+	hash      string // the spec that failed; a changed spec is not held
 }
 
 func newWorker(d *Daemon, server string) *worker {
@@ -314,7 +318,8 @@ func (w *worker) connection(s *config.Settings) (Conn, error) {
 	}
 	w.insecure.Do(func() { WarnInsecure(w.log, ep) })
 	w.mu.Lock()
-	conn, same := w.conn, sameEndpoint(w.connHost, ep)
+	// The event stream filters on the prefix: a new prefix needs a new stream.
+	conn, same := w.conn, sameEndpoint(w.connHost, ep) && w.connPrefix == s.Docker.Prefix
 	w.mu.Unlock()
 	if conn != nil && same {
 		return conn, nil
@@ -326,7 +331,7 @@ func (w *worker) connection(s *config.Settings) (Conn, error) {
 	}
 	ctx, cancel := context.WithCancel(w.ctx)
 	w.mu.Lock()
-	w.conn, w.connHost = &watchedConn{Conn: conn, stopEvents: cancel}, ep
+	w.conn, w.connHost, w.connPrefix = &watchedConn{Conn: conn, stopEvents: cancel}, ep, s.Docker.Prefix
 	w.mu.Unlock()
 	go w.watchEvents(ctx, conn, s.Docker.Prefix)
 	return w.conn, nil
@@ -361,6 +366,11 @@ func (w *worker) closeConn() {
 var wakeActions = map[string]bool{"die": true, "stop": true, "kill": true, "destroy": true, "oom": true,
 	"pause": true, "rename": true, "update": true}
 
+// lookAgain are the extra passes after a container dies. The engine sends "die" before it has cleaned
+// up after the container and recorded it as stopped, so the pass the event starts can still list it as
+// running (Docker 20.10 after `docker kill`); then no other event comes to say otherwise.
+var lookAgain = []time.Duration{100 * time.Millisecond, time.Second}
+
 // watchEvents wakes the worker on events of the server's managed containers. When the stream breaks it
 // reconnects with back-off, and wakes the worker after each reconnect, since events may have been missed.
 func (w *worker) watchEvents(ctx context.Context, conn Conn, prefix string) {
@@ -382,6 +392,11 @@ func (w *worker) watchEvents(ctx context.Context, conn Conn, prefix string) {
 					if wakeActions[ev.Action] || strings.HasPrefix(ev.Action, "health_status") {
 						w.log.Debug("container event", zap.String("name", ev.Name), zap.String("event", ev.Action))
 						w.kick()
+					}
+					if ev.Action == "die" {
+						for _, after := range lookAgain {
+							time.AfterFunc(after, w.kick)
+						}
 					}
 				case err, ok := <-errs:
 					if !ok {
@@ -420,6 +435,9 @@ func (w *worker) holdFailing(p *Plan) map[string]string {
 	defer w.mu.Unlock()
 	kept := p.Actions[:0]
 	for _, a := range p.Actions {
+		if cs := w.crashes[a.Resource]; cs != nil && a.Container != nil && cs.hash != a.Container.Hash {
+			delete(w.crashes, a.Resource) // the spec changed (a fix, a new commit): try it at once
+		}
 		if cs := w.crashes[a.Resource]; cs != nil && now.Before(cs.holdUntil) {
 			held[a.Resource] = "failed " + strconv.Itoa(cs.streak) + " times; retried after back-off"
 			continue
@@ -452,6 +470,9 @@ func (w *worker) noteResult(a Action, err error) {
 	if cs == nil {
 		cs = &crashState{}
 		w.crashes[a.Resource] = cs
+	}
+	if a.Container != nil {
+		cs.hash = a.Container.Hash
 	}
 	cs.streak++
 	backoff := min(backoffMin<<min(cs.streak-1, 20), backoffMax)
