@@ -277,6 +277,7 @@ func (d *Daemon) syncJobMetrics() {
 		if !d.jobSeries[k] {
 			d.Metrics.InitJob(j.Server, j.Name)
 		}
+		d.Metrics.JobSchedule(j.Server, j.Name, scheduleInterval(j.Schedule, d.now()))
 	}
 	for k := range d.jobSeries {
 		if !now[k] {
@@ -284,6 +285,19 @@ func (d *Daemon) syncJobMetrics() {
 		}
 	}
 	d.jobSeries = now
+}
+
+// scheduleInterval is the time between the next two firings of a cron spec; 0 for none.
+func scheduleInterval(spec string, now time.Time) time.Duration {
+	if spec == "" {
+		return 0
+	}
+	sched, err := config.ParseSchedule(spec)
+	if err != nil {
+		return 0
+	}
+	next := sched.Next(now)
+	return sched.Next(next).Sub(next)
 }
 
 // checkReady calls Ready once every current server has finished its first pass.

@@ -13,6 +13,7 @@ type jobMetrics struct {
 	exitCode    *prometheus.GaugeVec
 	runs        *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
+	interval    *prometheus.GaugeVec
 }
 
 func newJobMetrics(reg *prometheus.Registry) *jobMetrics {
@@ -40,7 +41,11 @@ func newJobMetrics(reg *prometheus.Registry) *jobMetrics {
 			Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600},
 		}, labels),
 	}
-	reg.MustRegister(j.lastRun, j.lastSuccess, j.exitCode, j.runs, j.duration)
+	j.interval = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "bee2_job_schedule_interval_seconds",
+		Help: "Time between two firings of the job's schedule; absent for a job without one. Alerts compare the age of the last success with it.",
+	}, labels)
+	reg.MustRegister(j.lastRun, j.lastSuccess, j.exitCode, j.runs, j.duration, j.interval)
 	return j
 }
 
@@ -53,6 +58,15 @@ func (m *Metrics) InitJob(server, job string) {
 	m.jobs.duration.WithLabelValues(server, job)
 }
 
+// JobSchedule records the interval of a job's schedule; 0 removes it (the job has no schedule).
+func (m *Metrics) JobSchedule(server, job string, interval time.Duration) {
+	if interval <= 0 {
+		m.jobs.interval.DeleteLabelValues(server, job)
+		return
+	}
+	m.jobs.interval.WithLabelValues(server, job).Set(interval.Seconds())
+}
+
 // ForgetJob deletes the series of a job that left the settings.
 func (m *Metrics) ForgetJob(server, job string) {
 	l := prometheus.Labels{"server": server, "job": job}
@@ -61,6 +75,7 @@ func (m *Metrics) ForgetJob(server, job string) {
 	m.jobs.exitCode.Delete(l)
 	m.jobs.runs.DeletePartialMatch(l)
 	m.jobs.duration.Delete(l)
+	m.jobs.interval.Delete(l)
 }
 
 // JobRun records one run that ended at `at` with code (-1: it could not run).
