@@ -16,8 +16,9 @@ EXAMPLES := static:Static front:Front
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## build bin/bee2d, version from git describe
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/bee2d ./cmd/bee2d
+# Static (CGO_ENABLED=0): the same binary runs on the servers as the backup helper, in a FROM scratch image.
+build: ## build bin/bee2d (static), version from git describe
+	CGO_ENABLED=0 $(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/bee2d ./cmd/bee2d
 
 # Static, reproducible binaries: the same source gives the same build context, so bee2d sees the same image.
 examples: ## build the example programs into examples/dockerfiles/<Dir>

@@ -309,6 +309,8 @@ func registered(t *testing.T) map[string]family {
 	m.ServerUp("web1", true)
 	m.Pass("web1", time.Second, nil, now)
 	m.Action("web1", ops[0], true)
+	m.InitReload("web1", "haproxy")
+	m.SetCertificates("web1", map[string]time.Time{"dyject.com": now})
 	mfs, err := m.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -386,7 +388,7 @@ func TestAlertRules(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"Bee2ResourceOutOfSync", "Bee2ServerDown", "Bee2ConfigReloadFailed",
-		"Bee2ReconcileErrors", "Bee2ReconcileStale"} {
+		"Bee2ReconcileErrors", "Bee2ReconcileStale", "Bee2CertificateExpiringSoon", "Bee2ReloadFailed"} {
 		if !alerts[name] {
 			t.Errorf("alerts.yml has no alert %s", name)
 		}

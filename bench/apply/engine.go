@@ -102,10 +102,13 @@ func (b *bench) unchanged(ctx context.Context, who owner, before []string) error
 }
 
 // teardown removes the run's containers and then its networks, and nothing else: volumes are never
-// touched (the bench's containers have none). Containers are stopped before they are removed: on Docker
-// 20.10, force-removing running containers with a restart policy in parallel can leave the network's
-// endpoint count one too high, and such a network cannot be removed until dockerd restarts. It lists
-// again after removing, since a contender killed by Ctrl-C may have had a create in flight.
+// touched (the bench's containers have none). It lists again after removing, since a contender killed by
+// Ctrl-C may have had a create in flight.
+//
+// Containers are stopped and removed one at a time. Docker 20.10 keeps a per-network endpoint count that
+// loses decrements when containers on one network stop concurrently (16 parallel stops of 100 containers
+// left it at 1); such a network cannot be removed until dockerd restarts (moby/moby#42119). Creating
+// them concurrently, as the contenders do, keeps the count right.
 func (b *bench) teardown(ctx context.Context) error {
 	for pass := 0; ; pass++ {
 		list, err := b.cli.ListContainers(ctx)
@@ -124,13 +127,14 @@ func (b *bench) teardown(ctx context.Context) error {
 		if pass == 3 {
 			return fmt.Errorf("teardown: %d containers remain after 3 passes", len(ids))
 		}
-		if err := b.eachContainer(ctx, ids, func(ctx context.Context, id string) error {
-			return b.cli.StopContainer(ctx, id, 10*time.Second)
-		}); err != nil {
-			return fmt.Errorf("teardown: %w", err)
-		}
-		if err := b.eachContainer(ctx, ids, b.cli.RemoveContainer); err != nil {
-			return fmt.Errorf("teardown: %w", err)
+		for _, id := range ids {
+			err := b.cli.StopContainer(ctx, id, 10*time.Second)
+			if err == nil {
+				err = b.cli.RemoveContainer(ctx, id)
+			}
+			if err != nil && !dockerx.IsNotFound(err) {
+				return fmt.Errorf("teardown: %w", err)
+			}
 		}
 	}
 
@@ -150,22 +154,7 @@ func (b *bench) teardown(ctx context.Context) error {
 	return nil
 }
 
-// eachContainer runs fn on every container, 16 at a time; a container already gone counts as done.
-func (b *bench) eachContainer(ctx context.Context, ids []string, fn func(context.Context, string) error) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(16)
-	for _, id := range ids {
-		g.Go(func() error {
-			if err := fn(gctx, id); err != nil && !dockerx.IsNotFound(err) {
-				return err
-			}
-			return nil
-		})
-	}
-	return g.Wait()
-}
-
-// removeNetwork retries for a while: the engine may still be releasing the last endpoints.
+// removeNetwork retries for a while, in case the engine is still releasing the last endpoints.
 func (b *bench) removeNetwork(ctx context.Context, n dockerx.Network) error {
 	var err error
 	for range 20 {

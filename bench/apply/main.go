@@ -108,28 +108,32 @@ func run(ctx context.Context, opt options) (err error) {
 	if err := b.prepare(ctx); err != nil {
 		return err
 	}
-	res, err := b.measure(ctx)
-	if err != nil {
-		return err
+	res := newResults(b)
+	merr := b.measure(ctx, res)
+	if merr != nil && res.empty() {
+		return merr
+	}
+	// What was measured before a failure is still worth reading; the table says it is partial.
+	if merr != nil {
+		res.Partial = merr.Error()
 	}
 	res.print(os.Stdout)
 	if opt.jsonOut != "" {
 		if err := res.writeJSON(opt.jsonOut); err != nil {
-			return err
+			return errors.Join(merr, err)
 		}
 		fmt.Printf("\nwrote %s\n", opt.jsonOut)
 	}
-	return nil
+	return merr
 }
 
 // measure takes the warm-up rounds, the measured rounds and the concurrency sweep. Each contender starts
 // from nothing and is torn down after (teardown is not timed); the order of the contenders rotates from
 // round to round, so none always runs right after another's teardown.
-func (b *bench) measure(ctx context.Context) (*results, error) {
-	res := newResults(b)
+func (b *bench) measure(ctx context.Context, res *results) error {
 	others, err := b.otherContainers(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	res.OtherContainers = others
 	contenders := []func(context.Context, *results) error{b.roundBee2d, b.roundCompose, b.roundFloor}
@@ -146,8 +150,9 @@ func (b *bench) measure(ctx context.Context) (*results, error) {
 			sink = newResults(b) // thrown away
 		}
 		for i := range contenders {
+			sink.noteLoad()
 			if err := contenders[(r+i)%len(contenders)](ctx, sink); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
@@ -160,17 +165,22 @@ func (b *bench) measure(ctx context.Context) (*results, error) {
 		for i := range b.opt.sweep {
 			c := b.opt.sweep[(sr+i)%len(b.opt.sweep)]
 			d, err := b.floor(ctx, c)
-			if err != nil {
-				return nil, err
+			// A concurrency the engine cannot take (a call past its timeout) is a finding, not the end.
+			if err != nil && ctx.Err() == nil {
+				logf("  floor parallel %-3d failed: %v", c, err)
+				res.addSweepError(c, err)
+			} else if err != nil {
+				return err
+			} else {
+				logf("  floor parallel %-3d %6.2fs", c, d.Seconds())
+				res.addSweep(c, d)
 			}
-			logf("  floor parallel %-3d %6.2fs", c, d.Seconds())
-			res.addSweep(c, d)
 			if err := b.teardown(ctx); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
-	return res, nil
+	return nil
 }
 
 // roundBee2d times a cold apply and then a no-change apply on the converged state.

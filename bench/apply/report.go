@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -89,6 +90,8 @@ func median(xs []float64) float64 {
 type sweepPoint struct {
 	Parallel int `json:"parallel"`
 	series
+	// Errors are the samples that failed, e.g. a call that outlived its timeout on a busy engine.
+	Errors []string `json:"errors,omitempty"`
 }
 
 // results is what a run found; it is also the JSON document.
@@ -102,6 +105,11 @@ type results struct {
 	Measurements    map[measurement]*series `json:"measurements"`
 	Ratios          []ratio                 `json:"ratios"`
 	FloorByParallel []*sweepPoint           `json:"floor_by_parallel"`
+	// Load1 is the 1-minute load average as each measured contender began: a busy machine slows whoever
+	// runs at the moment, so this says how far to trust the medians.
+	Load1 []float64 `json:"load1"`
+	// Partial is set when the run stopped early; the numbers are those taken before.
+	Partial string `json:"partial,omitempty"`
 }
 
 func newResults(b *bench) *results {
@@ -126,17 +134,44 @@ func (r *results) last(m measurement) float64 {
 	return s[len(s)-1]
 }
 
-func (r *results) addSweep(par int, d time.Duration) {
+func (r *results) addSweep(par int, d time.Duration) { r.sweepPoint(par).add(d) }
+
+func (r *results) addSweepError(par int, err error) {
+	p := r.sweepPoint(par)
+	p.Errors = append(p.Errors, err.Error())
+}
+
+func (r *results) sweepPoint(par int) *sweepPoint {
 	for _, p := range r.FloorByParallel {
 		if p.Parallel == par {
-			p.add(d)
-			return
+			return p
 		}
 	}
-	p := &sweepPoint{Parallel: par}
-	p.add(d)
+	p := &sweepPoint{Parallel: par, series: series{Samples: []float64{}}}
 	r.FloorByParallel = append(r.FloorByParallel, p)
 	slices.SortFunc(r.FloorByParallel, func(a, b *sweepPoint) int { return a.Parallel - b.Parallel })
+	return p
+}
+
+// empty tells whether nothing at all was measured.
+func (r *results) empty() bool {
+	return len(r.Measurements[mBee2dCold].Samples)+len(r.Measurements[mComposeCold].Samples)+
+		len(r.Measurements[mFloor].Samples) == 0
+}
+
+// noteLoad records the 1-minute load average, where the system reports one.
+func (r *results) noteLoad() {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return
+	}
+	f := strings.Fields(string(data))
+	if len(f) == 0 {
+		return
+	}
+	if l, err := strconv.ParseFloat(f[0], 64); err == nil {
+		r.Load1 = append(r.Load1, l)
+	}
 }
 
 // finish computes the ratios from the medians.
@@ -144,10 +179,11 @@ func (r *results) finish() {
 	r.Ratios = ratios()
 	for i := range r.Ratios {
 		q := &r.Ratios[i]
-		if den := r.Measurements[q.den].Median; den > 0 {
-			q.Value = r.Measurements[q.num].Median / den
+		num, den := r.Measurements[q.num].Median, r.Measurements[q.den].Median
+		if num > 0 && den > 0 { // else a partial run did not get that far; Value stays 0
+			q.Value = num / den
+			q.Met = q.ok(q.Value)
 		}
-		q.Met = q.ok(q.Value)
 	}
 }
 
@@ -155,8 +191,16 @@ func (r *results) print(w io.Writer) {
 	r.finish()
 	fmt.Fprintf(w, "\nbee2d apply benchmark: %d applications, %d rounds (medians), %d other containers on the engine\n",
 		r.N, r.Rounds, r.OtherContainers)
-	fmt.Fprintf(w, "bee2d %s, compose %s, engine %s, %s, %d CPUs\n\n",
+	fmt.Fprintf(w, "bee2d %s, compose %s, engine %s, %s, %d CPUs\n",
 		r.Versions.Bee2d, r.Versions.Compose, r.Versions.Engine, r.Versions.Go, r.Versions.CPUs)
+	if len(r.Load1) > 0 {
+		fmt.Fprintf(w, "load average (1 min) as each contender began: median %.1f, min %.1f, max %.1f\n",
+			median(r.Load1), slices.Min(r.Load1), slices.Max(r.Load1))
+	}
+	if r.Partial != "" {
+		fmt.Fprintf(w, "PARTIAL: the run stopped early: %s\n", r.Partial)
+	}
+	fmt.Fprintln(w)
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MEASUREMENT\tMEDIAN s\tSAMPLES s")
@@ -167,17 +211,24 @@ func (r *results) print(w io.Writer) {
 	fmt.Fprintln(tw, "\t\t")
 	fmt.Fprintln(tw, "RATIO\tVALUE\tTARGET")
 	for _, q := range r.Ratios {
-		verdict := "met"
-		if !q.Met {
+		value, verdict := fmt.Sprintf("%.2f", q.Value), "met"
+		switch {
+		case q.Value == 0:
+			value, verdict = "n/a", "not measured"
+		case !q.Met:
 			verdict = "missed"
 		}
-		fmt.Fprintf(tw, "%s\t%.2f\t%s (%s)\n", q.Name, q.Value, q.Target, verdict)
+		fmt.Fprintf(tw, "%s\t%s\t%s (%s)\n", q.Name, value, q.Target, verdict)
 	}
 	if len(r.FloorByParallel) > 0 {
 		fmt.Fprintln(tw, "\t\t")
 		fmt.Fprintln(tw, "FLOOR BY PARALLEL\tMEDIAN s\tSAMPLES s")
 		for _, p := range r.FloorByParallel {
-			fmt.Fprintf(tw, "%d\t%.3f\t%s\n", p.Parallel, p.Median, samples(p.Samples))
+			line := samples(p.Samples)
+			if len(p.Errors) > 0 {
+				line += fmt.Sprintf(" (%d failed: %s)", len(p.Errors), p.Errors[0])
+			}
+			fmt.Fprintf(tw, "%d\t%.3f\t%s\n", p.Parallel, p.Median, line)
 		}
 	}
 	tw.Flush()

@@ -115,7 +115,9 @@ func (st *daemonStack) replace(yml string) {
 	}
 }
 
-func (st *daemonStack) name(app string) string { return config.ContainerName(st.prefix, config.KindApp, app) }
+func (st *daemonStack) name(app string) string {
+	return config.ContainerName(st.prefix, config.KindApp, app)
+}
 
 // start runs `bee2d daemon` in process until the test ends, and waits for /readyz. The resync period is
 // an hour, so whatever the daemon heals within a test it heals through events.
@@ -436,6 +438,42 @@ func TestDaemonHealsRemovedAndKilledContainers(t *testing.T) {
 	})
 }
 
+// After the settings change the prefix, the containers made under the new one are healed through
+// events too: the event stream follows the settings.
+func TestDaemonHealsAfterAPrefixChange(t *testing.T) {
+	st := newDaemonStack(t)
+	st.write(st.settings(app{name: "web"}))
+	st.start()
+	st.waitConverged()
+
+	old := st.prefix
+	st.prefix += "b" // still under the prefix testdocker.Cleanup removes
+	st.replace(st.settings(app{name: "web"}))
+	// The old prefix's container is no longer the settings' and is left alone, as bee2d leaves any
+	// container it does not own under the current prefix.
+	st.until("converged under the new prefix", func() error {
+		want := st.desired()
+		have := st.containers()
+		for name, hash := range want {
+			if c := have[name]; !c.Running() || c.Labels[reconcile.LabelSpecHash] != hash {
+				return fmt.Errorf("%s: %s", name, c.State)
+			}
+		}
+		return nil
+	})
+	web := st.containers()[st.name("web")]
+	if err := st.cli.RemoveContainer(t.Context(), web.ID); err != nil {
+		t.Fatal(err)
+	}
+	st.until("the removed container back", func() error {
+		c, ok := st.containers()[st.name("web")]
+		if !ok || c.ID == web.ID || !c.Running() {
+			return fmt.Errorf("%s not back (old prefix %s)", st.name("web"), old)
+		}
+		return nil
+	})
+}
+
 // gatedConn lets a test hold the daemon's next container list, so a change by hand lands between two of
 // the daemon's observations however fast its event path is.
 type gatedConn struct {
@@ -633,19 +671,19 @@ func TestDaemonSIGTERMDuringConverge(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	const n = 24
+	const n = 12
 	var apps []app
 	for i := range n {
 		apps = append(apps, app{name: fmt.Sprintf("a%02d", i), env: []string{fmt.Sprintf("index: %d", i)}})
 	}
 	st.write(st.settings(apps...))
 
-	// daemon starts the binary; stop sends SIGTERM once the first line matching at shows on stderr, and
+	// daemon starts the binary, sends SIGTERM once the first line matching at shows on stderr, and
 	// returns the exit code.
-	daemon := func(at func(map[string]any) bool) int {
+	daemon := func(at func(map[string]any) bool, extra ...string) int {
 		t.Helper()
-		cmd := exec.Command(bin, "daemon", "-c", st.file, "--listen", "", "--resync", "1h", "--parallel", "2",
-			"--grace", "30s", "--log-format", "json")
+		args := append([]string{"daemon", "-c", st.file, "--listen", "", "--resync", "1h", "--grace", "30s", "--log-format", "json"}, extra...)
+		cmd := exec.Command(bin, args...)
 		stderr, err := cmd.StderrPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -695,7 +733,8 @@ func TestDaemonSIGTERMDuringConverge(t *testing.T) {
 	firstCreate := func(e map[string]any) bool {
 		return e["msg"] == "action applied" && e["action"] == string(reconcile.OpCreateContainer)
 	}
-	if code := daemon(firstCreate); code != 0 {
+	// One container at a time, so that SIGTERM lands with most of them still to make.
+	if code := daemon(firstCreate, "--parallel", "1"); code != 0 {
 		t.Fatalf("SIGTERM during a converge: exit %d, want 0", code)
 	}
 	if len(logged(st.logs.String(), "daemon stopped")) != 1 {

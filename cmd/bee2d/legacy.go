@@ -19,8 +19,8 @@ const legacyUsage = `Bee2 commands: bee2d -c settings.yml -d SERVER:ACTION[:NAME
   SERVER:rebuild          remove and recreate every application of SERVER with a fresh image build
   SERVER:rebuild:APP      the same for one application (its volumes are kept)
   SERVER:run[:JOB]        run the server's jobs, or one; exit with the first failing job's code
-  SERVER:backup           back up the server's volumes                (not supported yet)
-  SERVER:restore[:TS]     restore the newest backup, or the one at TS (not supported yet)
+  SERVER:backup           back up the server's volumes now
+  SERVER:restore[:TS]     restore the newest archive, or the one taken at TS (unix seconds)
   help                    this text
 
 Exit status: 0 success or help; 1 error or an unknown action; for run, a failing job's own exit code.
@@ -111,6 +111,9 @@ func runLegacy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	if s.Server(cmd.Server) == nil {
 		return exitCode(fmt.Errorf("no server %q in %s", cmd.Server, s.File), stderr)
+	}
+	if cmd.Action == "backup" || cmd.Action == "restore" {
+		return exitCode(legacyBackup(ctx, s, c, cmd, stdout, stderr), stderr)
 	}
 	if cmd.Action == "run" {
 		c.server = cmd.Server

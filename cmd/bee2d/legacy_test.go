@@ -84,7 +84,10 @@ func TestExitCodes(t *testing.T) {
 		{args: []string{"apply"}, code: 1, out: "-c settings.yml is required"},
 		{args: []string{"validate", "-c", "../../examples/settings.yml"}, code: 0, out: "ok (1 servers, 2 applications, 0 jobs)"},
 		{args: []string{"validate", "-c", "testdata/bad.yml"}, code: 1, out: "bad.yml:"},
-		{args: []string{"backup", "-c", "../../examples/settings.yml"}, code: 1, out: "not supported yet"},
+		{args: []string{"backup", "-c", "../../examples/settings.yml"}, code: 1, out: "has backup settings"},
+		{args: []string{"restore", "-c", "../../examples/settings.yml"}, code: 1, out: "want one SERVER"},
+		{args: []string{"-c", "../../examples/settings.yml", "-d", "local:backup"}, code: 1, out: "no backup settings"},
+		{args: []string{"-c", "../../examples/settings.yml", "-d", "local:restore:x"}, code: 1, out: "unix seconds"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

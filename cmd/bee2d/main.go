@@ -10,6 +10,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/bee2d/bee2d/pkg/backup"
+	"github.com/bee2d/bee2d/pkg/reconcile/reload"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -30,7 +33,12 @@ Usage:
   bee2d plan     -c settings.yml [--server S] [--detailed-exitcode]
   bee2d apply    -c settings.yml [--server S]
   bee2d status   -c settings.yml [--server S]
+  bee2d tls init SERVER -c settings.yml [--name NAME] [--ip IP] [--ipv6-subnet PREFIX]
   bee2d run      -c settings.yml SERVER [JOB]        run the server's jobs (or one) now
+  bee2d backup   -c settings.yml [SERVER...]        back up the servers' volumes now
+  bee2d backups  -c settings.yml [SERVER...] [--quick]  list the archives and check them
+  bee2d verify   -c settings.yml SERVER [--at TS]    re-check an archive (default the newest)
+  bee2d restore  -c settings.yml SERVER [--at TS] [--volume V]...
   bee2d version
   bee2d -c settings.yml -d SERVER:ACTION[:NAME]    Bee2's commands; -d help lists them
 
@@ -41,6 +49,14 @@ Exit status: 0 success; 1 error (bad flags, invalid settings, a server that fail
 `
 
 func main() {
+	// On a server, bee2d's own binary is the backup helper in its container (see pkg/backup).
+	if len(os.Args) > 1 && os.Args[1] == backup.HelperCommand {
+		os.Exit(backup.HelperMain(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	}
+	// In a probe container on a server, bee2d's binary checks the certificates a reloaded application serves.
+	if len(os.Args) > 1 && os.Args[1] == reload.ProbeCommand {
+		os.Exit(reload.ProbeMain(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -78,10 +94,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case "daemon":
 		err = cmdDaemon(ctx, rest, stdout, stderr)
+	case "tls":
+		err = cmdTLS(rest, stdout, stderr)
 	case "run":
 		return cmdRun(ctx, rest, stdout, stderr)
-	case "backup", "restore":
-		err = fmt.Errorf("%s: not supported yet", cmd)
+	case "backup":
+		err = cmdBackup(ctx, rest, stdout, stderr)
+	case "backups":
+		err = cmdBackups(rest, stdout, stderr)
+	case "verify":
+		err = cmdVerify(rest, stdout, stderr)
+	case "restore":
+		err = cmdRestore(ctx, rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "bee2d: unknown command %q\n\n%s", cmd, usage)
 		return exitError

@@ -58,7 +58,8 @@ func newLogger(level string, w io.Writer) (*zap.Logger, error) {
 	}
 	enc := zap.NewDevelopmentEncoderConfig()
 	enc.EncodeTime = zapcore.TimeEncoderOfLayout(time.TimeOnly)
-	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(w), lvl)
+	// Servers log at once: writes to w are serialised.
+	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), lvl)
 	return zap.New(core), nil
 }
 
@@ -110,6 +111,7 @@ func (sess *session) connect(ctx context.Context, name string) (*server, error) 
 	if err != nil {
 		return nil, err
 	}
+	reconcile.WarnInsecure(sess.log.With(zap.String("server", name)), ep)
 	cli, err := dockerx.Connect(ctx, ep)
 	if err != nil {
 		return nil, err

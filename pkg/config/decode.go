@@ -17,12 +17,13 @@ const nameRule = "a name must match [a-zA-Z0-9][a-zA-Z0-9_.-]*"
 var (
 	topKeys     = []string{"servers", "docker", "applications", "jobs", "provisioner", "inventory", "openvpn", "security"}
 	serverKeys  = []string{"docker", "dns", "plan", "os", "private_ip", "playbook"}
-	connKeys    = []string{"host", "tls", "insecure"}
+	connKeys    = []string{"host", "tls", "insecure", "ssh"}
 	tlsKeys     = []string{"ca", "cert", "key"}
+	sshKeys     = []string{"known_hosts", "identity"}
 	dockerKeys  = []string{"prefix", "read_timeout", "dockerfiles", "backup"}
 	backupKeys  = []string{"storage_dir", "volumes", "schedule", "retain", "compression", "stop"}
 	retainKeys  = []string{"last", "daily", "weekly", "monthly"}
-	serviceKeys = []string{"server", "build_dir", "image", "git", "branch", "git_dir", "dockerfile", "env", "link", "volumes", "ports", "schedule", "poll"}
+	serviceKeys = []string{"server", "build_dir", "image", "git", "branch", "git_dir", "dockerfile", "env", "link", "volumes", "ports", "schedule", "poll", "build_args", "reload"}
 )
 
 // DefaultStorageDir is Bee2's docker.backup.<server>.storage_dir default.
@@ -41,6 +42,8 @@ type svcMeta struct {
 	links       []strItem
 	ports       []portItem
 	refs        []envRef
+	buildArgs   *yaml.Node // the build_args key
+	reloads     []reloadMeta
 }
 
 type portItem struct {
@@ -134,7 +137,7 @@ func (d *decoder) connection(f pair, path string) *Connection {
 	c := &Connection{Pos: pos(f.KNode)}
 	fields, _ := d.mapping(f.Val, path)
 	var scheme string
-	var hostNode, tlsKey, insecureKey *yaml.Node
+	var hostNode, tlsKey, insecureKey, sshKey *yaml.Node
 	for _, p := range fields {
 		fp := joinPath(path, p.Key)
 		switch p.Key {
@@ -152,9 +155,14 @@ func (d *decoder) connection(f pair, path string) *Connection {
 			c.TLS, tlsKey = d.tls(p, fp), p.KNode
 		case "insecure":
 			c.Insecure, insecureKey = d.boolean(p.Val, fp), p.KNode
+		case "ssh":
+			c.SSH, sshKey = d.ssh(p, fp), p.KNode
 		default:
 			d.unknownKey(p, path, connKeys)
 		}
+	}
+	if sshKey != nil && scheme != "ssh" {
+		d.errorf(sshKey, joinPath(path, "ssh"), "ssh applies only to an ssh:// host%s", notScheme(scheme))
 	}
 	remote := scheme == "unix" || scheme == "ssh"
 	switch {
@@ -186,6 +194,9 @@ func checkHost(h string) (scheme, msg string) {
 		if u.Hostname() == "" {
 			return "", fmt.Sprintf("docker host %q names no host", h)
 		}
+	}
+	if _, ok := u.User.Password(); ok && u.Scheme == "ssh" {
+		return "", fmt.Sprintf("docker host %q has a password: use a key (the SSH agent or docker.ssh.identity)", u.Redacted())
 	}
 	return u.Scheme, ""
 }
@@ -219,6 +230,34 @@ func (d *decoder) tls(f pair, path string) *TLSFiles {
 		d.errorf(f.KNode, path, "tls needs ca, cert and key; missing %s", strings.Join(missing, ", "))
 	}
 	return t
+}
+
+// notScheme finishes "applies only to ..." with the scheme given, if any.
+func notScheme(scheme string) string {
+	if scheme == "" {
+		return ", and host is not set"
+	}
+	return ", not " + scheme + "://"
+}
+
+func (d *decoder) ssh(f pair, path string) *SSHFiles {
+	fields, ok := d.mapping(f.Val, path)
+	if !ok {
+		return nil
+	}
+	s := &SSHFiles{}
+	for _, p := range fields {
+		fp := joinPath(path, p.Key)
+		switch p.Key {
+		case "known_hosts":
+			s.KnownHosts, _ = d.str(p.Val, fp)
+		case "identity":
+			s.Identity, _ = d.str(p.Val, fp)
+		default:
+			d.unknownKey(p, path, sshKeys)
+		}
+	}
+	return s
 }
 
 func (d *decoder) dns(n *yaml.Node, path string) DNS {
@@ -479,6 +518,15 @@ func (d *decoder) serviceField(m *svcMeta, f pair) {
 		case "dockerfile":
 			svc.Dockerfile = v
 		}
+	case "build_args":
+		m.buildArgs = f.KNode
+		svc.BuildArgs = d.buildArgs(f.Val, fp)
+	case "reload":
+		if svc.Kind != KindApp {
+			d.errorf(f.KNode, fp, "reload is only for applications")
+			return
+		}
+		svc.Reload = d.reloads(f.Val, fp, m)
 	case "env":
 		svc.Env = d.env(f.Val, fp, m)
 	case "link":

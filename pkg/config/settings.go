@@ -60,12 +60,21 @@ type Connection struct {
 	TLS *TLSFiles
 	// Insecure allows plain tcp:// without TLS.
 	Insecure bool
-	Pos      Pos
+	// SSH names the files of an ssh:// host, relative to the settings file when not absolute; nil for the
+	// defaults (~/.ssh/known_hosts; the SSH agent's keys and ~/.ssh/id_*).
+	SSH *SSHFiles
+	Pos Pos
 }
 
 // TLSFiles are the PEM files of a mutual TLS connection.
 type TLSFiles struct {
 	CA, Cert, Key string
+}
+
+// SSHFiles are docker.ssh: the known_hosts file that holds the host's key, and a private key file to log in
+// with (tried before the agent's keys); either may be empty.
+type SSHFiles struct {
+	KnownHosts, Identity string
 }
 
 // Docker is the top-level docker section.
@@ -152,6 +161,11 @@ type Service struct {
 	Schedule string
 	// Poll is how often the daemon looks for a new commit of a git job; DefaultPoll when not set.
 	Poll time.Duration
+
+	// BuildArgs are given to the image build of build_dir or git (Dockerfile ARG), by name.
+	BuildArgs map[string]string
+	// Reload lists the files whose change makes the daemon signal the application (applications only).
+	Reload []ReloadRule
 
 	Pos Pos
 }

@@ -60,6 +60,10 @@ func (d *decoder) validate(s *Settings) {
 				d.errorf(p.KNode, joinPath(m.path, p.Key), "%s applies only with git", p.Key)
 			}
 		}
+		if m.buildArgs != nil && m.svc.BuildDir == "" && m.svc.Git == "" && m.svc.Image != "" {
+			d.errorf(m.buildArgs, joinPath(m.path, "build_args"), "build_args applies only with build_dir or git")
+		}
+		d.checkReloads(m)
 		if m.buildDir != nil && dockerfilesOK {
 			d.checkBuildDir(s, m)
 		}

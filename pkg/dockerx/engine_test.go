@@ -29,13 +29,6 @@ func TestConnectUnreachableNamesHost(t *testing.T) {
 	}
 }
 
-func TestConnectSSHNotYet(t *testing.T) {
-	_, err := dockerx.Connect(t.Context(), dockerx.Endpoint{Host: "ssh://root@web1.example.net"})
-	if err == nil || !strings.Contains(err.Error(), "ssh") {
-		t.Fatalf("err = %v, want ssh not supported", err)
-	}
-}
-
 func TestConnectHost(t *testing.T) {
 	cli := testdocker.Require(t)
 	if cli.Host() == "" {

@@ -14,8 +14,17 @@ import (
 	"github.com/docker/docker/client"
 )
 
-// dialTimeout bounds opening one TCP connection (and the TLS or SSH handshake on it).
-const dialTimeout = 10 * time.Second
+const (
+	// dialTimeout bounds opening one TCP connection (and the TLS or SSH handshake on it).
+	dialTimeout = 10 * time.Second
+	// idleConns is how many connections to a remote engine stay open between calls: as many as the actions a
+	// server runs at once, so a busy pass does not redo a TLS handshake (or open an SSH channel) per call.
+	idleConns   = 16
+	idleTimeout = 30 * time.Second
+)
+
+// tcpDialer opens the TCP connections to remote engines; keepalives notice a peer that vanished.
+var tcpDialer = &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 
 // tlsConfig is the client side of a mutual TLS connection to host (a Docker host URL): only the CA in
 // files.CA is trusted, and the engine's certificate must name the host of the URL, as a browser would check.
@@ -62,8 +71,11 @@ func tlsHTTPClient(cfg *tls.Config) *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
 			TLSClientConfig:     cfg,
-			DialContext:         (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+			DialContext:         tcpDialer.DialContext,
 			TLSHandshakeTimeout: dialTimeout,
+			MaxIdleConns:        idleConns,
+			MaxIdleConnsPerHost: idleConns,
+			IdleConnTimeout:     idleTimeout,
 		},
 		CheckRedirect: client.CheckRedirect,
 	}

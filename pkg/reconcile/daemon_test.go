@@ -23,9 +23,9 @@ import (
 	"github.com/bee2d/bee2d/pkg/reconcile/metrics"
 )
 
-// The worker's timing cases (coalescing, back-off, holding a failing container) need an engine that fails
-// or stalls on demand, which a real one cannot do; the daemon's behaviour on the real engine is tested
-// in cmd/bee2d.
+// The worker's timing cases (coalescing, back-off, holding a failing container, an engine whose list lags
+// its events) need an engine that fails or stalls on demand, which a real one cannot do; the daemon's
+// behaviour on the real engine is tested in cmd/bee2d.
 
 // twoApps is a server with two applications from images already on the engine.
 const twoApps = `
@@ -54,6 +54,13 @@ type fakeEngine struct {
 	starts     map[string]int  // container name -> start attempts
 	creates    map[string]int  // container name -> creates
 	lists      int
+	// events are sent on the event stream of every connection.
+	events chan dockerx.Event
+	// staleUntil keeps a container listed as running after it stopped, as the engine does for a moment
+	// after it reports the container's death.
+	staleUntil map[string]time.Time
+	// streams are the label filters of the event streams opened.
+	streams []map[string]string
 	// beforeList, if set, runs before each container list with the list's number (1, 2, ...); a test
 	// blocks in it to hold a pass.
 	beforeList func(n int)
@@ -61,7 +68,8 @@ type fakeEngine struct {
 
 func newFakeEngine() *fakeEngine {
 	return &fakeEngine{containers: map[string]*dockerx.Container{}, failStart: map[string]bool{},
-		starts: map[string]int{}, creates: map[string]int{}}
+		starts: map[string]int{}, creates: map[string]int{}, events: make(chan dockerx.Event),
+		staleUntil: map[string]time.Time{}}
 }
 
 func (e *fakeEngine) CreateNetwork(_ context.Context, name string, labels map[string]string) error {
@@ -154,6 +162,9 @@ func (e *fakeEngine) ListContainers(context.Context) ([]dockerx.Container, error
 	for _, c := range e.containers {
 		cp := *c
 		cp.Labels = maps.Clone(c.Labels)
+		if time.Now().Before(e.staleUntil[c.Name]) {
+			cp.State = "running"
+		}
 		out = append(out, cp)
 	}
 	slices.SortFunc(out, func(a, b dockerx.Container) int { return strings.Compare(a.Name, b.Name) })
@@ -174,15 +185,45 @@ func (e *fakeEngine) ListImages(context.Context) ([]dockerx.Image, error) {
 	return slices.Clone(e.images), nil
 }
 
-// Events sends nothing and ends with ctx, as the real stream does.
-func (e *fakeEngine) Events(ctx context.Context, _ map[string]string) (<-chan dockerx.Event, <-chan error) {
+// Events passes on what the test sends to e.events and ends with ctx, as the real stream does.
+func (e *fakeEngine) Events(ctx context.Context, labels map[string]string) (<-chan dockerx.Event, <-chan error) {
+	e.mu.Lock()
+	e.streams = append(e.streams, maps.Clone(labels))
+	e.mu.Unlock()
 	evs, errs := make(chan dockerx.Event), make(chan error)
 	go func() {
-		<-ctx.Done()
-		close(evs)
-		close(errs)
+		defer close(errs)
+		defer close(evs)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev := <-e.events:
+				select {
+				case evs <- ev:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
 	}()
 	return evs, errs
+}
+
+// die stops a container as `docker kill` does: the engine reports the death at once, but lists the
+// container as running until it has cleaned up after it.
+func (e *fakeEngine) die(name string, listedRunningFor time.Duration) {
+	e.mu.Lock()
+	var id string
+	for _, c := range e.containers {
+		if c.Name == name {
+			c.State, id = "exited", c.ID
+			e.staleUntil[name] = time.Now().Add(listedRunningFor)
+		}
+	}
+	e.mu.Unlock()
+	e.events <- dockerx.Event{Action: "kill", ID: id, Name: name}
+	e.events <- dockerx.Event{Action: "die", ID: id, Name: name}
 }
 
 func (e *fakeEngine) Close() error { return nil }
@@ -227,8 +268,8 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// connectTo returns a Connect that fails its first fails calls and then hands out eng. It counts the
-// calls and records when each was made, by the daemon's clock.
+// connector is a Connect that fails its first fails calls and then hands out eng. It records when each
+// call was made, by the daemon's clock.
 type connector struct {
 	eng   *fakeEngine
 	fails int
@@ -345,6 +386,89 @@ func TestWorkerCoalescesWakeUps(t *testing.T) {
 		synctest.Wait()
 		if passes, _, _ := w.state(); passes != 2 || lists() != before {
 			t.Errorf("an idle worker ran %d passes and %d list calls in a day, want none", passes-2, lists()-before)
+		}
+		w.cancel()
+		synctest.Wait()
+	})
+}
+
+// A container killed by hand is started again although the pass its "die" event starts still sees it
+// running: the engine sends the event before it lists the container as stopped, on a busy engine for
+// seconds. A container the engine restarts itself is not looked at again and again.
+func TestWorkerLooksAgainAfterADeath(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		// listedRunning is how long the engine lists the dead container as running.
+		listedRunning time.Duration
+		// restarted: the engine restarts the container itself (its restart policy).
+		restarted bool
+	}{
+		{name: "listed running for 20ms", listedRunning: 20 * time.Millisecond},
+		{name: "listed running for 3s", listedRunning: 3 * time.Second},
+		{name: "listed stopped at once", listedRunning: 0},
+		{name: "restarted by the engine", restarted: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				eng := newFakeEngine()
+				_, w, _ := testDaemon(t, twoApps, &connector{eng: eng}, nil)
+				go w.run()
+				w.kick()
+				synctest.Wait()
+				good, _ := eng.byName("bee2-app-good")
+				if good.State != "running" {
+					t.Fatalf("good is %q after the first pass", good.State)
+				}
+
+				if c.restarted {
+					eng.events <- dockerx.Event{Action: "die", ID: good.ID, Name: good.Name}
+					eng.events <- dockerx.Event{Action: "start", ID: good.ID, Name: good.Name}
+				} else {
+					eng.die(good.Name, c.listedRunning)
+				}
+				synctest.Wait()
+				lists := func() int { eng.mu.Lock(); defer eng.mu.Unlock(); return eng.lists }
+				before := lists()
+				time.Sleep(time.Hour) // the worker has no resync: only its own timers run
+				synctest.Wait()
+				starts := eng.count(eng.starts, good.Name)
+				if c.restarted {
+					if starts != 1 || lists()-before > 3 {
+						t.Errorf("after a restart by the engine: %d starts and %d list calls in an hour; want 1 start, a few lists", starts, lists()-before)
+					}
+				} else if now, _ := eng.byName(good.Name); now.State != "running" || starts != 2 {
+					t.Errorf("good is %q after a kill, started %d times; want running, 2", now.State, starts)
+				}
+				w.cancel()
+				synctest.Wait()
+			})
+		})
+	}
+}
+
+// The event stream filters on the settings' prefix; when the prefix changes, a stream on the new one
+// replaces it, or the containers made under the new prefix would never wake the worker.
+func TestWorkerFollowsAPrefixChange(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		eng := newFakeEngine()
+		d, w, _ := testDaemon(t, twoApps, &connector{eng: eng}, nil)
+		w.step()
+		if err := os.WriteFile(d.Path, []byte(strings.Replace(twoApps, "prefix: bee2", "prefix: bee3", 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if !d.Reload() {
+			t.Fatal("the new prefix was not loaded")
+		}
+		w.step()
+		synctest.Wait()
+		eng.mu.Lock()
+		var prefixes []string
+		for _, l := range eng.streams {
+			prefixes = append(prefixes, l[LabelPrefix])
+		}
+		eng.mu.Unlock()
+		if !slices.Equal(prefixes, []string{"bee2", "bee3"}) {
+			t.Errorf("event streams on prefixes %v, want [bee2 bee3]", prefixes)
 		}
 		w.cancel()
 		synctest.Wait()
@@ -576,5 +700,20 @@ func TestReloadKeepsTheLastGoodSettings(t *testing.T) {
 	}
 	if len(w.wake) != 1 {
 		t.Error("new settings did not wake the worker")
+	}
+}
+
+// A container the engine is removing (`docker rm -f` between its "die" and its "destroy") is neither
+// started nor recreated: the engine would refuse, and the failure would hold back its re-creation.
+func TestDiffLeavesAContainerBeingRemoved(t *testing.T) {
+	for _, want := range []string{base, strings.Replace(base, "root: /www", "root: /srv", 1)} {
+		snap := liveFrom(desired(t, base, ""))
+		find(snap, "bee2-app-static").State = "removing"
+		p := Diff(desired(t, want, ""), snap, Options{})
+		for _, a := range p.Actions {
+			if a.Resource == "bee2-app-static" {
+				t.Errorf("planned %s %s for a container being removed:\n%s", a.Op, a.Resource, p)
+			}
+		}
 	}
 }

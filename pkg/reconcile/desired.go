@@ -59,6 +59,8 @@ type Build struct {
 	Dockerfile string
 	// Git is set when the context comes from a clone; Dir is then relative to the clone.
 	Git *GitSource
+	// Args are the build arguments (build_args).
+	Args map[string]string
 }
 
 // GitSource is a repository at a commit.
@@ -152,17 +154,17 @@ func desireService(s *config.Settings, svc *config.Service, src Sources) (*Conta
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: build_dir %s: %w", kindName(kind), svc.Name, svc.BuildDir, err)
 		}
-		c.Image = ImageTag(prefix, repo, sum)
-		c.Source.Build = &Build{Dir: dir, Display: filepath.Join("dockerfiles", svc.BuildDir)}
+		c.Image = ImageTag(prefix, repo, withBuildArgs(sum, svc.BuildArgs))
+		c.Source.Build = &Build{Dir: dir, Display: filepath.Join("dockerfiles", svc.BuildDir) + argsNote(svc.BuildArgs), Args: svc.BuildArgs}
 	case svc.Git != "":
 		commit, err := src.Head(svc.Git, svc.Branch)
 		if err != nil {
 			c.SourceErr = err
 			commit = "unknown"
 		}
-		c.Image = ImageTag(prefix, repo, commit)
-		c.Source.Build = &Build{Dir: svc.GitDir, Dockerfile: svc.Dockerfile, Display: config.RedactURL(svc.Git),
-			Git: &GitSource{URL: svc.Git, Branch: svc.Branch, Commit: commit}}
+		c.Image = ImageTag(prefix, repo, withBuildArgs(commit, svc.BuildArgs))
+		c.Source.Build = &Build{Dir: svc.GitDir, Dockerfile: svc.Dockerfile, Display: config.RedactURL(svc.Git) + argsNote(svc.BuildArgs),
+			Git: &GitSource{URL: svc.Git, Branch: svc.Branch, Commit: commit}, Args: svc.BuildArgs}
 		c.Labels[LabelCommit] = commit
 	default:
 		c.Image = svc.Image

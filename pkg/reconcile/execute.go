@@ -258,9 +258,10 @@ func (e *Executor) apply(ctx context.Context, a Action) error {
 			Tags:       []string{a.Resource},
 			// Containers inherit their image's labels, so an image must not carry the ownership labels:
 			// a container someone runs by hand from it would look like bee2d's.
-			Labels:  map[string]string{LabelBuiltBy: Owner, LabelBuiltFor: e.Server + "/" + a.Container.Service},
-			NoCache: a.NoCache,
-			Output:  e.Output,
+			Labels:    map[string]string{LabelBuiltBy: Owner, LabelBuiltFor: e.Server + "/" + a.Container.Service},
+			BuildArgs: buildArgs(b.Args),
+			NoCache:   a.NoCache,
+			Output:    e.Output,
 		})
 		return err
 	case OpPullImage:

@@ -211,6 +211,11 @@ func diffApps(d *Desired, live liveState, opt Options, p *Plan) []Action {
 			out = append(out, Action{Op: OpCreateContainer, Resource: c.Name, Cause: "missing", Container: c})
 			continue
 		}
+		if lc.State == "removing" {
+			// `docker rm -f` under way: the engine refuses to start or rename it. Its "destroy" event
+			// wakes the daemon, which then finds it missing.
+			continue
+		}
 		if c.SourceErr != nil {
 			p.Blocked = append(p.Blocked, Blocked{Resource: c.Name, Reason: "image source: " + c.SourceErr.Error() + "; the running container is kept"})
 			continue

@@ -40,9 +40,12 @@ type worker struct {
 	timer     *time.Timer         // wakes the worker for the next schedule or poll
 	holding   int                 // actions held back on the last pass
 	insecure  sync.Once           // the plain-TCP warning, once per start
+	reloads   *reloadTask         // the reload rules' state (reloads.go)
 
 	// connPrefix is the prefix the event stream of conn filters on.
 	connPrefix string
+	// dying holds the containers that died and that no pass has seen stopped yet, with when they died.
+	dying map[string]time.Time
 }
 
 // crashState is the back-off of a container whose create or start failed.
@@ -171,6 +174,7 @@ func (w *worker) converge(log *zap.Logger) error {
 		w.closeConn() // reconnect next time: the engine may have gone away
 		return errServerDown{err}
 	}
+	w.recheckDying(snap)
 	held := w.holdFailing(p)
 	w.mu.Lock()
 	w.holding = len(held)
@@ -211,6 +215,7 @@ func (w *worker) converge(log *zap.Logger) error {
 		}
 	}
 	w.report(desired, snap, held)
+	w.runReloads(ctx, log, s, conn, snap)
 	w.wakeForTimers(s)
 	return execErr
 }
@@ -316,7 +321,9 @@ func (w *worker) connection(s *config.Settings) (Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	w.insecure.Do(func() { WarnInsecure(w.log, ep) })
+	if ep.Insecure {
+		w.insecure.Do(func() { WarnInsecure(w.log, ep) })
+	}
 	w.mu.Lock()
 	// The event stream filters on the prefix: a new prefix needs a new stream.
 	conn, same := w.conn, sameEndpoint(w.connHost, ep) && w.connPrefix == s.Docker.Prefix
@@ -366,11 +373,6 @@ func (w *worker) closeConn() {
 var wakeActions = map[string]bool{"die": true, "stop": true, "kill": true, "destroy": true, "oom": true,
 	"pause": true, "rename": true, "update": true}
 
-// lookAgain are the extra passes after a container dies. The engine sends "die" before it has cleaned
-// up after the container and recorded it as stopped, so the pass the event starts can still list it as
-// running (Docker 20.10 after `docker kill`); then no other event comes to say otherwise.
-var lookAgain = []time.Duration{100 * time.Millisecond, time.Second}
-
 // watchEvents wakes the worker on events of the server's managed containers. When the stream breaks it
 // reconnects with back-off, and wakes the worker after each reconnect, since events may have been missed.
 func (w *worker) watchEvents(ctx context.Context, conn Conn, prefix string) {
@@ -393,11 +395,7 @@ func (w *worker) watchEvents(ctx context.Context, conn Conn, prefix string) {
 						w.log.Debug("container event", zap.String("name", ev.Name), zap.String("event", ev.Action))
 						w.kick()
 					}
-					if ev.Action == "die" {
-						for _, after := range lookAgain {
-							time.AfterFunc(after, w.kick)
-						}
-					}
+					w.noteDeath(ev)
 				case err, ok := <-errs:
 					if !ok {
 						return nil
@@ -420,6 +418,62 @@ func (w *worker) watchEvents(ctx context.Context, conn Conn, prefix string) {
 		case <-t.C:
 		}
 		backoff = min(backoff*2, backoffMax)
+	}
+}
+
+// The engine sends "die" before it has cleaned up after the container and recorded it as stopped, so the
+// pass that the event starts can still list the container as running (Docker 20.10 after `docker kill`;
+// a second or more on a busy engine), and no later event says otherwise. So until a pass sees it stopped
+// or gone, or a "start" says the engine restarted it, the worker looks again, less often as time passes.
+const (
+	dyingRecheckMin = 50 * time.Millisecond
+	dyingRecheckMax = 2 * time.Second
+	dyingForget     = time.Minute // then the resync is left to see it
+)
+
+// noteDeath tracks the containers that died until a pass has seen them stopped.
+func (w *worker) noteDeath(ev dockerx.Event) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch ev.Action {
+	case "die":
+		if w.dying == nil {
+			w.dying = map[string]time.Time{}
+		}
+		w.dying[ev.ID] = w.d.now()
+	case "start", "destroy":
+		delete(w.dying, ev.ID)
+	}
+}
+
+// recheckDying forgets the dead containers that snap shows stopped or gone, and wakes the worker again
+// soon while it still lists one as running.
+func (w *worker) recheckDying(snap *Snapshot) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.dying) == 0 {
+		return
+	}
+	running := map[string]bool{}
+	for _, c := range snap.Containers {
+		if c.Running() {
+			running[c.ID] = true
+		}
+	}
+	now := w.d.now()
+	next := time.Duration(-1)
+	for id, died := range w.dying {
+		since := now.Sub(died)
+		if !running[id] || since > dyingForget {
+			delete(w.dying, id)
+			continue
+		}
+		if wait := min(max(since/4, dyingRecheckMin), dyingRecheckMax); next < 0 || wait < next {
+			next = wait
+		}
+	}
+	if next >= 0 {
+		time.AfterFunc(next, w.kick)
 	}
 }
 

@@ -31,7 +31,9 @@ type Metrics struct {
 	actions        *prometheus.CounterVec
 	lastPassSucces *prometheus.GaugeVec
 
-	jobs *jobMetrics
+	jobs   *jobMetrics
+	backup *backupMetrics
+	certs  *certMetrics
 
 	mu sync.Mutex
 	// resources remembers which in-sync series exist per server, so that removed resources lose theirs.
@@ -81,6 +83,8 @@ func New() *Metrics {
 		m.lastPassSucces,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.jobs = newJobMetrics(m.reg)
+	m.backup = newBackupMetrics(m.reg)
+	m.certs = newCertMetrics(m.reg)
 	return m
 }
 
@@ -129,6 +133,7 @@ func (m *Metrics) ForgetServer(server string) {
 	m.jobs.exitCode.DeletePartialMatch(l)
 	m.jobs.runs.DeletePartialMatch(l)
 	m.jobs.duration.DeletePartialMatch(l)
+	m.jobs.interval.DeletePartialMatch(l)
 	m.mu.Lock()
 	delete(m.resources, server)
 	m.mu.Unlock()

@@ -1,0 +1,581 @@
+// Command backup measures bee2d's backups and restores against the host's own pipelines on the same volume
+// directory, in the same run: `tar -cf - DIR | cat` (the floor: tar -cf /dev/null reads nothing),
+// `tar -cf - DIR | zstd -T0 -3` and `| pigz -6` for backups, `tar -xf`, `zstd -dc | tar -x`, `pigz -dc | tar -x`
+// for restores. Two data sets: 1 GiB of mixed data (text, compressible binary, random bytes) and 20,000
+// small files. Against the local engine, and with -tls also a second engine (a dockerd of its own) reached
+// over TCP with mutual TLS, as a remote server is. It reports medians and ratios and never asserts a time.
+// It needs root (it writes into volumes, and -tls runs dockerd), zstd and pigz (apt-get install zstd pigz).
+//
+//	go run ./bench/backup [-size 1024] [-files 20000] [-rounds 3] [-tls] [-json backup.json]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/bee2d/bee2d/internal/pki"
+	"github.com/bee2d/bee2d/internal/testdocker"
+	"github.com/bee2d/bee2d/pkg/backup"
+	"github.com/bee2d/bee2d/pkg/config"
+	"github.com/bee2d/bee2d/pkg/dockerx"
+)
+
+type options struct {
+	sizeMiB int
+	files   int
+	rounds  int
+	tls     bool
+	bee2d   string
+	jsonOut string
+	keep    bool
+}
+
+// row is one measured operation.
+type row struct {
+	Engine  string  `json:"engine"`
+	Data    string  `json:"data"`
+	Op      string  `json:"op"` // backup, restore
+	Comp    string  `json:"compression"`
+	What    string  `json:"what"` // bee2d method or the host pipeline
+	Seconds float64 `json:"seconds"`
+	MBps    float64 `json:"mb_per_s"`
+	Size    int64   `json:"archive_bytes,omitempty"`
+	// Ratio is bee2d's throughput over the matching host pipeline's (same data, operation, compression).
+	Ratio float64 `json:"ratio,omitempty"`
+}
+
+func main() {
+	var opt options
+	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
+	fs.IntVar(&opt.sizeMiB, "size", 1024, "MiB of mixed data")
+	fs.IntVar(&opt.files, "files", 20000, "number of small files")
+	fs.IntVar(&opt.rounds, "rounds", 3, "measured rounds; the median is reported")
+	fs.BoolVar(&opt.tls, "tls", false, "also measure a second engine over TCP with mutual TLS")
+	fs.StringVar(&opt.bee2d, "bee2d", "", "static bee2d binary to use as the helper (default: built from ./cmd/bee2d)")
+	fs.StringVar(&opt.jsonOut, "json", "", "also write the numbers to this file")
+	fs.BoolVar(&opt.keep, "keep", false, "keep the volumes and archives (for a look afterwards)")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, opt); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/backup:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, opt options) error {
+	if os.Geteuid() != 0 {
+		return errors.New("needs root: it writes into volumes directly")
+	}
+	for _, tool := range []string{"tar", "zstd", "pigz"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s not found (Debian: apt-get install zstd pigz)", tool)
+		}
+	}
+	work, err := os.MkdirTemp("/var/tmp", "bee2d-bench-backup-")
+	if err != nil {
+		return err
+	}
+	shm, err := os.MkdirTemp("/dev/shm", "bee2d-bench-backup-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(shm)
+	if !opt.keep {
+		defer os.RemoveAll(work)
+	}
+	if opt.bee2d == "" {
+		opt.bee2d = filepath.Join(work, "bee2d")
+		fmt.Fprintln(os.Stderr, "building a static bee2d")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s", "-o", opt.bee2d, "./cmd/bee2d")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("build bee2d: %w\n%s", err, out)
+		}
+	}
+	cli, err := dockerx.Connect(ctx, dockerx.Endpoint{})
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	prefix := fmt.Sprintf("b2bk%06x", rand.IntN(1<<24))
+	data := []string{prefix + "-mixed", prefix + "-small"}
+	var rows []row
+	local := &engine{name: "local", cli: cli, prefix: prefix, vols: data, work: filepath.Join(work, "local"), shm: filepath.Join(shm, "local"), opt: opt}
+	defer local.cleanup(ctx)
+	if err := local.prepare(ctx, nil); err != nil {
+		return err
+	}
+	r, err := local.measure(ctx)
+	rows = append(rows, r...)
+	if err != nil {
+		return err
+	}
+	if opt.tls {
+		remote, err := startTLSEngine(ctx, work, prefix, data, opt)
+		if err != nil {
+			return err
+		}
+		remote.shm = filepath.Join(shm, "tls")
+		defer remote.cleanup(ctx)
+		if err := remote.prepare(ctx, local); err != nil {
+			return err
+		}
+		r, err := remote.measure(ctx)
+		rows = append(rows, r...)
+		if err != nil {
+			return err
+		}
+	}
+	report(rows, opt)
+	if opt.jsonOut != "" {
+		b, _ := json.MarshalIndent(rows, "", "  ")
+		return os.WriteFile(opt.jsonOut, append(b, '\n'), 0o644)
+	}
+	return nil
+}
+
+// engine is one engine under measurement with its two data volumes.
+type engine struct {
+	name     string
+	cli      *dockerx.Client
+	host     string // empty: the default local engine
+	tls      *config.TLSFiles
+	prefix   string
+	vols     []string
+	work     string
+	opt      options
+	bytes    map[string]int64 // content bytes per volume
+	shm      string           // a directory in memory (tmpfs) for storage without disk
+	teardown func()
+}
+
+func (e *engine) cleanup(ctx context.Context) {
+	if e.opt.keep {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	for _, v := range e.vols {
+		e.cli.RemoveVolume(ctx, v)
+	}
+	if imgs, err := e.cli.ListImages(ctx); err == nil {
+		for _, img := range imgs {
+			for _, t := range img.Tags {
+				if strings.HasPrefix(t, e.prefix+"/") {
+					e.cli.RemoveImage(ctx, t)
+				}
+			}
+		}
+	}
+	if e.teardown != nil {
+		e.teardown()
+	}
+}
+
+// prepare creates the volumes and fills them, or copies them from another engine on this machine.
+func (e *engine) prepare(ctx context.Context, from *engine) error {
+	e.bytes = map[string]int64{}
+	for _, v := range e.vols {
+		if err := e.cli.CreateVolume(ctx, v, nil); err != nil {
+			return err
+		}
+		dir, err := e.cli.VolumeMountpoint(ctx, v)
+		if err != nil {
+			return err
+		}
+		if from != nil {
+			src, err := from.cli.VolumeMountpoint(ctx, v)
+			if err != nil {
+				return err
+			}
+			if out, err := exec.CommandContext(ctx, "cp", "-a", src+"/.", dir).CombinedOutput(); err != nil {
+				return fmt.Errorf("copy %s: %v: %s", v, err, out)
+			}
+		} else {
+			fmt.Fprintf(os.Stderr, "%s: writing %s\n", e.name, v)
+			if strings.HasSuffix(v, "-mixed") {
+				err = writeMixed(dir, int64(e.opt.sizeMiB)<<20)
+			} else {
+				err = writeSmall(dir, e.opt.files)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		n, err := contentBytes(dir)
+		if err != nil {
+			return err
+		}
+		e.bytes[v] = n
+	}
+	exec.Command("sync").Run()
+	return nil
+}
+
+// settings writes a settings file for one volume and compression, with the storage under base.
+func (e *engine) settings(vol string, comp config.Compression, base string) (*config.Settings, error) {
+	dir := filepath.Join(base, vol+"-"+string(comp))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	conn := "{}"
+	if e.host != "" {
+		conn = fmt.Sprintf("\n    docker:\n      host: %s\n      tls: {ca: %s, cert: %s, key: %s}", e.host, e.tls.CA, e.tls.Cert, e.tls.Key)
+	}
+	yml := fmt.Sprintf("servers:\n  web1: %s\ndocker:\n  prefix: %s\n  backup:\n    web1:\n      storage_dir: store\n      volumes: [%s]\n      compression: %s\n",
+		conn, e.prefix, vol, comp)
+	path := filepath.Join(dir, "settings.yml")
+	if err := os.WriteFile(path, []byte(yml), 0o644); err != nil {
+		return nil, err
+	}
+	return config.Load(path)
+}
+
+// The host's pipelines, by compression: the floor (to /dev/null, as the issue measures), the same written
+// durably to a file on the storage's file system, and the extraction of an archive followed by a sync of
+// the file system, as a restore must end.
+var pipelines = map[config.Compression]struct{ name, floor, file, restoreName, restore string }{
+	config.CompressionNone: {"tar | cat", "tar -cf - -C %[1]s . | cat > /dev/null", "tar -cf - -C %[1]s . | cat > %[2]s && sync %[2]s",
+		"tar -x", "tar -xf %[2]s -C %[1]s && sync -f %[1]s"},
+	config.CompressionZstd: {"tar | zstd -T0 -3", "tar -cf - -C %[1]s . | zstd -T0 -3 -q -c > /dev/null", "tar -cf - -C %[1]s . | zstd -T0 -3 -q -c > %[2]s && sync %[2]s",
+		"zstd -dc | tar -x", "zstd -dc -q %[2]s | tar -xf - -C %[1]s && sync -f %[1]s"},
+	config.CompressionGzip: {"tar | pigz -6", "tar -cf - -C %[1]s . | pigz -6 -c > /dev/null", "tar -cf - -C %[1]s . | pigz -6 -c > %[2]s && sync %[2]s",
+		"pigz -dc | tar -x", "pigz -dc %[2]s | tar -xf - -C %[1]s && sync -f %[1]s"},
+}
+
+// timings collects the rounds of each measured operation.
+type timings map[string][]float64
+
+func (e *engine) measure(ctx context.Context) ([]row, error) {
+	var rows []row
+	// Build the helper image outside the measurements: once per bee2d version and server.
+	s, err := e.settings(e.vols[len(e.vols)-1], config.CompressionNone, e.shm)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := backup.Run(ctx, e.cli, s, "web1", backup.Options{Helper: e.opt.bee2d}); err != nil {
+		return nil, err
+	}
+	for _, vol := range e.vols {
+		src, err := e.cli.VolumeMountpoint(ctx, vol)
+		if err != nil {
+			return rows, err
+		}
+		mb := float64(e.bytes[vol]) / 1e6
+		label := strings.TrimPrefix(vol, e.prefix+"-")
+		// Warm the page cache: every measurement reads the volume from memory.
+		if _, err := timeShell(ctx, fmt.Sprintf(pipelines[config.CompressionNone].floor, src)); err != nil {
+			return rows, err
+		}
+		for _, comp := range []config.Compression{config.CompressionNone, config.CompressionZstd, config.CompressionGzip} {
+			r, err := e.measureOne(ctx, vol, label, src, mb, comp)
+			rows = append(rows, r...)
+			if err != nil {
+				return rows, err
+			}
+		}
+	}
+	return rows, nil
+}
+
+func (e *engine) measureOne(ctx context.Context, vol, label, src string, mb float64, comp config.Compression) ([]row, error) {
+	var rows []row
+	p := pipelines[comp]
+	onDisk, err := e.settings(vol, comp, filepath.Join(e.work, "disk"))
+	if err != nil {
+		return nil, err
+	}
+	inMemory, err := e.settings(vol, comp, e.shm)
+	if err != nil {
+		return nil, err
+	}
+	hostFile := filepath.Join(e.work, "host-archive")
+	t := timings{}
+	sizes := map[string]int64{}
+	var archive backup.Archive
+	var method backup.Method
+	bee := func(key string, s *config.Settings, m backup.Method) error {
+		start := time.Now()
+		res, err := backup.Run(ctx, e.cli, s, "web1", backup.Options{Helper: e.opt.bee2d, Method: m, Version: "bench"})
+		if err != nil {
+			return fmt.Errorf("%s %s %s %s: %w", e.name, label, comp, key, err)
+		}
+		t[key] = append(t[key], time.Since(start).Seconds())
+		t[key+" transfer"] = append(t[key+" transfer"], res.Transfer.Seconds())
+		sizes[key] = res.Archive.Size
+		if key == "disk" {
+			archive, method = res.Archive, res.Method
+			return nil
+		}
+		os.Remove(res.Archive.Path)
+		os.Remove(res.Archive.Path + ".json")
+		return nil
+	}
+	for range e.opt.rounds {
+		for _, step := range []struct{ key, script string }{
+			{"floor", fmt.Sprintf(p.floor, src)},
+			{"file", fmt.Sprintf(p.file, src, hostFile)},
+		} {
+			sec, err := timeShell(ctx, step.script)
+			if err != nil {
+				return rows, err
+			}
+			t[step.key] = append(t[step.key], sec)
+			os.Remove(hostFile)
+		}
+		if err := bee("memory", inMemory, backup.MethodAuto); err != nil {
+			return rows, err
+		}
+		if e.host == "" {
+			if err := bee("memory stream", inMemory, backup.MethodStream); err != nil {
+				return rows, err
+			}
+		}
+		if archive.Path != "" {
+			os.Remove(archive.Path)
+			os.Remove(archive.Path + ".json")
+		}
+		if err := bee("disk", onDisk, backup.MethodAuto); err != nil {
+			return rows, err
+		}
+	}
+	add := func(r row, peer *row) row {
+		r.Engine, r.Data, r.Comp = e.name, label, string(comp)
+		r.MBps = mb / r.Seconds
+		if peer != nil {
+			r.Ratio = r.MBps / peer.MBps
+		}
+		rows = append(rows, r)
+		return r
+	}
+	what := "bee2d " + string(method)
+	floor := add(row{Op: "backup", What: p.name + " > /dev/null", Seconds: median(t["floor"])}, nil)
+	add(row{Op: "backup", What: what + ", storage in memory", Seconds: median(t["memory"]), Size: sizes["memory"]}, &floor)
+	add(row{Op: "backup", What: "  of which the helper's run", Seconds: median(t["memory transfer"])}, &floor)
+	if e.host == "" {
+		add(row{Op: "backup", What: "bee2d helper-stream, storage in memory", Seconds: median(t["memory stream"])}, &floor)
+		add(row{Op: "backup", What: "  of which the helper's run", Seconds: median(t["memory stream transfer"])}, &floor)
+	}
+	file := add(row{Op: "backup", What: p.name + " > file; sync", Seconds: median(t["file"])}, nil)
+	add(row{Op: "backup", What: what + ", storage on disk", Seconds: median(t["disk"]), Size: sizes["disk"]}, &file)
+	fmt.Fprintf(os.Stderr, "%s %s %s backup: floor %.2fs, bee2d in memory %.2fs (helper %.2fs); file+sync %.2fs, bee2d on disk %.2fs\n",
+		e.name, label, comp, median(t["floor"]), median(t["memory"]), median(t["memory transfer"]), median(t["file"]), median(t["disk"]))
+
+	// Restores: the host extracts the same archive into an empty directory on the volumes' file system.
+	scratch := filepath.Join(filepath.Dir(src), "bench-extract")
+	for range e.opt.rounds {
+		os.RemoveAll(scratch)
+		os.MkdirAll(scratch, 0o755)
+		sec, err := timeShell(ctx, fmt.Sprintf(p.restore, scratch, archive.Path))
+		if err != nil {
+			return rows, err
+		}
+		t["host restore"] = append(t["host restore"], sec)
+		os.RemoveAll(scratch)
+		exec.Command("sync").Run()
+		start := time.Now()
+		rr, err := backup.Restore(ctx, e.cli, onDisk, "web1", backup.RestoreOptions{Options: backup.Options{Helper: e.opt.bee2d}})
+		if err != nil {
+			return rows, fmt.Errorf("%s restore %s %s: %w", e.name, vol, comp, err)
+		}
+		t["restore"] = append(t["restore"], time.Since(start).Seconds())
+		t["restore transfer"] = append(t["restore transfer"], rr.Transfer.Seconds())
+		exec.Command("sync").Run()
+	}
+	hostR := add(row{Op: "restore", What: p.restoreName + "; sync", Seconds: median(t["host restore"])}, nil)
+	add(row{Op: "restore", What: what, Seconds: median(t["restore"])}, &hostR)
+	add(row{Op: "restore", What: "  of which the helper's run", Seconds: median(t["restore transfer"])}, &hostR)
+	fmt.Fprintf(os.Stderr, "%s %s %s restore: host %.2fs, bee2d %.2fs (helper %.2fs)\n", e.name, label, comp,
+		median(t["host restore"]), median(t["restore"]), median(t["restore transfer"]))
+	return rows, nil
+}
+
+func timeShell(ctx context.Context, script string) (float64, error) {
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, "bash", "-o", "pipefail", "-c", script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("%s: %w: %s", script, err, out)
+	}
+	return time.Since(start).Seconds(), nil
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func report(rows []row, opt options) {
+	fmt.Printf("\nbee2d backup benchmark: %d MiB mixed, %d small files, median of %d rounds, %d CPUs, %s/%s\n",
+		opt.sizeMiB, opt.files, opt.rounds, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+	fmt.Println("MB/s counts the files' content (10^6 bytes); ratio = bee2d's MB/s over the host pipeline's above it.")
+	fmt.Println("Backups to memory (tmpfs) compare with the pipeline to /dev/null; to disk, with the pipeline to a file and")
+	fmt.Println("a sync. bee2d's time is end to end: the helper container's start and removal, the archive, its fsync and")
+	fmt.Println("manifest; \"of which\" rows are the helper's run alone. Restores check the whole archive first.")
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "engine\tdata\top\tcompression\twhat\tseconds\tMB/s\tarchive MB\tratio\t")
+	for _, r := range rows {
+		ratio, size := "", ""
+		if r.Ratio > 0 {
+			ratio = fmt.Sprintf("%.2f×", r.Ratio)
+		}
+		if r.Size > 0 {
+			size = fmt.Sprintf("%.0f", float64(r.Size)/1e6)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2f\t%.0f\t%s\t%s\t\n", r.Engine, r.Data, r.Op, r.Comp, r.What, r.Seconds, r.MBps, size, ratio)
+	}
+	tw.Flush()
+}
+
+// contentBytes sums the sizes of the regular files under dir.
+func contentBytes(dir string) (int64, error) {
+	var n int64
+	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+		return err
+	})
+	return n, err
+}
+
+// writeMixed writes size bytes: 40% text (logs and prose), 30% binary that compresses (records with counters
+// and a few random fields), 30% random bytes; files from 64 KiB to 64 MiB.
+func writeMixed(dir string, size int64) error {
+	rng := rand.New(rand.NewPCG(1, 2))
+	words := strings.Fields("the quick brown fox jumps over a lazy dog while bee2d keeps every volume of the " +
+		"server safe in one archive GET POST /index.html 200 404 nginx haproxy certbot renewal letsencrypt mail")
+	sizes := []int64{64 << 20, 16 << 20, 4 << 20, 1 << 20, 256 << 10, 64 << 10}
+	var written int64
+	for i := 0; written < size; i++ {
+		n := min(sizes[i%len(sizes)], size-written)
+		kind := []string{"text", "binary", "random"}[i%10*10/34] // 4 text, 3 binary, 3 random out of 10
+		sub := filepath.Join(dir, kind, fmt.Sprintf("d%02d", i%16))
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			return err
+		}
+		buf := make([]byte, 0, n)
+		switch kind {
+		case "text":
+			for int64(len(buf)) < n {
+				buf = fmt.Appendf(buf, "2024-05-%02d 12:%02d:%02d 10.0.%d.%d ", rng.IntN(28)+1, rng.IntN(60), rng.IntN(60), rng.IntN(255), rng.IntN(255))
+				for range 8 + rng.IntN(8) {
+					buf = append(buf, words[rng.IntN(len(words))]...)
+					buf = append(buf, ' ')
+				}
+				buf = append(buf, '\n')
+			}
+		case "binary":
+			for rec := uint64(0); int64(len(buf)) < n; rec++ {
+				var r [32]byte
+				for j := range 8 {
+					r[j] = byte(rec >> (8 * j))
+				}
+				r[8], r[9] = byte(rng.IntN(4)), byte(rng.IntN(256))
+				copy(r[16:], "record-payload!!")
+				buf = append(buf, r[:]...)
+			}
+		default:
+			buf = buf[:n]
+			for j := 0; j+8 <= len(buf); j += 8 {
+				v := rng.Uint64()
+				for k := range 8 {
+					buf[j+k] = byte(v >> (8 * k))
+				}
+			}
+		}
+		buf = buf[:n]
+		if err := os.WriteFile(filepath.Join(sub, fmt.Sprintf("f%04d.%s", i, kind)), buf, 0o644); err != nil {
+			return err
+		}
+		written += n
+	}
+	return nil
+}
+
+// writeSmall writes n files of 1 to 8 KiB of text in 100 directories.
+func writeSmall(dir string, n int) error {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range n {
+		sub := filepath.Join(dir, fmt.Sprintf("d%03d", i%100))
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			return err
+		}
+		size := 1024 + rng.IntN(7*1024)
+		b := make([]byte, 0, size)
+		for len(b) < size {
+			b = fmt.Appendf(b, "line %d of file %d: %x\n", len(b), i, rng.Uint32())
+		}
+		if err := os.WriteFile(filepath.Join(sub, fmt.Sprintf("file%05d.txt", i)), b[:size], 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startTLSEngine starts a dockerd of its own that listens on TCP with mutual TLS, with a CA made here.
+func startTLSEngine(ctx context.Context, work, prefix string, vols []string, opt options) (*engine, error) {
+	certs := filepath.Join(work, "certs")
+	os.MkdirAll(certs, 0o700)
+	ca, err := pki.NewCA("bench CA", time.Now(), 24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	if err := pki.WriteFile(filepath.Join(certs, "ca.pem"), ca.CertPEM, 0o644); err != nil {
+		return nil, err
+	}
+	for _, c := range []struct {
+		name string
+		tmpl pki.Template
+	}{
+		{"server", pki.Template{Usage: pki.Server, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}},
+		{"client", pki.Template{Usage: pki.Client, CommonName: "bee2d"}},
+	} {
+		kp, err := ca.Issue(c.tmpl)
+		if err != nil {
+			return nil, err
+		}
+		if err := kp.Save(filepath.Join(certs, c.name+".crt"), filepath.Join(certs, c.name+".pem")); err != nil {
+			return nil, err
+		}
+	}
+	fmt.Fprintln(os.Stderr, "starting a second engine on TCP with TLS")
+	e, err := testdocker.NewEngine(&testdocker.EngineTLS{CA: filepath.Join(certs, "ca.pem"),
+		Cert: filepath.Join(certs, "server.crt"), Key: filepath.Join(certs, "server.pem")})
+	if err != nil {
+		return nil, err
+	}
+	tls := &config.TLSFiles{CA: filepath.Join(certs, "ca.pem"), Cert: filepath.Join(certs, "client.crt"), Key: filepath.Join(certs, "client.pem")}
+	cli, err := dockerx.Connect(ctx, dockerx.Endpoint{Host: e.TCPHost,
+		TLS: &dockerx.TLSFiles{CA: tls.CA, Cert: tls.Cert, Key: tls.Key}})
+	if err != nil {
+		e.Remove()
+		return nil, err
+	}
+	return &engine{name: "tcp+tls", cli: cli, host: e.TCPHost, tls: tls, prefix: prefix, vols: vols,
+		work: filepath.Join(work, "tls"), opt: opt, teardown: func() { cli.Close(); e.Remove() }}, nil
+}

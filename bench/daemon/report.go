@@ -1,0 +1,240 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// measurement names one timed thing; the names are also the JSON keys.
+type measurement string
+
+const (
+	mEdit             measurement = "edit"
+	mRemove           measurement = "rm"
+	mRemoveFromEvent  measurement = "rm_from_destroy"
+	mKill             measurement = "kill"
+	mKillFromEvent    measurement = "kill_from_die"
+	mFloorCreateStart measurement = "engine_create_start"
+	mFloorRecreate    measurement = "engine_recreate"
+	mFloorStart       measurement = "engine_start"
+)
+
+// measurements in the order the table shows them.
+var measurements = []measurement{mEdit, mRemove, mRemoveFromEvent, mKill, mKillFromEvent, mFloorCreateStart, mFloorRecreate, mFloorStart}
+
+func (m measurement) describe() string {
+	switch m {
+	case mEdit:
+		return "bee2d: edit → new container started"
+	case mRemove:
+		return "bee2d: rm -f → new container started"
+	case mRemoveFromEvent:
+		return "bee2d:   from the destroy event"
+	case mKill:
+		return "bee2d: kill → running again"
+	case mKillFromEvent:
+		return "bee2d:   from the die event"
+	case mFloorCreateStart:
+		return "engine: create + start"
+	case mFloorRecreate:
+		return "engine: stop + rename + create + start"
+	case mFloorStart:
+		return "engine: start after a kill"
+	}
+	return string(m)
+}
+
+// overhead is the daemon's median minus the engine's median for the same container work.
+type overhead struct {
+	Name     string  `json:"name"`
+	MS       float64 `json:"ms"`
+	TargetMS float64 `json:"target_ms,omitempty"`
+	Met      bool    `json:"met,omitempty"`
+	Note     string  `json:"note,omitempty"`
+
+	bee2d, engine measurement
+}
+
+func overheads(debounce time.Duration) []overhead {
+	return []overhead{
+		{Name: "edit − engine create+start", bee2d: mEdit, engine: mFloorCreateStart, TargetMS: 100,
+			Note: fmt.Sprintf("includes --debounce %v and the old container's stop", debounce)},
+		{Name: "edit − engine stop+rename+create+start", bee2d: mEdit, engine: mFloorRecreate,
+			Note: fmt.Sprintf("includes --debounce %v", debounce)},
+		{Name: "rm -f − engine create+start", bee2d: mRemove, engine: mFloorCreateStart, TargetMS: 100,
+			Note: "includes the removal itself"},
+		{Name: "rm -f from destroy − engine create+start", bee2d: mRemoveFromEvent, engine: mFloorCreateStart, TargetMS: 100},
+		{Name: "kill − engine start", bee2d: mKill, engine: mFloorStart, TargetMS: 100, Note: "includes the kill itself"},
+		{Name: "kill from die − engine start", bee2d: mKillFromEvent, engine: mFloorStart, TargetMS: 100},
+	}
+}
+
+// series is the samples of one measurement, in milliseconds.
+type series struct {
+	Median  float64   `json:"median_ms"`
+	P10     float64   `json:"p10_ms"`
+	P90     float64   `json:"p90_ms"`
+	Samples []float64 `json:"samples_ms"`
+}
+
+func (s *series) add(d time.Duration) {
+	s.Samples = append(s.Samples, float64(d.Microseconds())/1000)
+	sorted := slices.Sorted(slices.Values(s.Samples))
+	s.Median, s.P10, s.P90 = percentile(sorted, 50), percentile(sorted, 10), percentile(sorted, 90)
+}
+
+// percentile of sorted samples, interpolated between the nearest ranks.
+func percentile(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	pos := p / 100 * float64(len(sorted)-1)
+	lo := int(math.Floor(pos))
+	hi := min(lo+1, len(sorted)-1)
+	return sorted[lo] + (sorted[hi]-sorted[lo])*(pos-float64(lo))
+}
+
+// idle is what the daemon cost while nothing happened.
+type idle struct {
+	Seconds    float64 `json:"seconds"`
+	CPUSeconds float64 `json:"cpu_seconds"`
+	Passes     int     `json:"passes"`
+}
+
+type results struct {
+	Versions          versions                `json:"versions"`
+	Containers        int                     `json:"managed_containers"`
+	Trials            int                     `json:"trials"`
+	Debounce          string                  `json:"debounce"`
+	Samples           map[measurement]*series `json:"measurements"`
+	Overheads         []overhead              `json:"overheads"`
+	ConvergeSeconds   float64                 `json:"first_converge_seconds"`
+	RSSConvergedBytes int64                   `json:"rss_converged_bytes"`
+	RSSIdleBytes      int64                   `json:"rss_after_idle_bytes,omitempty"`
+	RSSAfterBytes     int64                   `json:"rss_after_trials_bytes"`
+	Idle              *idle                   `json:"idle,omitempty"`
+	// What else the machine did: other containers on the engine, and the load average (1, 5, 15 min)
+	// when the measurements began and ended.
+	OtherContainers int    `json:"other_containers"`
+	LoadBefore      string `json:"loadavg_before"`
+	LoadAfter       string `json:"loadavg_after"`
+}
+
+// rssTargetBytes is the resident memory the idle daemon should stay under.
+const rssTargetBytes = 40 << 20
+
+func newResults(b *bench) *results {
+	r := &results{Versions: b.version, Containers: b.opt.n + 1, Trials: b.opt.trials, Debounce: b.opt.debounce.String(),
+		Samples: map[measurement]*series{}}
+	for _, m := range measurements {
+		r.Samples[m] = &series{}
+	}
+	return r
+}
+
+func (r *results) add(m measurement, d time.Duration) { r.Samples[m].add(d) }
+
+// last is the latest sample of m, for progress lines.
+func (r *results) last(m measurement) string {
+	s := r.Samples[m].Samples
+	if len(s) == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0fms", s[len(s)-1])
+}
+
+func (r *results) finish() {
+	d, _ := time.ParseDuration(r.Debounce)
+	r.Overheads = overheads(d)
+	for i := range r.Overheads {
+		o := &r.Overheads[i]
+		o.MS = r.Samples[o.bee2d].Median - r.Samples[o.engine].Median
+		o.Met = o.TargetMS > 0 && o.MS < o.TargetMS
+	}
+}
+
+func (r *results) print(w io.Writer) {
+	v := r.Versions
+	fmt.Fprintf(w, "bee2d daemon on the local engine: engine %s, bee2d %s, %s, %d CPUs\n", v.Engine, v.Bee2d, v.Go, v.CPUs)
+	fmt.Fprintf(w, "%d managed containers (the probe and %d sleepers), --debounce %s, %d trials of each kind\n",
+		r.Containers, r.Containers-1, r.Debounce, r.Trials)
+	fmt.Fprintf(w, "meanwhile: %d other containers on the engine; load average %s at the start, %s at the end\n\n",
+		r.OtherContainers, r.LoadBefore, r.LoadAfter)
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "until the container has started (ms)\tmedian\tp10\tp90\t")
+	for _, m := range measurements {
+		s := r.Samples[m]
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t\n", m.describe(), s.Median, s.P10, s.P90)
+	}
+	tw.Flush()
+
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "overhead: bee2d median − engine median\tms\ttarget\t\t")
+	for _, o := range r.Overheads {
+		target, reading := "", ""
+		if o.TargetMS > 0 {
+			target = fmt.Sprintf("< %.0f", o.TargetMS)
+			reading = "missed"
+			if o.Met {
+				reading = "met"
+			}
+		}
+		note := ""
+		if o.Note != "" {
+			note = "(" + o.Note + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%.1f\t%s\t%s\t%s\n", o.Name, o.MS, target, reading, note)
+	}
+	tw.Flush()
+
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "idle daemon, %d containers\t\t\n", r.Containers)
+	met := "missed"
+	if r.RSSConvergedBytes < rssTargetBytes {
+		met = "met"
+	}
+	fmt.Fprintf(tw, "first convergence at start\t%.1f s\n", r.ConvergeSeconds)
+	fmt.Fprintf(tw, "RSS after convergence\t%.1f MB\t(target < %d MB: %s)\n", mb(r.RSSConvergedBytes), rssTargetBytes>>20, met)
+	if r.Idle != nil {
+		fmt.Fprintf(tw, "RSS after the idle period\t%.1f MB\n", mb(r.RSSIdleBytes))
+		fmt.Fprintf(tw, "CPU over %v idle\t%.2f s\t(%.3f%% of one core)\n", time.Duration(r.Idle.Seconds*float64(time.Second)).Round(time.Second),
+			r.Idle.CPUSeconds, 100*r.Idle.CPUSeconds/r.Idle.Seconds)
+		fmt.Fprintf(tw, "reconcile passes while idle\t%d\t(the resync, every 5m by default)\n", r.Idle.Passes)
+	}
+	fmt.Fprintf(tw, "RSS after the trials\t%.1f MB\n", mb(r.RSSAfterBytes))
+	tw.Flush()
+	fmt.Fprintln(w, "\n\"met\" or \"missed\" is a reading, not an assertion: the exit status does not depend on it.")
+}
+
+// loadavg is the 1, 5 and 15 minute load average.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func mb(b int64) float64 { return float64(b) / (1 << 20) }
+
+func (r *results) writeJSON(path string) error {
+	out, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(out, '\n'), 0o644)
+}

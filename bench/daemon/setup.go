@@ -1,0 +1,331 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bee2d/bee2d/pkg/config"
+	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/reconcile"
+)
+
+// probe is the application the trials change, remove and kill.
+const probe = "probe"
+
+// bench is one run: its names, its files, the engine, and the daemon under measurement.
+type bench struct {
+	opt options
+	cli *dockerx.Client
+	dir string // the generated files
+
+	// runID starts every name the run creates and is the prefix of its settings, so teardown can never
+	// touch anything else.
+	runID    string
+	image    string
+	network  string
+	bee2dBin string
+	settings string
+	logFile  string
+
+	daemon  *exec.Cmd
+	exited  chan error
+	events  *eventLog
+	version versions
+
+	imageBuilt bool
+}
+
+// versions say what was measured.
+type versions struct {
+	Engine string `json:"engine"`
+	Bee2d  string `json:"bee2d"`
+	Go     string `json:"go"`
+	CPUs   int    `json:"cpus"`
+}
+
+func newBench(ctx context.Context, opt options) (*bench, error) {
+	id := make([]byte, 3)
+	if _, err := rand.Read(id); err != nil {
+		return nil, err
+	}
+	b := &bench{opt: opt, runID: "b2daemon" + hex.EncodeToString(id)}
+	b.image = b.runID + "/sleeper:1"
+	b.network = config.NetworkName(b.runID)
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cli, err := dockerx.Connect(cctx, dockerx.Endpoint{})
+	if err != nil {
+		return nil, err
+	}
+	b.cli = cli
+	return b, nil
+}
+
+// prepare builds the image and the daemon, writes the settings, starts following the engine's events and
+// starts the daemon.
+func (b *bench) prepare(ctx context.Context) error {
+	var err error
+	if b.dir, err = os.MkdirTemp("", b.runID+"-"); err != nil {
+		return err
+	}
+	b.bee2dBin = b.opt.bee2d
+	if b.bee2dBin == "" {
+		b.bee2dBin = filepath.Join(b.dir, "bee2d")
+		logf("building %s", b.bee2dBin)
+		if err := command(ctx, "", nil, "go", "build", "-o", b.bee2dBin, "github.com/bee2d/bee2d/cmd/bee2d"); err != nil {
+			return err
+		}
+	} else if b.bee2dBin, err = filepath.Abs(b.bee2dBin); err != nil {
+		return err
+	}
+	if err := b.buildImage(ctx); err != nil {
+		return err
+	}
+	b.settings = filepath.Join(b.dir, "settings.yml")
+	if err := writeAtomic(b.settings, b.settingsText(0)); err != nil {
+		return err
+	}
+	if err := b.readVersions(ctx); err != nil {
+		return err
+	}
+	// Following the events from before the daemon starts, the bench sees every container it makes.
+	if b.events, err = followEvents(ctx, b.cli, b.runID); err != nil {
+		return err
+	}
+	return b.startDaemon()
+}
+
+// sleeperSource runs until SIGTERM or SIGINT. As PID 1 it must handle them itself, or they are ignored.
+const sleeperSource = `package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	<-sig
+}
+`
+
+// buildImage compiles the sleeper statically and builds it FROM scratch, so no registry is needed.
+func (b *bench) buildImage(ctx context.Context) error {
+	src, bctx := filepath.Join(b.dir, "sleeper"), filepath.Join(b.dir, "image")
+	files := map[string]string{
+		filepath.Join(src, "go.mod"):      "module sleeper\n\ngo 1.22\n",
+		filepath.Join(src, "main.go"):     sleeperSource,
+		filepath.Join(bctx, "Dockerfile"): "FROM scratch\nCOPY sleeper /sleeper\nENTRYPOINT [\"/sleeper\"]\n",
+	}
+	for path, content := range files {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	logf("building image %s", b.image)
+	env := []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=" + runtime.GOARCH, "GOWORK=off", "GOTOOLCHAIN=local", "GOFLAGS=-buildvcs=false"}
+	if err := command(ctx, src, env, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(bctx, "sleeper"), "."); err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	b.imageBuilt = true // a failed build may still leave the tag; close removes it if so
+	if _, err := b.cli.BuildImage(ctx, dockerx.BuildRequest{ContextDir: bctx, Tags: []string{b.image}, Output: &out}); err != nil {
+		return fmt.Errorf("%w\n%s", err, out.String())
+	}
+	return nil
+}
+
+// settingsText is the settings with the probe at a given round: each round changes its env.
+func (b *bench) settingsText(round int) string {
+	var s strings.Builder
+	fmt.Fprintf(&s, "servers:\n  local: {}\ndocker:\n  prefix: %s\napplications:\n", b.runID)
+	fmt.Fprintf(&s, "  %s:\n    server: local\n    image: %s\n    env: {round: %d}\n", probe, b.image, round)
+	for i := 1; i <= b.opt.n; i++ {
+		fmt.Fprintf(&s, "  a%03d:\n    server: local\n    image: %s\n    env: {index: %d}\n", i, b.image, i)
+	}
+	return s.String()
+}
+
+// desired maps every container of the settings text to its spec hash, as bee2d computes it.
+func (b *bench) desired(text string) (map[string]string, error) {
+	s, err := config.Parse(b.settings, []byte(text))
+	if err != nil {
+		return nil, err
+	}
+	d, err := reconcile.Desire(s, "local", dockerx.ContextDigest)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, c := range d.Containers {
+		out[c.Name] = c.Hash
+	}
+	return out, nil
+}
+
+func (b *bench) probeName() string { return config.ContainerName(b.runID, config.KindApp, probe) }
+
+// startDaemon runs the daemon with its log in a file: JSON at debug level, so the bench can count its
+// passes.
+func (b *bench) startDaemon() error {
+	b.logFile = filepath.Join(b.dir, "daemon.log")
+	f, err := os.Create(b.logFile)
+	if err != nil {
+		return err
+	}
+	b.daemon = exec.Command(b.bee2dBin, "daemon", "-c", b.settings, "--listen", "", "--debounce", b.opt.debounce.String(),
+		"--log-format", "json", "--log-level", "debug")
+	b.daemon.Stdout, b.daemon.Stderr = f, f
+	if err := b.daemon.Start(); err != nil {
+		f.Close()
+		return err
+	}
+	b.exited = make(chan error, 1)
+	go func() {
+		b.exited <- b.daemon.Wait()
+		f.Close()
+	}()
+	logf("daemon started, pid %d, log %s", b.daemon.Process.Pid, b.logFile)
+	return nil
+}
+
+// stopDaemon sends SIGTERM and waits for the exit.
+func (b *bench) stopDaemon() error {
+	if b.daemon == nil || b.daemon.Process == nil {
+		return nil
+	}
+	select {
+	case err := <-b.exited:
+		b.daemon = nil
+		return fmt.Errorf("the daemon had exited: %v", err)
+	default:
+	}
+	b.daemon.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-b.exited:
+		b.daemon = nil
+		return err
+	case <-time.After(time.Minute):
+		b.daemon.Process.Kill()
+		b.daemon = nil
+		return errors.New("the daemon did not stop within a minute of SIGTERM; killed")
+	}
+}
+
+func (b *bench) readVersions(ctx context.Context) error {
+	b.version = versions{Go: runtime.Version(), CPUs: runtime.NumCPU(), Engine: "unknown"}
+	out, err := exec.CommandContext(ctx, b.bee2dBin, "version").Output()
+	if err != nil {
+		return fmt.Errorf("%s version: %w", b.bee2dBin, err)
+	}
+	b.version.Bee2d = strings.TrimSpace(strings.TrimPrefix(string(out), "bee2d "))
+	// The docker CLI is optional; the engine version is only for the record.
+	if out, err := exec.CommandContext(ctx, "docker", "version", "--format", "{{.Server.Version}}").Output(); err == nil {
+		b.version.Engine = strings.TrimSpace(string(out))
+	}
+	return nil
+}
+
+// close stops the daemon and removes everything the run created: containers and network (never volumes;
+// the run has none), the image, the files. It runs after a cancelled context too, so it has its own.
+func (b *bench) close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	logf("cleaning up %s", b.runID)
+	// The daemon goes first: it would bring back what teardown removes.
+	err := b.stopDaemon()
+	if b.events != nil {
+		b.events.stop()
+	}
+	err = errors.Join(err, b.teardown(ctx))
+	if b.imageBuilt {
+		if rerr := b.cli.RemoveImage(ctx, b.image); rerr != nil && !dockerx.IsNotFound(rerr) {
+			err = errors.Join(err, rerr)
+		}
+	}
+	if b.dir != "" {
+		if b.opt.keep {
+			logf("kept %s and %s", b.settings, b.logFile)
+		} else if rerr := os.RemoveAll(b.dir); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+	}
+	return errors.Join(err, b.cli.Close())
+}
+
+// teardown removes the run's containers, then its network. Containers are stopped before they are
+// removed: on Docker 20.10, concurrent forced removals can leave a network that believes it still has
+// endpoints.
+func (b *bench) teardown(ctx context.Context) error {
+	list, err := b.cli.ListContainers(ctx)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for _, c := range list {
+		if !strings.HasPrefix(c.Name, b.runID+"-") {
+			continue
+		}
+		g.Go(func() error {
+			if err := b.cli.StopContainer(gctx, c.ID, 5*time.Second); err != nil && !dockerx.IsNotFound(err) {
+				return err
+			}
+			if err := b.cli.RemoveContainer(gctx, c.ID); err != nil && !dockerx.IsNotFound(err) {
+				return err
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("teardown: %w", err)
+	}
+	var last error
+	for range 5 {
+		last = b.cli.RemoveNetwork(ctx, b.network)
+		if last == nil || dockerx.IsNotFound(last) {
+			return nil
+		}
+		time.Sleep(time.Second)
+	}
+	return fmt.Errorf("teardown: network %s: %w", b.network, last)
+}
+
+// command runs a preparation step, showing its output only when it fails.
+func command(ctx context.Context, dir string, env []string, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// writeAtomic replaces a file by renaming a new one over it, as editors and `git checkout` do: the daemon
+// never reads half a file.
+func writeAtomic(path, text string) error {
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

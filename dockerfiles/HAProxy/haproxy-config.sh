@@ -1,0 +1,149 @@
+#!/bin/sh
+# Writes HAProxy's configuration from the environment bee2d gives the container, for bee2d's HAProxy image
+# (run by entrypoint.sh at start and on SIGHUP; the tests in dockerfiles/ run it on the host).
+#
+#   DOMAINS       <container>:<d1>,<d2>/<port> ... as `domains: all` renders it (a domain without /port: 8080)
+#   CERTBOT_HOST  where the ACME challenge path goes (default certbot: bee2d gives each application its
+#   CERTBOT_PORT  name as a network alias) and its port (default 8080)
+#   CERT_DIR      the combined certificates, <domain>-combined.pem (default /etc/letsencrypt/live)
+#   HAPROXY_DIR   where haproxy.cfg, certificates.list and placeholder.pem are (default /usr/local/etc/haproxy)
+#   IPV6          true, false or auto (listen on IPv6 too when the kernel has it; default auto)
+#
+# Port 80 sends /.well-known/acme-challenge/ to CertBot and redirects the rest to https. Port 443 picks the
+# certificate by SNI among every combined certificate present (the placeholder when none fits) and routes d
+# and www.d to the container that owns d. Names are resolved by Docker's DNS when used, not at start, so the
+# containers can start in any order.
+set -eu
+export LC_ALL=C
+
+domains=${DOMAINS:-}
+certbot_host=${CERTBOT_HOST:-certbot}
+certbot_port=${CERTBOT_PORT:-8080}
+cert_dir=${CERT_DIR:-/etc/letsencrypt/live}
+dir=${HAPROXY_DIR:-/usr/local/etc/haproxy}
+ipv6=${IPV6:-auto}
+case $ipv6 in
+auto) if [ -e /proc/net/if_inet6 ]; then ipv6=true; else ipv6=false; fi ;;
+true | false) ;;
+*) echo "haproxy-config: IPV6 must be true, false or auto, not \"$ipv6\"" >&2; exit 2 ;;
+esac
+
+fail() {
+	echo "haproxy-config: $*" >&2
+	exit 2
+}
+
+# routes prints "<backend> <host> <port> <domain>" for each domain of DOMAINS, in order.
+routes() {
+	for entry in $domains; do
+		case $entry in
+		?*:?*) ;;
+		*) fail "DOMAINS entry \"$entry\" is not <container>:<domain>[,<domain>...]" ;;
+		esac
+		host=${entry%%:*}
+		list=${entry#*:}
+		old_ifs=$IFS
+		IFS=,
+		for d in $list; do
+			port=8080
+			case $d in
+			*/*) port=${d#*/} d=${d%%/*} ;;
+			esac
+			case $port in
+			'' | *[!0-9]*) fail "DOMAINS entry \"$entry\": port \"$port\" is not a number" ;;
+			esac
+			case $d in
+			'' | *[!A-Za-z0-9.-]*) fail "DOMAINS entry \"$entry\": \"$d\" is not a domain name" ;;
+			esac
+			d=$(printf '%s' "$d" | tr 'A-Z' 'a-z')
+			echo "site_${host}_$port $host $port $d"
+		done
+		IFS=$old_ifs
+	done
+}
+
+# bind prints the bind lines of one port, IPv4 and, when wanted, IPv6.
+bind() {
+	echo "    bind 0.0.0.0:$1$2"
+	if [ "$ipv6" = true ]; then
+		echo "    bind :::$1 v6only$2"
+	fi
+}
+
+table=$(routes)
+tmp_cfg="$dir/.haproxy.cfg.tmp"
+tmp_list="$dir/.certificates.list.tmp"
+mkdir -p "$dir"
+
+# The certificates present now, by name; entrypoint.sh writes this again before each reload.
+for f in "$cert_dir"/*-combined.pem; do
+	[ -f "$f" ] && echo "$f"
+done >"$tmp_list"
+
+{
+	cat <<CFG
+# Written by bee2d's HAProxy image from DOMAINS at start and on each SIGHUP; edits here are lost.
+global
+    log stdout format raw local0 info
+    user haproxy
+    group haproxy
+    ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets
+    tune.ssl.default-dh-param 2048
+
+defaults
+    mode http
+    log global
+    option httplog
+    option dontlognull
+    option forwardfor
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-request 10s
+    timeout http-keep-alive 10s
+    default-server init-addr libc,none resolvers docker
+
+# Docker's embedded DNS: containers are found by name whenever they (re)start, with their new address.
+resolvers docker
+    nameserver docker 127.0.0.11:53
+    accepted_payload_size 8192
+    hold valid 10s
+    hold nx 5s
+
+frontend http
+CFG
+	bind 80 ""
+	cat <<CFG
+    acl acme path_beg /.well-known/acme-challenge/
+    http-request redirect scheme https code 301 unless acme
+    use_backend certbot if acme
+
+frontend https
+CFG
+	bind 443 " ssl crt $dir/placeholder.pem crt-list $dir/certificates.list alpn h2,http/1.1"
+	echo "    http-request set-header X-Forwarded-Proto https"
+	echo "    http-request set-var(txn.host) req.hdr(host),field(1,:),lower"
+	# One rule per backend, in the order of DOMAINS: d and www.d of each of its domains.
+	printf '%s\n' "$table" | awk 'NF == 4 {
+		if (!($1 in hosts)) { order[++n] = $1 }
+		hosts[$1] = hosts[$1] " " $4 " www." $4
+	}
+	END {
+		for (i = 1; i <= n; i++) printf "    use_backend %s if { var(txn.host) -m str%s }\n", order[i], hosts[order[i]]
+	}'
+	cat <<CFG
+    default_backend no_site
+
+backend certbot
+    server certbot $certbot_host:$certbot_port
+
+backend no_site
+    http-request return status 404 content-type text/plain string "No site here."
+CFG
+	printf '%s\n' "$table" | awk 'NF == 4 && !seen[$1]++ {
+		printf "\nbackend %s\n    server app %s:%s\n", $1, $2, $3
+	}'
+} >"$tmp_cfg"
+
+mv -f "$tmp_list" "$dir/certificates.list"
+mv -f "$tmp_cfg" "$dir/haproxy.cfg"

@@ -1,0 +1,54 @@
+package backup
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// BenchmarkHelperBackup runs the helper's backup in place, without Docker, on 256 MiB of text and random
+// data, writing the archive into a file as the bind-mount path does: what the data path costs in CPU.
+func BenchmarkHelperBackup(b *testing.B) {
+	vols := b.TempDir()
+	old := volumesDir
+	volumesDir = vols
+	b.Cleanup(func() { volumesDir = old })
+	dir := filepath.Join(vols, "data")
+	os.MkdirAll(dir, 0o755)
+	text := []byte(strings.Repeat("2024-05-01 12:00:00 GET /index.html 200 the quick brown fox\n", 1<<16/60))
+	random := make([]byte, 4<<20)
+	rand.Read(random)
+	var size int64
+	for i := range 64 {
+		data := random
+		if i%2 == 0 {
+			data = bytes.Repeat(text, len(random)/len(text))
+		}
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%02d", i)), data, 0o644)
+		size += int64(len(data))
+	}
+	out := b.TempDir()
+	if d, err := os.MkdirTemp("/dev/shm", "bee2d-bench-"); err == nil {
+		out = d
+		b.Cleanup(func() { os.RemoveAll(d) })
+	}
+	os.WriteFile(filepath.Join(out, ".bee2d-probe-0123456789abcdef"), []byte("t"), 0o600)
+	for _, comp := range []string{"none", "zstd", "gzip"} {
+		b.Run(comp, func(b *testing.B) {
+			b.SetBytes(size)
+			for i := range b.N {
+				archive := filepath.Join(out, fmt.Sprintf(".%d-volumes.tar.tmp", i))
+				var stderr bytes.Buffer
+				if code := HelperMain([]string{"backup", "--compression", comp, "--out", archive,
+					"--probe", ".bee2d-probe-0123456789abcdef:t", "data"}, nil, nil, &stderr); code != 0 {
+					b.Fatal(stderr.String())
+				}
+				os.Remove(archive)
+			}
+		})
+	}
+}

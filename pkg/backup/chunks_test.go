@@ -1,0 +1,70 @@
+package backup
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"math/rand/v2"
+	"testing"
+)
+
+func TestChunkWriter(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	var want bytes.Buffer
+	var got bytes.Buffer
+	c := newChunkWriter(&got, sha256.New())
+	for range 300 {
+		p := make([]byte, rng.IntN(3*chunkSize/2))
+		for i := range p {
+			p[i] = byte(rng.Uint32())
+		}
+		want.Write(p)
+		if rng.IntN(2) == 0 {
+			if _, err := c.Write(p); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		// Ask for more than there is: fill stops at the end of the input.
+		n, rerr, werr := c.fill(bytes.NewReader(p), int64(len(p))+10)
+		if n != int64(len(p)) || rerr != nil || werr != nil {
+			t.Fatalf("fill %d of %d: %v %v", n, len(p), rerr, werr)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), want.Bytes()) || c.Size() != int64(want.Len()) {
+		t.Fatalf("output differs (%d vs %d bytes)", got.Len(), want.Len())
+	}
+	if sum := sha256.Sum256(want.Bytes()); !bytes.Equal(c.h.Sum(nil), sum[:]) {
+		t.Error("hash differs")
+	}
+}
+
+type failingWriter struct{ after int }
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	if f.after <= 0 {
+		return 0, errors.New("disk full")
+	}
+	f.after--
+	return len(p), nil
+}
+
+func TestChunkWriterReportsOutputErrors(t *testing.T) {
+	c := newChunkWriter(&failingWriter{after: 2}, nil)
+	p := make([]byte, chunkSize)
+	var err error
+	for range 20 {
+		if _, err = c.Write(p); err != nil {
+			break
+		}
+	}
+	if cerr := c.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil || err.Error() != "disk full" {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -1,0 +1,131 @@
+package backup
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/bee2d/bee2d/pkg/dockerx"
+)
+
+// Engine is what backups and restores need of a server's Docker engine; *dockerx.Client is one.
+type Engine interface {
+	Host() string
+	Platform(ctx context.Context) (dockerx.Platform, error)
+	ListContainers(ctx context.Context) ([]dockerx.Container, error)
+	ListVolumes(ctx context.Context) ([]dockerx.Volume, error)
+	ListImages(ctx context.Context) ([]dockerx.Image, error)
+	CreateVolume(ctx context.Context, name string, labels map[string]string) error
+	ImageExists(ctx context.Context, ref string) (bool, error)
+	BuildImageFromTar(ctx context.Context, context io.Reader, req dockerx.BuildRequest) (string, error)
+	RemoveImage(ctx context.Context, ref string) error
+	CreateHelper(ctx context.Context, spec dockerx.HelperSpec) (string, error)
+	RunHelper(ctx context.Context, id string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+	CopyFromContainer(ctx context.Context, id, path string) (io.ReadCloser, error)
+	StopContainer(ctx context.Context, id string, timeout time.Duration) error
+	StartContainer(ctx context.Context, id string) error
+	RemoveContainer(ctx context.Context, id string) error
+}
+
+// Labels bee2d puts on what it creates; the same keys and values as pkg/reconcile's, which this package cannot
+// import (the daemon there runs backups).
+const (
+	labelOwner   = "io.bee2d.owner"
+	labelPrefix  = "io.bee2d.prefix"
+	labelServer  = "io.bee2d.server"
+	labelKind    = "io.bee2d.kind"
+	labelName    = "io.bee2d.name"
+	labelBuiltBy = "io.bee2d.built-by"
+	owner        = "bee2d"
+	kindHelper   = "helper"
+	kindApp      = "app"
+	kindJob      = "job"
+	// LabelStoppedFor, on a helper, names the containers stopped for it (comma-separated): they are meant to
+	// be down while the helper exists, and a reconcile pass should leave them stopped.
+	LabelStoppedFor = "io.bee2d.stopped-for"
+)
+
+// HelperName is the container name of a server's backup or restore helper: <prefix>-helper-<task>-<server>.
+func HelperName(prefix, task, server string) string {
+	return prefix + "-helper-" + task + "-" + server
+}
+
+func helperLabels(prefix, server, task string, stopped []string) map[string]string {
+	l := map[string]string{
+		labelOwner:  owner,
+		labelPrefix: prefix,
+		labelServer: server,
+		labelKind:   kindHelper,
+		labelName:   task,
+	}
+	if len(stopped) > 0 {
+		l[LabelStoppedFor] = strings.Join(stopped, ",")
+	}
+	return l
+}
+
+// volumeLabels mark a volume that a restore created.
+func volumeLabels(prefix, server string) map[string]string {
+	return map[string]string{labelOwner: owner, labelPrefix: prefix, labelServer: server}
+}
+
+func ownedBy(c dockerx.Container, prefix, server string) bool {
+	return c.Labels[labelOwner] == owner && c.Labels[labelPrefix] == prefix && c.Labels[labelServer] == server
+}
+
+// cleanupTimeout bounds the calls that put things back (remove a helper, start stopped applications) after
+// the run's own context has ended.
+const cleanupTimeout = 2 * time.Minute
+
+// cleanupContext outlives ctx's cancellation, within cleanupTimeout.
+func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+}
+
+// removeLeftoverHelper removes a helper container of that name that an interrupted run left behind (Bee2's
+// backups stayed blocked by one). A container of that name that bee2d did not make is an error: it is never
+// touched.
+func removeLeftoverHelper(ctx context.Context, eng Engine, prefix, server, name string) (bool, error) {
+	list, err := eng.ListContainers(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, c := range list {
+		if c.Name != name {
+			continue
+		}
+		if !ownedBy(c, prefix, server) || c.Labels[labelKind] != kindHelper {
+			return false, fmt.Errorf("a container named %s exists that bee2d did not create; it is left alone: remove or rename it", name)
+		}
+		if err := eng.RemoveContainer(ctx, c.ID); err != nil && !dockerx.IsNotFound(err) {
+			return false, err
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// runningUsers returns the running containers that mount any of vols, as bee2d's own (of this prefix and
+// server, applications and jobs) and others.
+func runningUsers(list []dockerx.Container, prefix, server string, vols []string) (own, foreign []dockerx.Container) {
+	for _, c := range list {
+		if !c.Running() || c.Labels[labelKind] == kindHelper {
+			continue
+		}
+		uses := slices.ContainsFunc(c.Mounts, func(m dockerx.Mount) bool {
+			return m.Type == "volume" && slices.Contains(vols, m.Name)
+		})
+		if !uses {
+			continue
+		}
+		if ownedBy(c, prefix, server) && (c.Labels[labelKind] == kindApp || c.Labels[labelKind] == kindJob) {
+			own = append(own, c)
+		} else {
+			foreign = append(foreign, c)
+		}
+	}
+	return own, foreign
+}

@@ -1,0 +1,180 @@
+package backup
+
+import (
+	"archive/tar"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+
+	"github.com/bee2d/bee2d/pkg/config"
+)
+
+// Summary is what reading a whole archive found.
+type Summary struct {
+	// SHA256 and Size are those of the archive file (compressed, as stored).
+	SHA256  string
+	Size    int64
+	Volumes []VolumeStats
+	Files   int64
+	Bytes   int64
+}
+
+// TruncatedError is an archive that ends before its end.
+type TruncatedError struct {
+	Archive string
+	After   string // the last entry read whole, "" for none
+	Err     error
+}
+
+func (e *TruncatedError) Error() string {
+	if e.After == "" {
+		return fmt.Sprintf("archive %s is truncated or damaged before its first entry: %v", e.Archive, e.Err)
+	}
+	return fmt.Sprintf("archive %s is truncated or damaged after entry %q: %v", e.Archive, e.After, e.Err)
+}
+
+func (e *TruncatedError) Unwrap() error { return e.Err }
+
+// scan reads a whole archive from r (as stored: compressed with comp), checks every entry and calls visit,
+// when not nil, with each accepted entry and its content. The file's hash covers every byte of r, also past
+// the tar's end.
+func scan(r io.Reader, name string, comp config.Compression, visit func(entry, io.Reader) error) (Summary, error) {
+	raw := newHashingReader(r)
+	defer raw.stop()
+	dec, err := decompressor(raw, comp)
+	if err != nil {
+		return Summary{}, &TruncatedError{Archive: name, Err: err}
+	}
+	defer dec.Close()
+	tail := &zeroTail{r: dec}
+	tr := tar.NewReader(tail)
+	c := newChecker(name)
+	last := ""
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return Summary{}, &TruncatedError{Archive: name, After: last, Err: err}
+		}
+		e, ok, err := c.check(h)
+		if err != nil {
+			return Summary{}, err
+		}
+		if ok && visit != nil {
+			if err := visit(e, tr); err != nil {
+				return Summary{}, err
+			}
+		}
+		if _, err := io.Copy(io.Discard, tr); err != nil {
+			return Summary{}, &TruncatedError{Archive: name, After: last, Err: err}
+		}
+		last = h.Name
+	}
+	tail.ended = true
+	// The tar's end is two zero blocks; a stream that just stops at an entry boundary is cut, not complete.
+	if tail.zeros < 512 {
+		return Summary{}, &TruncatedError{Archive: name, After: last, Err: errors.New("no end-of-archive marker")}
+	}
+	// What follows the end marker must be padding, and a compressed stream must end properly.
+	if _, err := io.Copy(io.Discard, tail); err != nil {
+		return Summary{}, &TruncatedError{Archive: name, After: last, Err: err}
+	}
+	if tail.nonZeroAfter {
+		return Summary{}, &EntryError{Archive: name, Entry: last, Reason: "data follows the end of the archive"}
+	}
+	if _, err := io.Copy(io.Discard, raw); err != nil {
+		return Summary{}, fmt.Errorf("read archive %s: %w", name, err)
+	}
+	s := Summary{SHA256: raw.sum(), Size: raw.n}
+	for _, v := range c.volumes {
+		s.Volumes = append(s.Volumes, *v)
+		s.Files += v.Files
+		s.Bytes += v.Bytes
+	}
+	return s, nil
+}
+
+// hashingReader hashes what is read through it on a goroutine of its own, so that checking an archive's
+// checksum runs beside decompressing and extracting it rather than after each read.
+type hashingReader struct {
+	r    io.Reader
+	h    hash.Hash
+	n    int64
+	ch   chan []byte
+	free chan []byte
+	done chan struct{}
+}
+
+func newHashingReader(r io.Reader) *hashingReader {
+	h := &hashingReader{r: r, h: sha256.New(), ch: make(chan []byte, 4), free: make(chan []byte, 5), done: make(chan struct{})}
+	for range 5 {
+		h.free <- make([]byte, 0, 256<<10)
+	}
+	go func() {
+		defer close(h.done)
+		for b := range h.ch {
+			h.h.Write(b)
+			h.free <- b[:0]
+		}
+	}()
+	return h
+}
+
+func (h *hashingReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	if n > 0 {
+		b := <-h.free
+		h.ch <- append(b, p[:n]...)
+		h.n += int64(n)
+	}
+	return n, err
+}
+
+// sum waits for the hash of everything read; the reader must not be read after.
+func (h *hashingReader) sum() string {
+	h.stop()
+	return hex.EncodeToString(h.h.Sum(nil))
+}
+
+// stop ends the hashing goroutine; safe to call more than once.
+func (h *hashingReader) stop() {
+	select {
+	case <-h.done:
+	default:
+		close(h.ch)
+		<-h.done
+	}
+}
+
+// zeroTail counts the zero bytes that end what was read so far, and notes non-zero data read once the tar
+// reader has finished (marked by ended).
+type zeroTail struct {
+	r            io.Reader
+	zeros        int64
+	ended        bool
+	nonZeroAfter bool
+}
+
+func (z *zeroTail) Read(p []byte) (int, error) {
+	n, err := z.r.Read(p)
+	i := n - 1
+	for i >= 0 && p[i] == 0 {
+		i--
+	}
+	if i >= 0 {
+		z.zeros = int64(n - 1 - i)
+		if z.ended {
+			z.nonZeroAfter = true
+		}
+	} else {
+		z.zeros += int64(n)
+	}
+	return n, err
+}
+
+func newHash() hash.Hash { return sha256.New() }

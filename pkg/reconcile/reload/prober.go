@@ -1,0 +1,205 @@
+package reload
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bee2d/bee2d/pkg/dockerx"
+)
+
+// Client is what the task needs of a server's engine; *dockerx.Client is one.
+type Client interface {
+	CopyFromContainer(ctx context.Context, id, path string) (io.ReadCloser, error)
+	SignalContainer(ctx context.Context, id, signal string) error
+	Platform(ctx context.Context) (dockerx.Platform, error)
+	ListImages(ctx context.Context) ([]dockerx.Image, error)
+	BuildImageFromTar(ctx context.Context, context io.Reader, req dockerx.BuildRequest) (string, error)
+	CreateProbe(ctx context.Context, spec dockerx.ProbeSpec) (string, error)
+	RunHelper(ctx context.Context, id string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+	RemoveContainer(ctx context.Context, id string) error
+}
+
+// LabelProbe marks probe containers and images with the application they look at.
+const LabelProbe = "io.bee2d.probe"
+
+// Prober looks at what a container serves from inside its network namespace: a probe container runs
+// bee2d's own binary (ProbeMain), so the application's image needs no tool and the server's port need not
+// be reachable from the admin box. The image, FROM scratch with the binary, is built once per server and
+// binary, never pulled; this needs bee2d to be a static binary for the server's platform (make build).
+type Prober struct {
+	// Prefix names the probe image <prefix>/bee2d-probe:<digest> and containers <prefix>-probe-<app>.
+	Prefix string
+	// Binary is bee2d's executable; os.Executable() when empty.
+	Binary string
+
+	mu     sync.Mutex
+	images map[Client]string // probe image per engine
+}
+
+// Ops returns the operations of one pass on eng.
+func (p *Prober) Ops(eng Client) Ops {
+	return Ops{
+		Files: func(ctx context.Context, id, dir string) (Files, error) {
+			rc, err := eng.CopyFromContainer(ctx, id, dir)
+			if err != nil {
+				return Files{}, err
+			}
+			defer rc.Close()
+			f, err := readFiles(rc)
+			if err != nil {
+				return Files{}, fmt.Errorf("read %s of container %s: %w", dir, shortID(id), err)
+			}
+			return f, nil
+		},
+		Signal: eng.SignalContainer,
+		Verify: func(ctx context.Context, id string, port int, want map[string]string, timeout time.Duration) (map[string]string, error) {
+			return p.verify(ctx, eng, id, port, want, timeout)
+		},
+	}
+}
+
+func (p *Prober) verify(ctx context.Context, eng Client, id string, port int, want map[string]string, timeout time.Duration) (map[string]string, error) {
+	img, err := p.image(ctx, eng)
+	if err != nil {
+		return nil, err
+	}
+	cmd := []string{ProbeCommand, hostPort(port), strconv.Itoa(int(timeout / time.Second))}
+	for _, name := range slices.Sorted(maps.Keys(want)) {
+		cmd = append(cmd, name+"="+want[name])
+	}
+	name := p.Prefix + "-probe-" + shortID(id)
+	spec := dockerx.ProbeSpec{Name: name, Image: img, Cmd: cmd, NetworkOf: id, Labels: map[string]string{LabelProbe: id}}
+	pid, err := eng.CreateProbe(ctx, spec)
+	if dockerx.IsConflict(err) {
+		// Left over by a bee2d that stopped during a probe: it is ours by its name and label.
+		_ = eng.RemoveContainer(ctx, name)
+		pid, err = eng.CreateProbe(ctx, spec)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer eng.RemoveContainer(context.WithoutCancel(ctx), pid)
+	var out, errOut bytes.Buffer
+	code, err := eng.RunHelper(ctx, pid, nil, &out, &errOut)
+	if err != nil {
+		return nil, err
+	}
+	if code != 0 && code != 1 {
+		return nil, fmt.Errorf("probe exited %d: %s", code, strings.TrimSpace(errOut.String()))
+	}
+	return parseProbe(out.String()), nil
+}
+
+// image returns the probe image on eng, building it when missing.
+func (p *Prober) image(ctx context.Context, eng Client) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if img, ok := p.images[eng]; ok {
+		return img, nil
+	}
+	bin := p.Binary
+	if bin == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return "", err
+		}
+		bin = exe
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		return "", err
+	}
+	plat, err := eng.Platform(ctx)
+	if err != nil {
+		return "", err
+	}
+	if why := runsOn(data, plat); why != "" {
+		return "", fmt.Errorf("no probe: %s is %s", bin, why)
+	}
+	sum := sha256.Sum256(data)
+	tag := strings.ToLower(p.Prefix) + "/bee2d-probe:" + hex.EncodeToString(sum[:6])
+	images, err := eng.ListImages(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, im := range images {
+		if slices.Contains(im.Tags, tag) {
+			p.remember(eng, tag)
+			return tag, nil
+		}
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	dockerfile := "FROM scratch\nCOPY bee2d /bee2d\nENTRYPOINT [\"/bee2d\"]\n"
+	for _, f := range []struct {
+		name string
+		mode int64
+		data []byte
+	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {"bee2d", 0o755, data}} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), Typeflag: tar.TypeReg}); err != nil {
+			return "", err
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			return "", err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return "", err
+	}
+	if _, err := eng.BuildImageFromTar(ctx, &buf, dockerx.BuildRequest{Tags: []string{tag}, Labels: map[string]string{LabelProbe: "tls"}}); err != nil {
+		return "", err
+	}
+	p.remember(eng, tag)
+	return tag, nil
+}
+
+func (p *Prober) remember(eng Client, tag string) {
+	if p.images == nil {
+		p.images = map[Client]string{}
+	}
+	p.images[eng] = tag
+}
+
+// elfArch maps ELF machines to Go's architecture names, as the engine reports them.
+var elfArch = map[elf.Machine]string{
+	elf.EM_X86_64: "amd64", elf.EM_AARCH64: "arm64", elf.EM_386: "386", elf.EM_ARM: "arm",
+	elf.EM_PPC64: "ppc64le", elf.EM_S390: "s390x", elf.EM_RISCV: "riscv64",
+}
+
+// runsOn says why a binary cannot run in a FROM scratch container on plat, "" when it can.
+func runsOn(data []byte, plat dockerx.Platform) string {
+	f, err := elf.NewFile(bytes.NewReader(data))
+	if err != nil {
+		return "not a Linux executable"
+	}
+	defer f.Close()
+	for _, prog := range f.Progs {
+		if prog.Type == elf.PT_INTERP {
+			return "linked dynamically (build it with CGO_ENABLED=0, as make build does)"
+		}
+	}
+	if plat.OS != "linux" || elfArch[f.Machine] != plat.Arch {
+		return fmt.Sprintf("built for linux/%s, the server is %s/%s", elfArch[f.Machine], plat.OS, plat.Arch)
+	}
+	return ""
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
