@@ -191,7 +191,7 @@ func process(t *testing.T, logName string, env []string, name string, args ...st
 			<-done
 		}
 		logFile.Close()
-		if t.Failed() {
+		if t.Failed() || os.Getenv("E2E_LOGS") != "" {
 			b, _ := os.ReadFile(logPath)
 			s := string(b)
 			t.Logf("--- %s log (end):\n%s", logName, s[max(0, len(s)-12000):])

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"io"
 	"math/rand/v2"
+	"os/exec"
 	"testing"
+
+	"github.com/bee2d/bee2d/pkg/config"
 )
 
 func TestChunkWriter(t *testing.T) {
@@ -66,5 +70,52 @@ func TestChunkWriterReportsOutputErrors(t *testing.T) {
 	}
 	if err == nil || err.Error() != "disk full" {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// Archives compressed in parallel blocks are one stream to our reader and to the command-line tools.
+func TestParallelCompressionIsOneStream(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2, 2))
+	data := make([]byte, 3*compressBlock+12345)
+	for i := range data {
+		if i%3 == 0 {
+			data[i] = byte(rng.Uint32())
+		} else {
+			data[i] = "bee2d backup "[i%13]
+		}
+	}
+	for _, tc := range []struct {
+		comp config.Compression
+		tool []string
+	}{{config.CompressionZstd, []string{"zstd", "-dc"}}, {config.CompressionGzip, []string{"gzip", "-dc"}}} {
+		var b bytes.Buffer
+		w, err := compressor(&b, tc.comp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p := data; len(p) > 0; {
+			n := min(len(p), 1+rng.IntN(1<<20))
+			w.Write(p[:n])
+			p = p[n:]
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		r, err := decompressor(bytes.NewReader(b.Bytes()), tc.comp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("%s: our reader: %v, equal %v", tc.comp, err, bytes.Equal(got, data))
+		}
+		if path, err := exec.LookPath(tc.tool[0]); err == nil {
+			cmd := exec.Command(path, tc.tool[1:]...)
+			cmd.Stdin = bytes.NewReader(b.Bytes())
+			got, err := cmd.Output()
+			if err != nil || !bytes.Equal(got, data) {
+				t.Errorf("%s: %v, equal %v", tc.tool[0], err, bytes.Equal(got, data))
+			}
+		}
 	}
 }

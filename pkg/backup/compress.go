@@ -3,7 +3,6 @@ package backup
 import (
 	"fmt"
 	"io"
-	"runtime"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -21,10 +20,9 @@ func compressor(w io.Writer, c config.Compression) (io.WriteCloser, error) {
 	case config.CompressionNone, "":
 		return nopWriteCloser{w}, nil
 	case config.CompressionGzip:
-		return gzip.NewWriterLevel(w, gzipLevel)
+		return gzipBlocks(w)
 	case config.CompressionZstd:
-		return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedDefault),
-			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(false))
+		return zstdBlocks(w)
 	}
 	return nil, fmt.Errorf("unknown compression %q", c)
 }

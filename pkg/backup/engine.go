@@ -129,3 +129,37 @@ func runningUsers(list []dockerx.Container, prefix, server string, vols []string
 	}
 	return own, foreign
 }
+
+// localEngine tells whether the engine may share this machine's file system: only a unix socket can (and
+// even then the helper checks, with a probe file, that it sees the storage directory bee2d does).
+func localEngine(host string) bool {
+	return strings.HasPrefix(host, "unix://")
+}
+
+// volumeMounts mounts each volume at /volumes/<name>.
+func volumeMounts(vols []string, readOnly bool) []dockerx.HelperMount {
+	out := make([]dockerx.HelperMount, len(vols))
+	for i, v := range vols {
+		out[i] = dockerx.HelperMount{Volume: true, Source: v, Target: containerVolumes + "/" + v, ReadOnly: readOnly}
+	}
+	return out
+}
+
+// missingVolumes returns those of vols the server does not have.
+func missingVolumes(ctx context.Context, eng Engine, vols []string) ([]string, error) {
+	list, err := eng.ListVolumes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	have := map[string]bool{}
+	for _, v := range list {
+		have[v.Name] = true
+	}
+	var missing []string
+	for _, v := range vols {
+		if !have[v] {
+			missing = append(missing, v)
+		}
+	}
+	return missing, nil
+}

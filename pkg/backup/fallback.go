@@ -2,7 +2,6 @@ package backup
 
 import (
 	"archive/tar"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -10,8 +9,6 @@ import (
 	"strings"
 	"time"
 )
-
-var randReader = rand.Reader
 
 // rewrite copies the engine's archive of /volumes (from the archive endpoint) into w as bee2d writes
 // archives: numeric owners, times to the second, no extended attributes, and without what a restore would

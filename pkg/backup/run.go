@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -442,8 +443,9 @@ func storageError(dir string, err error) error {
 	return err
 }
 
+// randRead fills b with random bytes (probe names and tokens).
 func randRead(b []byte) {
-	if _, err := io.ReadFull(randReader, b); err != nil {
+	if _, err := io.ReadFull(rand.Reader, b); err != nil {
 		panic(err)
 	}
 }

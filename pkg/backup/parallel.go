@@ -1,0 +1,171 @@
+package backup
+
+import (
+	"bytes"
+	"io"
+	"runtime"
+	"sync"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+)
+
+// parallelWriter compresses blocks of its input on every CPU at once, each block as a complete zstd frame or
+// gzip member, and writes them in order. Concatenated frames and members are one valid stream for every
+// decoder (zstd -d, gzip -d, pigz -d, tar -z); this is how `zstd -T0` and pigz use all cores, and what a
+// single Go stream encoder does not.
+type parallelWriter struct {
+	w     io.Writer
+	enc   func(dst, src []byte, worker int) ([]byte, error)
+	block int
+	cur   []byte
+
+	work  chan *block
+	queue chan *block
+	free  chan *block
+	wg    sync.WaitGroup
+	done  chan struct{}
+
+	mu  sync.Mutex
+	err error
+}
+
+type block struct {
+	src, out []byte
+	ready    chan struct{}
+	err      error
+}
+
+const compressBlock = 4 << 20
+
+func newParallelWriter(w io.Writer, workers int, enc func(dst, src []byte, worker int) ([]byte, error)) *parallelWriter {
+	p := &parallelWriter{w: w, enc: enc, block: compressBlock,
+		work: make(chan *block, workers), queue: make(chan *block, 2*workers), free: make(chan *block, 2*workers+1),
+		done: make(chan struct{})}
+	for range 2*workers + 1 {
+		p.free <- &block{src: make([]byte, 0, compressBlock)}
+	}
+	for i := range workers {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			for b := range p.work {
+				b.out, b.err = enc(b.out[:0], b.src, i)
+				close(b.ready)
+			}
+		}()
+	}
+	go p.writeLoop()
+	p.cur = p.take()
+	return p
+}
+
+func (p *parallelWriter) take() []byte {
+	b := <-p.free
+	return b.src[:0]
+}
+
+func (p *parallelWriter) writeLoop() {
+	defer close(p.done)
+	for b := range p.queue {
+		<-b.ready
+		err := b.err
+		if err == nil && p.failed() == nil {
+			_, err = p.w.Write(b.out)
+		}
+		if err != nil {
+			p.fail(err)
+		}
+		p.free <- &block{src: b.src[:0], out: b.out[:0]}
+	}
+}
+
+func (p *parallelWriter) fail(err error) {
+	p.mu.Lock()
+	if p.err == nil {
+		p.err = err
+	}
+	p.mu.Unlock()
+}
+
+func (p *parallelWriter) failed() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+func (p *parallelWriter) submit() {
+	if len(p.cur) == 0 {
+		return
+	}
+	b := &block{src: p.cur, ready: make(chan struct{})}
+	p.queue <- b
+	p.work <- b
+	p.cur = p.take()
+}
+
+func (p *parallelWriter) Write(b []byte) (int, error) {
+	n := 0
+	for len(b) > 0 {
+		if err := p.failed(); err != nil {
+			return n, err
+		}
+		m := copy(p.cur[len(p.cur):p.block], b)
+		p.cur = p.cur[:len(p.cur)+m]
+		b, n = b[m:], n+m
+		if len(p.cur) == p.block {
+			p.submit()
+		}
+	}
+	return n, nil
+}
+
+// Close compresses what is left and waits until every block is written.
+func (p *parallelWriter) Close() error {
+	p.submit()
+	close(p.work)
+	close(p.queue)
+	p.wg.Wait()
+	<-p.done
+	return p.failed()
+}
+
+// zstdBlocks compresses blocks as zstd frames at zstd's default level (3).
+func zstdBlocks(w io.Writer) (*parallelWriter, error) {
+	workers := runtime.GOMAXPROCS(0)
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(workers),
+		zstd.WithLowerEncoderMem(false))
+	if err != nil {
+		return nil, err
+	}
+	return newParallelWriter(w, workers, func(dst, src []byte, _ int) ([]byte, error) {
+		return enc.EncodeAll(src, dst), nil
+	}), nil
+}
+
+// gzipBlocks compresses blocks as gzip members at gzip's default level (6).
+func gzipBlocks(w io.Writer) (*parallelWriter, error) {
+	workers := runtime.GOMAXPROCS(0)
+	writers := make([]*gzip.Writer, workers)
+	bufs := make([]*bytes.Buffer, workers)
+	for i := range writers {
+		bufs[i] = &bytes.Buffer{}
+		gw, err := gzip.NewWriterLevel(bufs[i], gzipLevel)
+		if err != nil {
+			return nil, err
+		}
+		writers[i] = gw
+	}
+	return newParallelWriter(w, workers, func(dst, src []byte, i int) ([]byte, error) {
+		buf, gw := bufs[i], writers[i]
+		buf.Reset()
+		gw.Reset(buf)
+		if _, err := gw.Write(src); err != nil {
+			return nil, err
+		}
+		if err := gw.Close(); err != nil {
+			return nil, err
+		}
+		return append(dst, buf.Bytes()...), nil
+	}), nil
+}
