@@ -11,10 +11,10 @@ TESTFLAGS ?=
 EXAMPLES := static:Static front:Front
 
 .DEFAULT_GOAL := help
-.PHONY: help build examples run test vet fmt bench compose clean down
+.PHONY: help build examples run test e2e vet fmt bench compose clean down
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z0-9-]*:.*## / {printf "  %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # Static (CGO_ENABLED=0): the same binary runs on the servers as the backup helper, in a FROM scratch image.
 build: ## build bin/bee2d (static), version from git describe
@@ -37,8 +37,13 @@ run: build examples ## apply examples/settings.yml to the local engine and say w
 	@echo "stop:  make down   (containers only; the volume stays)"
 
 # Integration tests need the Docker engine; with CI=true a missing engine fails them instead of skipping.
-test: ## go test -race ./... (unit, golden and integration tests)
-	$(GO) test -race $(TESTFLAGS) ./...
+# The end-to-end test (e2e/) is part of it: it needs debootstrap (the first time, for its base image), root,
+# and ports 80 and 443 free; -timeout covers that first run.
+test: ## go test -race ./... (unit, golden, integration and end-to-end tests)
+	$(GO) test -race -timeout 30m $(TESTFLAGS) ./...
+
+e2e: ## only the front-end stack end to end: HAProxy, CertBot and nginx with Pebble, renewal reloaded
+	$(GO) test -count=1 -timeout 30m -run TestFrontEnd -v ./e2e/
 
 vet: ## go vet ./...
 	$(GO) vet ./...

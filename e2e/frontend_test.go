@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -152,16 +151,15 @@ applications:
 	}
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1"))
 	start := time.Now()
-	daemon := process(t, "bee2d", []string{"DOCKER_HOST=unix:///var/run/docker.sock"}, bee2d, "daemon", "-c", settings,
+	process(t, "bee2d", []string{"DOCKER_HOST=unix:///var/run/docker.sock"}, bee2d, "daemon", "-c", settings,
 		"--listen", listen, "--resync", "2s", "--log-format", "json", "--log-level", "debug")
-	t.Cleanup(func() { daemon.Process.Signal(syscall.SIGTERM) })
 
 	roots := pebbleRoots(t, mgmtPort)
 	client := httpsClient(roots)
 
 	// HAProxy serves the site with a certificate Pebble issued.
 	var first *x509.Certificate
-	err = eventually(ctx, 4*time.Minute, func() error {
+	err = eventually(ctx, 10*time.Minute, func() error {
 		resp, err := client.Get("https://" + domain + "/")
 		if err != nil {
 			return err

@@ -15,8 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
 	"github.com/bee2d/bee2d/pkg/reconcile"
@@ -271,32 +269,24 @@ func (b *bench) close() error {
 	return errors.Join(err, b.cli.Close())
 }
 
-// teardown removes the run's containers, then its network. Containers are stopped before they are
-// removed: on Docker 20.10, concurrent forced removals can leave a network that believes it still has
-// endpoints.
+// teardown removes the run's containers, then its network. Containers are stopped and removed one at a
+// time: on Docker 20.10 concurrent stops on one network can leave it believing it still has endpoints
+// (see bench/README.md).
 func (b *bench) teardown(ctx context.Context) error {
 	list, err := b.cli.ListContainers(ctx)
 	if err != nil {
 		return err
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
 	for _, c := range list {
 		if !strings.HasPrefix(c.Name, b.runID+"-") {
 			continue
 		}
-		g.Go(func() error {
-			if err := b.cli.StopContainer(gctx, c.ID, 5*time.Second); err != nil && !dockerx.IsNotFound(err) {
-				return err
-			}
-			if err := b.cli.RemoveContainer(gctx, c.ID); err != nil && !dockerx.IsNotFound(err) {
-				return err
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return fmt.Errorf("teardown: %w", err)
+		if err := b.cli.StopContainer(ctx, c.ID, 5*time.Second); err != nil && !dockerx.IsNotFound(err) {
+			return fmt.Errorf("teardown: %w", err)
+		}
+		if err := b.cli.RemoveContainer(ctx, c.ID); err != nil && !dockerx.IsNotFound(err) {
+			return fmt.Errorf("teardown: %w", err)
+		}
 	}
 	var last error
 	for range 5 {
@@ -306,7 +296,7 @@ func (b *bench) teardown(ctx context.Context) error {
 		}
 		time.Sleep(time.Second)
 	}
-	return fmt.Errorf("teardown: network %s: %w", b.network, last)
+	return fmt.Errorf("teardown: network %s (if it \"has active endpoints\", see bench/README.md): %w", b.network, last)
 }
 
 // command runs a preparation step, showing its output only when it fails.

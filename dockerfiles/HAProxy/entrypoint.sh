@@ -3,8 +3,8 @@
 # mode and stays its parent, so that a SIGHUP to the container (bee2d sends it when the certificates change)
 # first writes the configuration again, with every certificate now present, checks it, and only then has
 # HAProxy reload gracefully. A configuration that does not pass `haproxy -c` is not loaded: the running one
-# stays. Found on PATH, so that the official image and a Debian one both work. Arguments after the image
-# name are given to haproxy.
+# stays. haproxy is found on PATH, so that the official image and a Debian one both work. Arguments (the
+# official image's CMD) are ignored: the command line is this script's.
 set -u
 dir=${HAPROXY_DIR:-/usr/local/etc/haproxy}
 export HAPROXY_DIR="$dir"
@@ -48,7 +48,7 @@ configure() {
 placeholder || exit 1
 configure || { log "the configuration does not pass haproxy -c"; exit 1; }
 
-haproxy -W -db -f "$dir/haproxy.cfg" "$@" &
+haproxy -W -db -f "$dir/haproxy.cfg" &
 pid=$!
 
 reload() {

@@ -76,7 +76,7 @@ func TestChunkWriterReportsOutputErrors(t *testing.T) {
 // Archives compressed in parallel blocks are one stream to our reader and to the command-line tools.
 func TestParallelCompressionIsOneStream(t *testing.T) {
 	rng := rand.New(rand.NewPCG(2, 2))
-	data := make([]byte, 3*compressBlock+12345)
+	data := make([]byte, 2*compressBlock+12345)
 	for i := range data {
 		if i%3 == 0 {
 			data[i] = byte(rng.Uint32())

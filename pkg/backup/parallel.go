@@ -18,7 +18,7 @@ type parallelWriter struct {
 	w     io.Writer
 	enc   func(dst, src []byte, worker int) ([]byte, error)
 	block int
-	cur   []byte
+	cur   *block
 
 	work  chan *block
 	queue chan *block
@@ -60,9 +60,11 @@ func newParallelWriter(w io.Writer, workers int, enc func(dst, src []byte, worke
 	return p
 }
 
-func (p *parallelWriter) take() []byte {
+// take returns a free block, its buffers kept from their last use.
+func (p *parallelWriter) take() *block {
 	b := <-p.free
-	return b.src[:0]
+	b.src, b.out, b.err, b.ready = b.src[:0], b.out[:0], nil, make(chan struct{})
+	return b
 }
 
 func (p *parallelWriter) writeLoop() {
@@ -76,7 +78,7 @@ func (p *parallelWriter) writeLoop() {
 		if err != nil {
 			p.fail(err)
 		}
-		p.free <- &block{src: b.src[:0], out: b.out[:0]}
+		p.free <- b
 	}
 }
 
@@ -95,12 +97,11 @@ func (p *parallelWriter) failed() error {
 }
 
 func (p *parallelWriter) submit() {
-	if len(p.cur) == 0 {
+	if len(p.cur.src) == 0 {
 		return
 	}
-	b := &block{src: p.cur, ready: make(chan struct{})}
-	p.queue <- b
-	p.work <- b
+	p.queue <- p.cur
+	p.work <- p.cur
 	p.cur = p.take()
 }
 
@@ -110,10 +111,11 @@ func (p *parallelWriter) Write(b []byte) (int, error) {
 		if err := p.failed(); err != nil {
 			return n, err
 		}
-		m := copy(p.cur[len(p.cur):p.block], b)
-		p.cur = p.cur[:len(p.cur)+m]
+		src := p.cur.src
+		m := copy(src[len(src):p.block], b)
+		p.cur.src = src[:len(src)+m]
 		b, n = b[m:], n+m
-		if len(p.cur) == p.block {
+		if len(p.cur.src) == p.block {
 			p.submit()
 		}
 	}
@@ -122,7 +124,7 @@ func (p *parallelWriter) Write(b []byte) (int, error) {
 
 // Close compresses what is left and waits until every block is written.
 func (p *parallelWriter) Close() error {
-	p.submit()
+	p.submit() // the block taken after it stays unused
 	close(p.work)
 	close(p.queue)
 	p.wg.Wait()

@@ -400,13 +400,15 @@ func TestWorkerLooksAgainAfterADeath(t *testing.T) {
 		name string
 		// listedRunning is how long the engine lists the dead container as running.
 		listedRunning time.Duration
-		// restarted: the engine restarts the container itself (its restart policy).
-		restarted bool
+		// restarted: the engine restarts the container itself (its restart policy); restarting: it will,
+		// after its back-off.
+		restarted, restarting bool
 	}{
 		{name: "listed running for 20ms", listedRunning: 20 * time.Millisecond},
 		{name: "listed running for 3s", listedRunning: 3 * time.Second},
 		{name: "listed stopped at once", listedRunning: 0},
 		{name: "restarted by the engine", restarted: true},
+		{name: "restarting after the engine's back-off", restarting: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -420,10 +422,16 @@ func TestWorkerLooksAgainAfterADeath(t *testing.T) {
 					t.Fatalf("good is %q after the first pass", good.State)
 				}
 
-				if c.restarted {
+				switch {
+				case c.restarted:
 					eng.events <- dockerx.Event{Action: "die", ID: good.ID, Name: good.Name}
 					eng.events <- dockerx.Event{Action: "start", ID: good.ID, Name: good.Name}
-				} else {
+				case c.restarting:
+					eng.mu.Lock()
+					eng.containers[good.ID].State = "restarting"
+					eng.mu.Unlock()
+					eng.events <- dockerx.Event{Action: "die", ID: good.ID, Name: good.Name}
+				default:
 					eng.die(good.Name, c.listedRunning)
 				}
 				synctest.Wait()
@@ -432,9 +440,9 @@ func TestWorkerLooksAgainAfterADeath(t *testing.T) {
 				time.Sleep(time.Hour) // the worker has no resync: only its own timers run
 				synctest.Wait()
 				starts := eng.count(eng.starts, good.Name)
-				if c.restarted {
+				if c.restarted || c.restarting {
 					if starts != 1 || lists()-before > 3 {
-						t.Errorf("after a restart by the engine: %d starts and %d list calls in an hour; want 1 start, a few lists", starts, lists()-before)
+						t.Errorf("restarted by the engine: %d starts and %d list calls in an hour; want 1 start, a few lists", starts, lists()-before)
 					}
 				} else if now, _ := eng.byName(good.Name); now.State != "running" || starts != 2 {
 					t.Errorf("good is %q after a kill, started %d times; want running, 2", now.State, starts)

@@ -454,9 +454,11 @@ func (w *worker) recheckDying(snap *Snapshot) {
 	if len(w.dying) == 0 {
 		return
 	}
+	// Only "running" can be stale: "restarting" is the engine's restart policy at work, after the death
+	// was recorded.
 	running := map[string]bool{}
 	for _, c := range snap.Containers {
-		if c.Running() {
+		if c.State == "running" {
 			running[c.ID] = true
 		}
 	}
