@@ -108,7 +108,7 @@ func removeImageAndUsers(ctx context.Context, cli *dockerx.Client, tag string) e
 	}
 	for _, c := range containers {
 		if c.ImageID == id || c.Image == tag {
-			if err := cli.RemoveContainer(ctx, c.ID); err != nil && !dockerx.IsNotFound(err) {
+			if err := removeContainer(ctx, cli, c.ID); err != nil {
 				return err
 			}
 		}

@@ -92,7 +92,7 @@ func removeByPrefix(ctx context.Context, t testing.TB, cli *dockerx.Client, pref
 	}
 	for _, c := range containers {
 		if strings.HasPrefix(c.Name, prefix) {
-			if err := cli.RemoveContainer(ctx, c.ID); err != nil && !dockerx.IsNotFound(err) {
+			if err := removeContainer(ctx, cli, c.ID); err != nil {
 				t.Errorf("cleanup: %v", err)
 			}
 		}
@@ -123,4 +123,33 @@ func removeByPrefix(ctx context.Context, t testing.TB, cli *dockerx.Client, pref
 			}
 		}
 	}
+}
+
+// removeContainer removes a container and returns once it is gone. A removal already under way (a daemon
+// under test removing the same container) is waited for rather than reported.
+func removeContainer(ctx context.Context, cli *dockerx.Client, id string) error {
+	err := cli.RemoveContainer(ctx, id)
+	if err == nil || dockerx.IsNotFound(err) {
+		return nil
+	}
+	if !dockerx.IsConflict(err) && !strings.Contains(err.Error(), "already in progress") {
+		return err
+	}
+	for ctx.Err() == nil {
+		list, lerr := cli.ListContainers(ctx)
+		if lerr != nil {
+			return lerr
+		}
+		gone := true
+		for _, c := range list {
+			if c.ID == id {
+				gone = false
+			}
+		}
+		if gone {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return err
 }
