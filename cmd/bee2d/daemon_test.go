@@ -634,9 +634,7 @@ func TestDaemonMetrics(t *testing.T) {
 			t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)
 		}
 	}
-	if err := inSync(); err != nil {
-		t.Error(err)
-	}
+	st.until("in-sync series match the engine", inSync)
 
 	t.Run("promtool check metrics", func(t *testing.T) {
 		promtool, err := exec.LookPath("promtool")

@@ -147,7 +147,15 @@ func (a *archiver) dir(st *VolumeStats, vol, dir, rel string) error {
 			a.problem(vol, r, "left over from an interrupted restore: left out")
 			continue
 		}
-		if err := a.entry(st, vol, filepath.Join(dir, e.Name()), r); err != nil {
+		p := filepath.Join(dir, e.Name())
+		var err error
+		if e.Type().IsRegular() {
+			// The directory says it is a file: open it at once (file checks what it opened).
+			err = a.file(st, vol, p, r, "volumes/"+vol+"/"+r)
+		} else {
+			err = a.entry(st, vol, p, r)
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -193,14 +193,11 @@ func (v *volumeRestore) extract(e entry, r io.Reader, buf []byte) error {
 		if err != nil {
 			return err
 		}
-		if _, err := io.CopyBuffer(onlyWriter{f}, io.LimitReader(r, h.Size), buf); err != nil {
-			f.Close()
-			return err
+		err = writeFile(f, io.LimitReader(r, h.Size), buf, h)
+		if cerr := f.Close(); err == nil {
+			err = cerr
 		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-		return v.setMeta(e.Rel, h)
+		return err
 	case tar.TypeSymlink:
 		if err := v.root.Symlink(h.Linkname, e.Rel); err != nil {
 			return err
@@ -213,6 +210,22 @@ func (v *volumeRestore) extract(e entry, r io.Reader, buf []byte) error {
 		return v.root.Link(e.LinkRel, e.Rel)
 	}
 	return fmt.Errorf("unexpected entry type %q", h.Typeflag)
+}
+
+// writeFile fills a new file and gives it its owner, mode and time through its descriptor, with no further
+// lookup of its name; the mode after the owner, since a change of owner clears setuid and setgid.
+func writeFile(f *os.File, r io.Reader, buf []byte, h *tar.Header) error {
+	if _, err := io.CopyBuffer(onlyWriter{f}, r, buf); err != nil {
+		return err
+	}
+	if err := f.Chown(h.Uid, h.Gid); err != nil {
+		return err
+	}
+	if err := f.Chmod(modeOf(h)); err != nil {
+		return err
+	}
+	tv := unix.NsecToTimeval(h.ModTime.UnixNano())
+	return unix.Futimes(int(f.Fd()), []unix.Timeval{tv, tv})
 }
 
 // onlyWriter hides ReadFrom, so that io.CopyBuffer uses the buffer given.
