@@ -46,7 +46,7 @@ func (m measurement) describe() string {
 	case mFloorRecreate:
 		return "engine: stop + rename + create + start"
 	case mFloorStart:
-		return "engine: start after a kill"
+		return "engine: start, from the die event"
 	}
 	return string(m)
 }

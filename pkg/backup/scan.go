@@ -2,6 +2,7 @@ package backup
 
 import (
 	"archive/tar"
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -44,7 +45,8 @@ func (e *TruncatedError) Unwrap() error { return e.Err }
 func scan(r io.Reader, name string, comp config.Compression, visit func(entry, io.Reader) error) (Summary, error) {
 	raw := newHashingReader(r)
 	defer raw.stop()
-	dec, err := decompressor(raw, comp)
+	// Large reads below the tar reader's 512-byte ones, so that the hashing goroutine gets large pieces.
+	dec, err := decompressor(bufio.NewReaderSize(raw, 1<<20), comp)
 	if err != nil {
 		return Summary{}, &TruncatedError{Archive: name, Err: err}
 	}
