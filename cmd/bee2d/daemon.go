@@ -46,6 +46,7 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		Parallel:    *parallel,
 		StopTimeout: 10 * time.Second,
 		Grace:       *grace,
+		Version:     version,
 		Ready: func() {
 			log.Info("first pass done on every server")
 			sdNotify("READY=1")

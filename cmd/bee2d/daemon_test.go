@@ -51,6 +51,13 @@ type daemonStack struct {
 	logs   *lockedBuffer
 }
 
+// daemonSleeperSource is testdocker's sleeper with a mark of its own. The engine's build cache gives every
+// build of the same sleeper one image id, and a test that removes its sleeper image removes every
+// container of that id, in any package; a daemon would then be seen healing containers nobody asked it to.
+const daemonSleeperSource = testdocker.SleeperSource + `
+func init() { os.Setenv("SLEEPER_FOR", "bee2d daemon tests") }
+`
+
 // app is one sleeper application. A port is published and given to the sleeper as PORT, so the test
 // can ask the container for its environment.
 type app struct {
@@ -62,7 +69,8 @@ type app struct {
 func newDaemonStack(t *testing.T) *daemonStack {
 	t.Helper()
 	cli := testdocker.Require(t)
-	st := &daemonStack{t: t, cli: cli, image: testdocker.Sleeper(t, cli), prefix: testdocker.UniquePrefix(t), logs: &lockedBuffer{}}
+	st := &daemonStack{t: t, cli: cli, image: testdocker.BuildGoImage(t, cli, "daemon-sleeper", daemonSleeperSource),
+		prefix: testdocker.UniquePrefix(t), logs: &lockedBuffer{}}
 	// Registered before the daemon starts, so it runs after the daemon has stopped: a running daemon
 	// would heal what the cleanup removes.
 	testdocker.Cleanup(t, cli, st.prefix)

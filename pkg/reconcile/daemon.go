@@ -53,6 +53,8 @@ type Daemon struct {
 	Now func() time.Time
 	// Ready, if set, is called once, when every server has had its first pass.
 	Ready func()
+	// Version is bee2d's, written into backup manifests.
+	Version string
 
 	mu        sync.Mutex
 	settings  *config.Settings

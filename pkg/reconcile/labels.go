@@ -17,6 +17,10 @@ const (
 	LabelBuiltBy  = "io.bee2d.built-by"
 	LabelBuiltFor = "io.bee2d.built-for" // <server>/<service>
 
+	// LabelStoppedFor, on a backup or restore helper, lists the containers it stopped (comma-separated):
+	// passes leave them stopped while the helper exists.
+	LabelStoppedFor = "io.bee2d.stopped-for"
+
 	// Owner is the value of LabelOwner.
 	Owner = "bee2d"
 )

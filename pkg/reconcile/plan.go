@@ -169,12 +169,21 @@ type liveState struct {
 	leftovers []*dockerx.Container
 	// foreign are all other containers, by name.
 	foreign map[string]*dockerx.Container
+	// stoppedFor maps containers a backup or restore stopped to the helper that did.
+	stoppedFor map[string]string
 }
 
 func sortLive(d *Desired, snap *Snapshot) liveState {
-	l := liveState{ours: map[string]*dockerx.Container{}, foreign: map[string]*dockerx.Container{}}
+	l := liveState{ours: map[string]*dockerx.Container{}, foreign: map[string]*dockerx.Container{}, stoppedFor: map[string]string{}}
 	for i := range snap.Containers {
 		c := &snap.Containers[i]
+		if stopped := c.Labels[LabelStoppedFor]; stopped != "" && c.Labels[LabelOwner] == Owner &&
+			c.Labels[LabelPrefix] == d.Prefix && c.Labels[LabelServer] == d.Server {
+			// A backup or restore helper stopped these on purpose; they start again when it is done.
+			for _, name := range strings.Split(stopped, ",") {
+				l.stoppedFor[name] = c.Name
+			}
+		}
 		if !owned(c.Labels, d.Prefix, d.Server) {
 			l.foreign[c.Name] = c
 			continue
@@ -235,6 +244,10 @@ func diffApps(d *Desired, live liveState, opt Options, p *Plan) []Action {
 			continue
 		}
 		if !lc.Running() {
+			if helper, ok := live.stoppedFor[c.Name]; ok {
+				p.Waiting = append(p.Waiting, Blocked{Resource: c.Name, Reason: "stopped by " + helper + " until it is done"})
+				continue
+			}
 			out = append(out, Action{Op: OpStartContainer, Resource: c.Name, Cause: "not running (" + lc.State + ")", Live: lc})
 		}
 	}

@@ -181,6 +181,16 @@ func TestDiffGolden(t *testing.T) {
 			},
 		},
 		{
+			// A backup stopped static for consistency: the pass leaves it stopped while the helper exists.
+			name: "stopped-for-a-backup", live: base, want: base,
+			snapshot: func(s *Snapshot) {
+				find(s, "bee2-app-static").State = "exited"
+				helper := ownerLabels("bee2", "web1")
+				helper[LabelKind], helper[LabelName], helper[LabelStoppedFor] = "helper", "backup", "bee2-app-static"
+				s.Containers = append(s.Containers, dockerx.Container{ID: "h", Name: "bee2-helper-backup-web1", State: "running", Labels: helper})
+			},
+		},
+		{
 			name: "leftover-from-interrupted-recreate", live: base, want: base,
 			snapshot: func(s *Snapshot) {
 				c := find(s, "bee2-app-static")

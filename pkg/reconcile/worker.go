@@ -39,8 +39,11 @@ type worker struct {
 	schedules map[string]nextFire // by job name
 	timer     *time.Timer         // wakes the worker for the next schedule or poll
 	holding   int                 // actions held back on the last pass
-	insecure  sync.Once           // the plain-TCP warning, once per start
-	reloads   *reloadTask         // the reload rules' state (reloads.go)
+	// backupNext is when the scheduled backup is due next; backupInit seeds its metrics once.
+	backupNext time.Time
+	backupInit sync.Once
+	insecure   sync.Once   // the plain-TCP warning, once per start
+	reloads    *reloadTask // the reload rules' state (reloads.go)
 
 	// connPrefix is the prefix the event stream of conn filters on.
 	connPrefix string
@@ -216,6 +219,10 @@ func (w *worker) converge(log *zap.Logger) error {
 	}
 	w.report(desired, snap, held)
 	w.runReloads(ctx, log, s, conn, snap)
+	backupNext := w.runDueBackup(ctx, log, s, conn)
+	w.mu.Lock()
+	w.backupNext = backupNext
+	w.mu.Unlock()
 	w.wakeForTimers(s)
 	return execErr
 }
@@ -299,6 +306,7 @@ func (w *worker) wakeForTimers(s *config.Settings) {
 	for _, n := range w.schedules {
 		consider(n.at)
 	}
+	consider(w.backupNext)
 	w.mu.Unlock()
 	consider(w.heads.nextExpiry(s, w.server))
 	if earliest.IsZero() {
@@ -424,9 +432,10 @@ func (w *worker) watchEvents(ctx context.Context, conn Conn, prefix string) {
 // The engine sends "die" before it has cleaned up after the container and recorded it as stopped, so the
 // pass that the event starts can still list the container as running (Docker 20.10 after `docker kill`;
 // a second or more on a busy engine), and no later event says otherwise. So until a pass sees it stopped
-// or gone, or a "start" says the engine restarted it, the worker looks again, less often as time passes.
+// or gone, or a "start" says the engine restarted it, the worker looks again (one list call each time):
+// often at first, when a restart is most likely to be due, then less often.
 const (
-	dyingRecheckMin = 50 * time.Millisecond
+	dyingRecheckMin = 25 * time.Millisecond
 	dyingRecheckMax = 2 * time.Second
 	dyingForget     = time.Minute // then the resync is left to see it
 )
@@ -470,7 +479,7 @@ func (w *worker) recheckDying(snap *Snapshot) {
 			delete(w.dying, id)
 			continue
 		}
-		if wait := min(max(since/4, dyingRecheckMin), dyingRecheckMax); next < 0 || wait < next {
+		if wait := min(max(since/8, dyingRecheckMin), dyingRecheckMax); next < 0 || wait < next {
 			next = wait
 		}
 	}
