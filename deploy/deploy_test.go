@@ -311,6 +311,11 @@ func registered(t *testing.T) map[string]family {
 	m.Action("web1", ops[0], true)
 	m.InitReload("web1", "haproxy")
 	m.SetCertificates("web1", map[string]time.Time{"dyject.com": now})
+	m.InitJob("web1", "dyject")
+	m.JobRun("web1", "dyject", 0, time.Second, now)
+	m.JobSchedule("web1", "dyject", time.Hour)
+	m.InitBackup("web1", now, 1)
+	m.BackupRun("web1", 1, time.Second, nil, now)
 	mfs, err := m.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
