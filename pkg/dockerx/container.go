@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/go-connections/nat"
@@ -98,8 +100,29 @@ func (c *Client) RenameContainer(ctx context.Context, id, newName string) error 
 func (c *Client) RemoveContainer(ctx context.Context, id string) error {
 	ctx, cancel := short(ctx)
 	defer cancel()
-	if err := c.api.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: false}); err != nil {
+	err := c.api.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: false})
+	if err != nil && strings.Contains(err.Error(), "already in progress") {
+		// Someone else's removal (or a request the HTTP client re-sent on a fresh connection) is under
+		// way: the goal is the same, so wait for it to finish.
+		err = c.waitGone(ctx, id)
+	}
+	if err != nil {
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}
 	return nil
+}
+
+// waitGone returns once the container no longer exists.
+func (c *Client) waitGone(ctx context.Context, id string) error {
+	for {
+		_, err := c.api.ContainerInspect(ctx, id)
+		if cerrdefs.IsNotFound(err) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
