@@ -11,7 +11,7 @@ TESTFLAGS ?=
 EXAMPLES := static:Static front:Front
 
 .DEFAULT_GOAL := help
-.PHONY: help build examples run test e2e vet fmt bench compose clean down
+.PHONY: help build examples run apply test e2e vet fmt bench compose clean down
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z0-9-]*:.*## / {printf "  %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,12 +29,17 @@ examples: ## build the example programs into examples/dockerfiles/<Dir>
 			-o examples/dockerfiles/$$dir/$$name ./examples/cmd/$$name; \
 	done
 
-run: build examples ## apply examples/settings.yml to the local engine and say what to open
-	bin/bee2d apply -c $(SETTINGS)
+run: build examples ## run the daemon on examples/settings.yml against the local engine (Ctrl-C stops it)
+	@echo "bee2d daemon: converging $(SETTINGS), then keeping it converged; Ctrl-C stops bee2d (containers stay)"
+	@echo "open:    curl -i http://127.0.0.1:8480/      (front -> $(EXAMPLE_PREFIX)-app-static -> volume $(EXAMPLE_PREFIX)-site)"
+	@echo "metrics: curl -s http://127.0.0.1:9380/metrics | grep ^bee2_"
+	@echo "try:     docker rm -f $(EXAMPLE_PREFIX)-app-front   (bee2d brings it back), or edit $(SETTINGS)"
+	@echo "then:    make down   (containers and network; the volume stays)"
 	@echo
-	@echo "open:  curl -i http://127.0.0.1:8480/      (front -> $(EXAMPLE_PREFIX)-app-static -> volume $(EXAMPLE_PREFIX)-site)"
-	@echo "see:   bin/bee2d status -c $(SETTINGS);  docker logs $(EXAMPLE_PREFIX)-app-static"
-	@echo "stop:  make down   (containers only; the volume stays)"
+	bin/bee2d daemon -c $(SETTINGS) --log-format console
+
+apply: build examples ## converge examples/settings.yml once and exit
+	bin/bee2d apply -c $(SETTINGS)
 
 # Integration tests need the Docker engine; with CI=true a missing engine fails them instead of skipping.
 # The end-to-end test (e2e/) is part of it: it needs debootstrap (the first time, for its base image), root,
