@@ -166,6 +166,9 @@ func TestUnit(t *testing.T) {
 func TestUnitVerifies(t *testing.T) {
 	analyze, err := exec.LookPath("systemd-analyze")
 	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("systemd-analyze not installed (CI is set; .ci/run installs Debian's systemd)")
+		}
 		t.Skip("systemd-analyze not installed")
 	}
 	exe, err := os.Executable()
