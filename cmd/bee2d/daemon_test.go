@@ -496,6 +496,12 @@ func (c gatedConn) ListContainers(ctx context.Context) ([]dockerx.Container, err
 	return c.Client.ListContainers(ctx)
 }
 
+func (c gatedConn) ListContainersLabelled(ctx context.Context, labels map[string]string) ([]dockerx.Container, error) {
+	c.gate.RLock()
+	defer c.gate.RUnlock()
+	return c.Client.ListContainersLabelled(ctx, labels)
+}
+
 // A managed container replaced by hand with another configuration, bee2d's labels copied but for the
 // spec hash, is seen out of sync and replaced by one made from the settings.
 func TestDaemonReplacesAHandMadeContainer(t *testing.T) {

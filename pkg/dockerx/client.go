@@ -16,9 +16,14 @@ import (
 const (
 	// pingTimeout is short so that an unreachable host is reported quickly at start, not after a long hang.
 	pingTimeout = 10 * time.Second
-	// callTimeout bounds every short call (list, inspect, create, start, rename, remove): a stuck engine must
-	// not stall a reconcile pass forever.
+	// callTimeout bounds every short read (list, inspect): a stuck engine must not stall a reconcile pass
+	// forever.
 	callTimeout = 30 * time.Second
+	// changeTimeout bounds one change (create, start, rename, remove). It is longer than callTimeout because
+	// the engine queues changes behind each other (every start sets up a network sandbox under a lock): on a
+	// loaded host a start can wait tens of seconds and then succeed, and a client that gave up earlier would
+	// report a failure for a change the engine still makes.
+	changeTimeout = 2 * time.Minute
 	// defaultReadTimeout bounds builds and pulls when the Endpoint does not say.
 	defaultReadTimeout = 30 * time.Minute
 )
@@ -174,6 +179,11 @@ func (c *Client) Close() error {
 // short gives one short Docker call its own deadline.
 func short(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, callTimeout)
+}
+
+// change gives one create, start, rename or remove its deadline.
+func change(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, changeTimeout)
 }
 
 // long gives one build or pull its deadline.

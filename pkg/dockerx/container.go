@@ -17,7 +17,7 @@ import (
 // published as TCP, host port = container port, on every host address (IPv4 and IPv6).
 func (c *Client) CreateContainer(ctx context.Context, spec ContainerSpec) (string, error) {
 	cfg, hostCfg, netCfg := containerConfigs(spec)
-	ctx, cancel := short(ctx)
+	ctx, cancel := change(ctx)
 	defer cancel()
 	resp, err := c.api.ContainerCreate(ctx, cfg, hostCfg, netCfg, nil, spec.Name)
 	if err != nil {
@@ -65,7 +65,7 @@ func containerConfigs(spec ContainerSpec) (*container.Config, *container.HostCon
 
 // StartContainer starts a created or stopped container.
 func (c *Client) StartContainer(ctx context.Context, id string) error {
-	ctx, cancel := short(ctx)
+	ctx, cancel := change(ctx)
 	defer cancel()
 	if err := c.api.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		return fmt.Errorf("start container %s: %w", id, err)
@@ -77,7 +77,7 @@ func (c *Client) StartContainer(ctx context.Context, id string) error {
 func (c *Client) StopContainer(ctx context.Context, id string, timeout time.Duration) error {
 	secs := int(timeout.Round(time.Second) / time.Second)
 	// The call itself must outlive the grace period, or the engine's kill would never be waited for.
-	ctx, cancel := context.WithTimeout(ctx, timeout+callTimeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout+changeTimeout)
 	defer cancel()
 	if err := c.api.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs}); err != nil {
 		return fmt.Errorf("stop container %s: %w", id, err)
@@ -87,7 +87,7 @@ func (c *Client) StopContainer(ctx context.Context, id string, timeout time.Dura
 
 // RenameContainer gives a container a new name, e.g. to keep the old one aside while its successor starts.
 func (c *Client) RenameContainer(ctx context.Context, id, newName string) error {
-	ctx, cancel := short(ctx)
+	ctx, cancel := change(ctx)
 	defer cancel()
 	if err := c.api.ContainerRename(ctx, id, newName); err != nil {
 		return fmt.Errorf("rename container %s to %s: %w", id, newName, err)
@@ -98,7 +98,7 @@ func (c *Client) RenameContainer(ctx context.Context, id, newName string) error 
 // RemoveContainer removes a container, running or not. Its volumes, anonymous ones included, are kept: bee2d
 // never deletes data. A missing container gives an error for which IsNotFound is true.
 func (c *Client) RemoveContainer(ctx context.Context, id string) error {
-	ctx, cancel := short(ctx)
+	ctx, cancel := change(ctx)
 	defer cancel()
 	err := c.api.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: false})
 	if err != nil && strings.Contains(err.Error(), "already in progress") {

@@ -4,11 +4,13 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
@@ -17,9 +19,24 @@ import (
 // ListContainers returns every container on the host, running or not, from one list call, so that a snapshot
 // is consistent and cheap. Networks, ports and mounts are sorted, so equal containers compare equal.
 func (c *Client) ListContainers(ctx context.Context) ([]Container, error) {
+	return c.listContainers(ctx, container.ListOptions{All: true})
+}
+
+// ListContainersLabelled returns the containers, running or not, that carry every one of labels, from one
+// list call. The engine filters before it builds each container's summary, so the call costs what the
+// matching containers cost, not what the whole host holds.
+func (c *Client) ListContainersLabelled(ctx context.Context, labels map[string]string) ([]Container, error) {
+	f := filters.NewArgs()
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		f.Add("label", k+"="+labels[k])
+	}
+	return c.listContainers(ctx, container.ListOptions{All: true, Filters: f})
+}
+
+func (c *Client) listContainers(ctx context.Context, opts container.ListOptions) ([]Container, error) {
 	ctx, cancel := short(ctx)
 	defer cancel()
-	list, err := c.api.ContainerList(ctx, container.ListOptions{All: true})
+	list, err := c.api.ContainerList(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}

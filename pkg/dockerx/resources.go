@@ -12,7 +12,7 @@ import (
 // CreateNetwork creates a user-defined bridge network, on which containers reach each other by name and alias.
 // A network of that name that already exists gives an error for which IsConflict is true.
 func (c *Client) CreateNetwork(ctx context.Context, name string, labels map[string]string) error {
-	ctx, cancel := short(ctx)
+	ctx, cancel := change(ctx)
 	defer cancel()
 	// The SDK asks engines older than API 1.44 to check for duplicates; newer engines refuse duplicates
 	// themselves, so a second create is a Conflict on every engine.
@@ -24,7 +24,7 @@ func (c *Client) CreateNetwork(ctx context.Context, name string, labels map[stri
 
 // RemoveNetwork removes a network by name or id.
 func (c *Client) RemoveNetwork(ctx context.Context, nameOrID string) error {
-	ctx, cancel := short(ctx)
+	ctx, cancel := change(ctx)
 	defer cancel()
 	if err := c.api.NetworkRemove(ctx, nameOrID); err != nil {
 		return fmt.Errorf("remove network %s: %w", nameOrID, err)
@@ -35,7 +35,7 @@ func (c *Client) RemoveNetwork(ctx context.Context, nameOrID string) error {
 // CreateVolume creates a named local volume. Creating one that exists is not an error (the engine returns the
 // existing volume, with its original labels).
 func (c *Client) CreateVolume(ctx context.Context, name string, labels map[string]string) error {
-	ctx, cancel := short(ctx)
+	ctx, cancel := change(ctx)
 	defer cancel()
 	if _, err := c.api.VolumeCreate(ctx, volume.CreateOptions{Name: name, Driver: "local", Labels: labels}); err != nil {
 		return fmt.Errorf("create volume %s: %w", name, err)

@@ -14,10 +14,10 @@ import (
 	"github.com/bee2d/bee2d/pkg/dockerx"
 )
 
-// PlanServer observes a server and plans its convergence. It lists containers only, and lists networks,
-// volumes and images as well only when something must be created.
+// PlanServer observes a server and plans its convergence. It lists bee2d's containers only, and lists all
+// containers, networks, volumes and images only when something must be created.
 func PlanServer(ctx context.Context, o Observer, d *Desired, opt Options) (*Plan, *Snapshot, error) {
-	snap, err := ObserveContainers(ctx, o)
+	snap, err := ObserveContainers(ctx, o, d.Prefix)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -171,6 +171,19 @@ func (e *fakeEngine) ListContainers(context.Context) ([]dockerx.Container, error
 	return out, nil
 }
 
+// ListContainersLabelled filters as the engine does: every label must be present with its value.
+func (e *fakeEngine) ListContainersLabelled(ctx context.Context, labels map[string]string) ([]dockerx.Container, error) {
+	all, err := e.ListContainers(ctx)
+	return slices.DeleteFunc(all, func(c dockerx.Container) bool {
+		for k, v := range labels {
+			if c.Labels[k] != v {
+				return true
+			}
+		}
+		return false
+	}), err
+}
+
 func (e *fakeEngine) ListNetworks(context.Context) ([]dockerx.Network, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -11,10 +11,12 @@ import (
 
 // Snapshot is the live state of one server as the planner sees it.
 type Snapshot struct {
-	// Containers, running or not, managed or not: one list call.
+	// Containers, running or not: one list call. In the cheap snapshot only those labelled with bee2d's
+	// owner and the settings' prefix, which are all a pass needs when nothing is missing; in the complete
+	// one every container, so that a name taken by a container bee2d did not make is seen before a create.
 	Containers []dockerx.Container
-	// Complete is set when networks, volumes and images were listed as well. They are only needed when
-	// something is to be created, so a pass where nothing changed costs a single list call.
+	// Complete is set when networks, volumes, images and all containers were listed. They are only needed
+	// when something is to be created, so a pass where nothing changed costs a single list call.
 	Complete bool
 	Networks []dockerx.Network
 	Volumes  []dockerx.Volume
@@ -24,14 +26,16 @@ type Snapshot struct {
 // Observer lists live state; *dockerx.Client is one.
 type Observer interface {
 	ListContainers(ctx context.Context) ([]dockerx.Container, error)
+	ListContainersLabelled(ctx context.Context, labels map[string]string) ([]dockerx.Container, error)
 	ListNetworks(ctx context.Context) ([]dockerx.Network, error)
 	ListVolumes(ctx context.Context) ([]dockerx.Volume, error)
 	ListImages(ctx context.Context) ([]dockerx.Image, error)
 }
 
-// ObserveContainers takes the cheap snapshot: containers only.
-func ObserveContainers(ctx context.Context, o Observer) (*Snapshot, error) {
-	cs, err := o.ListContainers(ctx)
+// ObserveContainers takes the cheap snapshot: the containers of prefix only. Other containers on the host,
+// however many, add nothing to its cost.
+func ObserveContainers(ctx context.Context, o Observer, prefix string) (*Snapshot, error) {
+	cs, err := o.ListContainersLabelled(ctx, map[string]string{LabelOwner: Owner, LabelPrefix: prefix})
 	if err != nil {
 		return nil, err
 	}

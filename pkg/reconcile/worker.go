@@ -213,7 +213,7 @@ func (w *worker) converge(log *zap.Logger) error {
 			execErr = actionErrors{err}
 		}
 		// Re-observe for the metrics: the plan says what was wrong, the engine says what is now.
-		if snap, err = ObserveContainers(ctx, conn); err != nil {
+		if snap, err = ObserveContainers(ctx, conn, desired.Prefix); err != nil {
 			return errors.Join(execErr, errServerDown{err})
 		}
 	}
