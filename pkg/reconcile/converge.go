@@ -17,13 +17,36 @@ import (
 // PlanServer observes a server and plans its convergence. It lists bee2d's containers only, and lists all
 // containers, networks, volumes and images only when something must be created.
 func PlanServer(ctx context.Context, o Observer, d *Desired, opt Options) (*Plan, *Snapshot, error) {
+	return PlanServerWith(ctx, o, d, opt, Hints{})
+}
+
+// Hints let a caller that keeps state from pass to pass, the daemon, observe less.
+type Hints struct {
+	// Full skips the cheap snapshot when something is known to be missing (a managed container was
+	// destroyed): the complete one would follow it anyway.
+	Full bool
+	// Prerequisites holds the networks, volumes and images of an earlier complete snapshot, reused instead
+	// of listing them again; containers are always listed afresh. The caller drops it when an action
+	// fails, so that a network or image removed by hand costs one failed create, then a fresh list.
+	Prerequisites *Snapshot
+}
+
+// PlanServerWith is PlanServer with hints.
+func PlanServerWith(ctx context.Context, o Observer, d *Desired, opt Options, h Hints) (*Plan, *Snapshot, error) {
+	if h.Full {
+		snap := &Snapshot{}
+		if err := snap.complete(ctx, o, h.Prerequisites); err != nil {
+			return nil, nil, err
+		}
+		return Diff(d, snap, opt), snap, nil
+	}
 	snap, err := ObserveContainers(ctx, o, d.Prefix)
 	if err != nil {
 		return nil, nil, err
 	}
 	p := Diff(d, snap, opt)
 	if p.NeedsFullSnapshot {
-		if err := snap.complete(ctx, o); err != nil {
+		if err := snap.complete(ctx, o, h.Prerequisites); err != nil {
 			return nil, nil, err
 		}
 		p = Diff(d, snap, opt)
@@ -34,7 +57,7 @@ func PlanServer(ctx context.Context, o Observer, d *Desired, opt Options) (*Plan
 // ObserveAll takes the full snapshot: containers, networks, volumes and images.
 func ObserveAll(ctx context.Context, o Observer) (*Snapshot, error) {
 	s := &Snapshot{}
-	if err := s.complete(ctx, o); err != nil {
+	if err := s.complete(ctx, o, nil); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -194,11 +194,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.syncWorkers()
 	d.KickAll()
 
-	resync := d.Resync
-	if resync <= 0 {
-		resync = 5 * time.Minute
-	}
-	tick := time.NewTicker(resync)
+	tick := time.NewTicker(d.resync())
 	defer tick.Stop()
 	for {
 		select {
@@ -215,6 +211,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// resync is the period of full passes: Resync, 5 minutes by default.
+func (d *Daemon) resync() time.Duration {
+	if d.Resync <= 0 {
+		return 5 * time.Minute
+	}
+	return d.Resync
 }
 
 // KickAll wakes every server's worker.

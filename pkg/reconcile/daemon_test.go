@@ -54,6 +54,8 @@ type fakeEngine struct {
 	starts     map[string]int  // container name -> start attempts
 	creates    map[string]int  // container name -> creates
 	lists      int
+	// prereqLists counts the network, volume and image lists.
+	prereqLists int
 	// events are sent on the event stream of every connection.
 	events chan dockerx.Event
 	// staleUntil keeps a container listed as running after it stopped, as the engine does for a moment
@@ -95,6 +97,9 @@ func (e *fakeEngine) PullImage(_ context.Context, ref string, _ io.Writer) error
 func (e *fakeEngine) CreateContainer(_ context.Context, spec dockerx.ContainerSpec) (string, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if spec.Network != "" && !slices.ContainsFunc(e.networks, func(n dockerx.Network) bool { return n.Name == spec.Network }) {
+		return "", fmt.Errorf("create %s: network %s not found", spec.Name, spec.Network)
+	}
 	for _, c := range e.containers {
 		if c.Name == spec.Name {
 			return "", fmt.Errorf("create %s: name in use", spec.Name)
@@ -187,15 +192,43 @@ func (e *fakeEngine) ListContainersLabelled(ctx context.Context, labels map[stri
 func (e *fakeEngine) ListNetworks(context.Context) ([]dockerx.Network, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.prereqLists++
 	return slices.Clone(e.networks), nil
 }
 
-func (e *fakeEngine) ListVolumes(context.Context) ([]dockerx.Volume, error) { return nil, nil }
+func (e *fakeEngine) ListVolumes(context.Context) ([]dockerx.Volume, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.prereqLists++
+	return nil, nil
+}
 
 func (e *fakeEngine) ListImages(context.Context) ([]dockerx.Image, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.prereqLists++
 	return slices.Clone(e.images), nil
+}
+
+// remove deletes a container as `docker rm -f` does and reports its destruction to w, as the event
+// stream would.
+func (e *fakeEngine) remove(w *worker, name string) {
+	e.mu.Lock()
+	var id string
+	for cid, c := range e.containers {
+		if c.Name == name {
+			id = cid
+			delete(e.containers, cid)
+		}
+	}
+	e.mu.Unlock()
+	w.noteDeath(dockerx.Event{Action: "destroy", ID: id, Name: name})
+}
+
+func (e *fakeEngine) listCounts() (containers, prereq int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.lists, e.prereqLists
 }
 
 // Events passes on what the test sends to e.events and ends with ctx, as the real stream does.
@@ -680,6 +713,61 @@ func TestWorkerHoldsBackAFailingContainer(t *testing.T) {
 	}
 	if n := logs.FilterMessage("actions failing").Len(); n != 1 {
 		t.Errorf("%q logged %d times for one failing streak, want once", "actions failing", n)
+	}
+}
+
+// Healing a removed container lists only containers, once, when the networks, volumes and images of
+// the last complete snapshot are known good; a failed create drops them, so that a network removed by
+// hand is listed and made again on the next try.
+func TestWorkerHealsARemovedContainerWithOneList(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	eng := newFakeEngine()
+	eng.images = []dockerx.Image{{ID: "sha256:good", Tags: []string{"good:1"}}, {ID: "sha256:bad", Tags: []string{"bad:1"}}}
+	_, w, _ := testDaemon(t, twoApps, &connector{eng: eng}, clock.Now)
+	running := func(name string) bool {
+		c, ok := eng.byName(name)
+		return ok && c.State == "running"
+	}
+
+	w.step() // creates the network, then both containers: nothing is cached
+	w.step() // a pass that creates nothing lists nothing but bee2d's containers
+	if !running("bee2-app-good") || !running("bee2-app-bad") {
+		t.Fatal("the first pass did not converge")
+	}
+
+	eng.remove(w, "bee2-app-good")
+	c0, p0 := eng.listCounts()
+	w.step() // no cache yet: a fresh complete snapshot, which is then kept
+	c1, p1 := eng.listCounts()
+	// Two container lists: the complete snapshot's (the destroy skips the cheap one) and the one after the
+	// actions, for the metrics.
+	if !running("bee2-app-good") || c1-c0 != 2 || p1-p0 != 3 {
+		t.Fatalf("first heal: running %v, %d container lists (want 2), %d other lists (want 3)",
+			running("bee2-app-good"), c1-c0, p1-p0)
+	}
+
+	eng.remove(w, "bee2-app-good")
+	w.step()
+	c2, p2 := eng.listCounts()
+	if !running("bee2-app-good") || c2-c1 != 2 || p2 != p1 {
+		t.Errorf("second heal: running %v, %d container lists (want 2), %d other lists (want 0)", running("bee2-app-good"), c2-c1, p2-p1)
+	}
+
+	// The network goes behind bee2d's back: the create fails once against the cache, then the lists are
+	// fresh and the network is made again.
+	eng.mu.Lock()
+	eng.networks = nil
+	eng.mu.Unlock()
+	eng.remove(w, "bee2-app-good")
+	w.step()
+	if running("bee2-app-good") {
+		t.Fatal("the create succeeded without its network")
+	}
+	clock.Advance(2 * time.Second) // past the failed container's hold
+	w.step()
+	_, p3 := eng.listCounts()
+	if !running("bee2-app-good") || p3 == p2 {
+		t.Errorf("after a failed create: running %v, %d other lists (want fresh ones)", running("bee2-app-good"), p3-p2)
 	}
 }
 

@@ -42,14 +42,19 @@ func ObserveContainers(ctx context.Context, o Observer, prefix string) (*Snapsho
 	return &Snapshot{Containers: cs}, nil
 }
 
-// Complete lists networks, volumes and images in parallel, and containers again so that all four lists
-// are taken at about the same moment.
-func (s *Snapshot) complete(ctx context.Context, o Observer) error {
+// Complete lists networks, volumes and images in parallel, and all containers again so that all four lists
+// are taken at about the same moment. With prereq, its networks, volumes and images are taken instead of
+// listing them.
+func (s *Snapshot) complete(ctx context.Context, o Observer, prereq *Snapshot) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) { s.Containers, err = o.ListContainers(ctx); return })
-	g.Go(func() (err error) { s.Networks, err = o.ListNetworks(ctx); return })
-	g.Go(func() (err error) { s.Volumes, err = o.ListVolumes(ctx); return })
-	g.Go(func() (err error) { s.Images, err = o.ListImages(ctx); return })
+	if prereq != nil {
+		s.Networks, s.Volumes, s.Images = prereq.Networks, prereq.Volumes, prereq.Images
+	} else {
+		g.Go(func() (err error) { s.Networks, err = o.ListNetworks(ctx); return })
+		g.Go(func() (err error) { s.Volumes, err = o.ListVolumes(ctx); return })
+		g.Go(func() (err error) { s.Images, err = o.ListImages(ctx); return })
+	}
 	if err := g.Wait(); err != nil {
 		return err
 	}

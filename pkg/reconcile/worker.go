@@ -49,6 +49,15 @@ type worker struct {
 	connPrefix string
 	// dying holds the containers that died and that no pass has seen stopped yet, with when they died.
 	dying map[string]time.Time
+	// destroyed is set when a managed container was destroyed since the last pass: the next pass takes
+	// the complete snapshot at once.
+	destroyed bool
+
+	// prereq caches the networks, volumes and images of the last complete snapshot after a pass that
+	// changed none of them and failed nowhere, so that healing a removed container lists only containers;
+	// prereqAt is when it was listed. Only the worker's goroutine touches them.
+	prereq   *Snapshot
+	prereqAt time.Time
 }
 
 // crashState is the back-off of a container whose create or start failed.
@@ -172,8 +181,17 @@ func (w *worker) converge(log *zap.Logger) error {
 		return errServerDown{err}
 	}
 	ctx := w.d.work
-	p, snap, err := PlanServer(ctx, conn, desired, Options{ForceJobs: force})
+	w.mu.Lock()
+	hints := Hints{Full: w.destroyed}
+	w.destroyed = false
+	w.mu.Unlock()
+	if w.prereq != nil && w.d.now().Sub(w.prereqAt) < w.d.resync() {
+		hints.Prerequisites = w.prereq
+	}
+	listedAt := w.d.now()
+	p, snap, err := PlanServerWith(ctx, conn, desired, Options{ForceJobs: force}, hints)
 	if err != nil {
+		w.prereq = nil
 		w.closeConn() // reconnect next time: the engine may have gone away
 		return errServerDown{err}
 	}
@@ -212,6 +230,7 @@ func (w *worker) converge(log *zap.Logger) error {
 			// The failed containers back off on their own; the server does not.
 			execErr = actionErrors{err}
 		}
+		w.keepPrerequisites(p, snap, hints, listedAt, execErr)
 		// Re-observe for the metrics: the plan says what was wrong, the engine says what is now.
 		if snap, err = ObserveContainers(ctx, conn, desired.Prefix); err != nil {
 			return errors.Join(execErr, errServerDown{err})
@@ -225,6 +244,26 @@ func (w *worker) converge(log *zap.Logger) error {
 	w.mu.Unlock()
 	w.wakeForTimers(s)
 	return execErr
+}
+
+// keepPrerequisites caches the networks, volumes and images of a fresh complete snapshot when the pass
+// made none of them and no action failed, and drops the cache otherwise: a failure may come from a network
+// or image that is gone.
+func (w *worker) keepPrerequisites(p *Plan, snap *Snapshot, hints Hints, listedAt time.Time, execErr error) {
+	if execErr != nil || slices.ContainsFunc(p.Actions, func(a Action) bool {
+		switch a.Op {
+		case OpCreateNetwork, OpCreateVolume, OpBuildImage, OpPullImage:
+			return true
+		}
+		return false
+	}) {
+		w.prereq = nil
+		return
+	}
+	if snap.Complete && hints.Prerequisites == nil {
+		w.prereq = &Snapshot{Networks: snap.Networks, Volumes: snap.Volumes, Images: snap.Images}
+		w.prereqAt = listedAt
+	}
 }
 
 // exitCodeOf turns a job run's error into the exit code metric: the job's own code, or -1 when it could
@@ -368,6 +407,7 @@ func (c *watchedConn) Close() error {
 }
 
 func (w *worker) closeConn() {
+	w.prereq = nil
 	w.mu.Lock()
 	conn := w.conn
 	w.conn = nil
@@ -399,11 +439,12 @@ func (w *worker) watchEvents(ctx context.Context, conn Conn, prefix string) {
 						return nil
 					}
 					backoff = backoffMin
+					// Noted before the kick, so that the pass it starts knows.
+					w.noteDeath(ev)
 					if wakeActions[ev.Action] || strings.HasPrefix(ev.Action, "health_status") {
 						w.log.Debug("container event", zap.String("name", ev.Name), zap.String("event", ev.Action))
 						w.kick()
 					}
-					w.noteDeath(ev)
 				case err, ok := <-errs:
 					if !ok {
 						return nil
@@ -450,8 +491,11 @@ func (w *worker) noteDeath(ev dockerx.Event) {
 			w.dying = map[string]time.Time{}
 		}
 		w.dying[ev.ID] = w.d.now()
-	case "start", "destroy":
+	case "start":
 		delete(w.dying, ev.ID)
+	case "destroy":
+		delete(w.dying, ev.ID)
+		w.destroyed = true
 	}
 }
 
