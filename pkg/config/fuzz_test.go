@@ -45,6 +45,13 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte("a: &a {b: *a}\n"))
 	f.Add([]byte("servers: {w: }\napplications: {a: {server: w, image: a, env: {x: &x [*x, *x]}}}\n"))
+	// Control characters where a message repeats what the file says: keys, names, git, schedules, watches.
+	f.Add([]byte("\"a\\nb\": 1\n"))
+	f.Add([]byte("servers: {\"w\\n1\": {dns: {}}}\n"))
+	f.Add([]byte("servers: {w: }\napplications: {a: {server: w, git: \"-x\\ny\"}}\n"))
+	f.Add([]byte("servers: {w: }\njobs: {j: {server: w, image: x, schedule: \"\\0 * * * *\"}}\n"))
+	f.Add([]byte("servers: {w: }\napplications: {\"a\\n\": {server: w, image: x, link: [\"b\\n\"]}, \"b\\n\": {server: w, image: x, link: [\"a\\n\"]}}\n"))
+	f.Add([]byte("servers: {w: }\napplications: {a: {server: w, image: x, volumes: [\"v:/v\"], reload: [{watch: \"v:/a\\nb\"}, {watch: \"v:/a\\nb\"}]}}\n"))
 	file := filepath.Join("testdata", "fuzz.yml")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := Parse(file, data)
@@ -85,6 +92,9 @@ func checkErrorList(t *testing.T, file string, data []byte, s *Settings, err err
 	for i, e := range list {
 		if e.File != file || e.Line < 1 || e.Col < 1 || e.Line > lines || e.Msg == "" {
 			t.Fatalf("error without a place in the file (%d lines): %#v", lines, e)
+		}
+		if strings.ContainsAny(e.Path+e.Msg, "\n\r\x00\u0085\u2028\u2029") {
+			t.Fatalf("error %d repeats a line break or NUL of the file as is: %q", i, e.Path+": "+e.Msg)
 		}
 		msg := e.Error()
 		if !strings.HasPrefix(msg, fmt.Sprintf("%s:%d:%d: ", file, e.Line, e.Col)) {
@@ -223,6 +233,9 @@ func FuzzRenderEnv(f *testing.F) {
 	f.Fuzz(func(t *testing.T, env string) {
 		if strings.ContainsAny(env, "\r\u0085\u2028\u2029") {
 			return // line breaks other than \n would escape the indentation that places the text
+		}
+		if !strings.HasSuffix(env, "\n") {
+			env += "\n" // in the template a line break follows, and a block scalar keeps it
 		}
 		var model yaml.Node
 		if yaml.Unmarshal([]byte(env), &model) != nil || len(model.Content) != 1 || model.Content[0].Kind != yaml.MappingNode {
