@@ -6,12 +6,14 @@ SETTINGS  ?= examples/settings.yml
 # Must match docker.prefix in $(SETTINGS): `down` removes only containers bee2d labelled with it.
 EXAMPLE_PREFIX ?= bee2ex
 TESTFLAGS ?=
+# How long `make fuzz` runs each fuzz target.
+FUZZTIME  ?= 30s
 
 # Each example program and the build dir its binary goes to (examples/dockerfiles/<Dir>/<name>).
 EXAMPLES := static:Static front:Front
 
 .DEFAULT_GOAL := help
-.PHONY: help build examples run apply test e2e vet fmt bench compose clean down
+.PHONY: help build examples run apply test fuzz e2e vet fmt bench compose clean down
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z0-9-]*:.*## / {printf "  %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,6 +48,16 @@ apply: build examples ## converge examples/settings.yml once and exit
 # and ports 80 and 443 free; -timeout covers that first run.
 test: ## go test -race ./... (unit, golden, integration and end-to-end tests)
 	$(GO) test -race -timeout 30m $(TESTFLAGS) ./...
+
+# go test -fuzz runs one target of one package at a time: every func Fuzz* of the test files, in turn. A crasher
+# is written to the package's testdata/fuzz/<FuzzName>/, which plain go test replays from then on.
+fuzz: ## run each fuzz target for FUZZTIME (default 30s), one after another
+	@set -e; for f in $$(grep -rl --include='*_test.go' --exclude-dir=testdata --exclude-dir=bin '^func Fuzz' . | sort); do \
+		for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$$f"); do \
+			echo "$(GO) test -run '^$$' -fuzz '^$$name\$$' -fuzztime $(FUZZTIME) $$(dirname "$$f")"; \
+			$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$(dirname "$$f")"; \
+		done; \
+	done
 
 e2e: ## only the front-end stack end to end: HAProxy, CertBot and nginx with Pebble, renewal reloaded
 	$(GO) test -count=1 -timeout 30m -run TestFrontEnd -v ./e2e/

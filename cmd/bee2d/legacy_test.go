@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -45,16 +46,43 @@ func TestParseLegacy(t *testing.T) {
 	}
 }
 
+// FuzzParseLegacy: whatever -d says, parseLegacy either refuses it with a one-line error that quotes it and
+// returns nothing, or returns exactly what it says: one server without ":", a known action, at most one
+// non-empty name (none for backup), that put back together give the input; the same each time.
 func FuzzParseLegacy(f *testing.F) {
 	for _, tt := range legacyCases {
 		f.Add(tt.in)
 	}
+	f.Add("web1:run:")
+	f.Add("web1::build")
+	f.Add("web1:help")
+	f.Add("help:build")
+	f.Add("web1\n:build")
 	f.Fuzz(func(t *testing.T, s string) {
 		c, err := parseLegacy(s)
+		c2, err2 := parseLegacy(s)
+		if c != c2 || (err == nil) != (err2 == nil) {
+			t.Fatalf("%q parses as %+v, %v then %+v, %v", s, c, err, c2, err2)
+		}
 		if err != nil {
+			msg := err.Error()
+			if c != (legacyCommand{}) || !strings.Contains(msg, strconv.Quote(s)) || strings.ContainsAny(msg, "\n\r") {
+				t.Fatalf("%q refused as %q with %+v: want one line quoting the input and nothing parsed", s, msg, c)
+			}
 			return
 		}
-		if c.Action != "help" && (c.Server == "" || !legacyActions[c.Action] || strings.Contains(c.Server, ":")) {
+		if c.Action == "help" {
+			if s != "help" || c != (legacyCommand{Action: "help"}) {
+				t.Fatalf("%q accepted as help: %+v", s, c)
+			}
+			return
+		}
+		back := c.Server + ":" + c.Action
+		if c.Arg != "" {
+			back += ":" + c.Arg
+		}
+		if back != s || c.Server == "" || strings.Contains(c.Server, ":") || strings.Contains(c.Arg, ":") ||
+			!legacyActions[c.Action] || (c.Action == "backup" && c.Arg != "") {
 			t.Fatalf("accepted %q as %+v", s, c)
 		}
 	})

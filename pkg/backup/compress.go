@@ -14,6 +14,12 @@ import (
 // gzip -6.
 const gzipLevel = 6
 
+// maxZstdWindow is the largest window a zstd archive may ask for: the zstd tool's own limit when it
+// decompresses without --memory (2^27). The decoder allocates the window a frame's header declares, before
+// any data: unbounded, a hostile file of a few bytes would make a restore allocate half a gigabyte. bee2d's
+// own frames need 4 MiB (compressBlock).
+const maxZstdWindow = 128 << 20
+
 // compressor wraps w in the compression c; Close flushes the compressor, not w.
 func compressor(w io.Writer, c config.Compression) (io.WriteCloser, error) {
 	switch c {
@@ -39,7 +45,7 @@ func decompressor(r io.Reader, c config.Compression) (io.ReadCloser, error) {
 	case config.CompressionGzip:
 		return gzip.NewReader(r)
 	case config.CompressionZstd:
-		d, err := zstd.NewReader(r, zstd.WithDecoderMaxMemory(1<<30))
+		d, err := zstd.NewReader(r, zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderMaxMemory(maxZstdWindow))
 		if err != nil {
 			return nil, err
 		}

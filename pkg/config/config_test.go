@@ -306,30 +306,31 @@ func names2(list []*Server) []string {
 	return out
 }
 
-// TestRenderEnv shows how each kind of env value reaches the container.
-func TestRenderEnv(t *testing.T) {
-	const servers = "servers: {web1: , web2: }\n"
-	tests := []struct {
-		name     string
-		settings string
-		service  string // app:name or job:name
-		want     []string
-	}{
-		{
-			name: "scalars as written",
-			settings: `applications:
+// renderEnvCases are the settings TestRenderEnv renders, after renderEnvServers; FuzzParse and FuzzRenderEnv
+// start from them.
+const renderEnvServers = "servers: {web1: , web2: }\n"
+
+var renderEnvCases = []struct {
+	name     string
+	settings string
+	service  string // app:name or job:name
+	want     []string
+}{
+	{
+		name: "scalars as written",
+		settings: `applications:
   a:
     server: web1
     image: a
     env: {test: false, port: 8080, hex: 0x1F, octal: 0o17, float: 1.50, exp: 1e3, inf: -.inf, str: "007", word: no, nothing: ~, empty: , "null": null}
 `,
-			service: "app:a",
-			want: []string{"TEST=false", "PORT=8080", "HEX=0x1F", "OCTAL=0o17", "FLOAT=1.50", "EXP=1e3", "INF=-.inf",
-				"STR=007", "WORD=no", "NOTHING=", "EMPTY=", "NULL="},
-		},
-		{
-			name: "multi-line strings keep their value",
-			settings: `applications:
+		service: "app:a",
+		want: []string{"TEST=false", "PORT=8080", "HEX=0x1F", "OCTAL=0o17", "FLOAT=1.50", "EXP=1e3", "INF=-.inf",
+			"STR=007", "WORD=no", "NOTHING=", "EMPTY=", "NULL="},
+	},
+	{
+		name: "multi-line strings keep their value",
+		settings: `applications:
   a:
     server: web1
     image: a
@@ -340,25 +341,25 @@ func TestRenderEnv(t *testing.T) {
       literal: |
         line
 `,
-			service: "app:a",
-			want:    []string{"FOLDED=one two\n", "LITERAL=line\n"},
-		},
-		{
-			name: "dollar references and escapes",
-			settings: `applications:
+		service: "app:a",
+		want:    []string{"FOLDED=one two\n", "LITERAL=line\n"},
+	},
+	{
+		name: "dollar references and escapes",
+		settings: `applications:
   haproxy: {server: web1, image: haproxy}
   a:
     server: web1
     image: a
     env: {target: $haproxy, quoted: "$haproxy", literal: $$HOME, two: $$$$, lone: $$, mid: a$b, tail: x$}
 `,
-			service: "app:a",
-			want: []string{"TARGET=bee2-app-haproxy", "QUOTED=bee2-app-haproxy", "LITERAL=$HOME", "TWO=$$$", "LONE=$",
-				"MID=a$b", "TAIL=x$"},
-		},
-		{
-			name: "a reference inside a job names an application",
-			settings: `docker: {prefix: w1}
+		service: "app:a",
+		want: []string{"TARGET=bee2-app-haproxy", "QUOTED=bee2-app-haproxy", "LITERAL=$HOME", "TWO=$$$", "LONE=$",
+			"MID=a$b", "TAIL=x$"},
+	},
+	{
+		name: "a reference inside a job names an application",
+		settings: `docker: {prefix: w1}
 applications:
   build: {server: web1, image: app}
 jobs:
@@ -367,12 +368,12 @@ jobs:
     image: job
     env: {peer: $build}
 `,
-			service: "job:build",
-			want:    []string{"PEER=w1-app-build"},
-		},
-		{
-			name: "lists and mappings as compact JSON in file order",
-			settings: `applications:
+		service: "job:build",
+		want:    []string{"PEER=w1-app-build"},
+	},
+	{
+		name: "lists and mappings as compact JSON in file order",
+		settings: `applications:
   a:
     server: web1
     image: a
@@ -383,18 +384,18 @@ jobs:
       unicode: ["é\t\"q\""]
       nested: [[1, [2]]]
 `,
-			service: "app:a",
-			want: []string{
-				`LIST=[1,"two",true,null,16,2.5,".nan",{"b":1,"a":2}]`,
-				`MAP={"z":[],"a":{},"m":{"k":"v w"}}`,
-				`HTML=["<b>&</b>"]`,
-				`UNICODE=["é\t\"q\""]`,
-				`NESTED=[[1,[2]]]`,
-			},
+		service: "app:a",
+		want: []string{
+			`LIST=[1,"two",true,null,16,2.5,".nan",{"b":1,"a":2}]`,
+			`MAP={"z":[],"a":{},"m":{"k":"v w"}}`,
+			`HTML=["<b>&</b>"]`,
+			`UNICODE=["é\t\"q\""]`,
+			`NESTED=[[1,[2]]]`,
 		},
-		{
-			name: "aliases and merges are expanded",
-			settings: `applications:
+	},
+	{
+		name: "aliases and merges are expanded",
+		settings: `applications:
   a:
     server: web1
     image: a
@@ -403,23 +404,23 @@ jobs:
       merged: {<<: *base, y: 3, z: 4}
       again: *base
 `,
-			service: "app:a",
-			want:    []string{`BASE={"x":1,"y":2}`, `MERGED={"x":1,"y":3,"z":4}`, `AGAIN={"x":1,"y":2}`},
-		},
-		{
-			name: "a domains list joined by spaces, ports passed through",
-			settings: `applications:
+		service: "app:a",
+		want:    []string{`BASE={"x":1,"y":2}`, `MERGED={"x":1,"y":3,"z":4}`, `AGAIN={"x":1,"y":2}`},
+	},
+	{
+		name: "a domains list joined by spaces, ports passed through",
+		settings: `applications:
   a:
     server: web1
     image: a
     env: {domains: [example.com, example.org/9000]}
 `,
-			service: "app:a",
-			want:    []string{"DOMAINS=example.com example.org/9000"},
-		},
-		{
-			name: "domains all takes applications of the same server only",
-			settings: `applications:
+		service: "app:a",
+		want:    []string{"DOMAINS=example.com example.org/9000"},
+	},
+	{
+		name: "domains all takes applications of the same server only",
+		settings: `applications:
   one: {server: web1, image: x, env: {domains: [a.com, b.com]}}
   other: {server: web2, image: x, env: {domains: [other.com]}}
   none: {server: web1, image: x, env: {domains: []}}
@@ -428,39 +429,42 @@ jobs:
 jobs:
   two: {server: web1, image: x, env: {domains: [job.com]}}
 `,
-			service: "app:proxy",
-			want:    []string{"DOMAINS=bee2-app-one:a.com,b.com bee2-app-two:c.com"},
-		},
-		{
-			name: "domains all inside a job",
-			settings: `applications:
+		service: "app:proxy",
+		want:    []string{"DOMAINS=bee2-app-one:a.com,b.com bee2-app-two:c.com"},
+	},
+	{
+		name: "domains all inside a job",
+		settings: `applications:
   one: {server: web1, image: x, env: {domains: [a.com]}}
   other: {server: web2, image: x, env: {domains: [other.com]}}
 jobs:
   stats: {server: web2, image: x, env: {domains: all}}
 `,
-			service: "job:stats",
-			want:    []string{"DOMAINS=bee2-app-other:other.com"},
-		},
-		{
-			name: "domains all with no domains on the server",
-			settings: `applications:
+		service: "job:stats",
+		want:    []string{"DOMAINS=bee2-app-other:other.com"},
+	},
+	{
+		name: "domains all with no domains on the server",
+		settings: `applications:
   one: {server: web1, image: x, env: {domains: [a.com]}}
   proxy: {server: web2, image: x, env: {domains: all}}
 `,
-			service: "app:proxy",
-			want:    []string{"DOMAINS="},
-		},
-		{
-			name:     "no env",
-			settings: "applications:\n  a: {server: web1, image: a}\n",
-			service:  "app:a",
-			want:     []string{},
-		},
-	}
-	for _, tt := range tests {
+		service: "app:proxy",
+		want:    []string{"DOMAINS="},
+	},
+	{
+		name:     "no env",
+		settings: "applications:\n  a: {server: web1, image: a}\n",
+		service:  "app:a",
+		want:     []string{},
+	},
+}
+
+// TestRenderEnv shows how each kind of env value reaches the container.
+func TestRenderEnv(t *testing.T) {
+	for _, tt := range renderEnvCases {
 		t.Run(tt.name, func(t *testing.T) {
-			s := mustParse(t, servers+tt.settings)
+			s := mustParse(t, renderEnvServers+tt.settings)
 			kind, name, _ := strings.Cut(tt.service, ":")
 			svc := s.Application(name)
 			if kind == "job" {
@@ -473,28 +477,30 @@ jobs:
 	}
 }
 
-// TestInlineErrors covers error cases that read best next to their input.
+// inlineErrorCases are error cases that read best next to their input.
+var inlineErrorCases = []struct {
+	name     string
+	settings string
+	want     string
+}{
+	{"null document", "~\n", "1:1: settings must be a mapping, got null"},
+	{"scalar document", "hello\n", `1:1: settings must be a mapping, got a string`},
+	{"sections may be null", "servers:\napplications:\njobs:\ndocker:\n", ""},
+	{"unknown key suggestion only when close", "servers: {}\nxyz: 1\n", `2:1: xyz: unknown key "xyz"`},
+	{"servers not a mapping", "servers: [web1]\n", "1:10: servers: expected a mapping, got a list"},
+	{"insecure is a boolean", "servers: {w: {docker: {host: 'unix:///s', insecure: yes}}}\n",
+		`1:53: servers.w.docker.insecure: expected a boolean (true or false), got a string`},
+	{"huge integer", "docker: {read_timeout: 99999999999999999999}\n",
+		"1:24: docker.read_timeout: expected an integer, got a number"},
+	{"too long", "docker: {read_timeout: 9999999999999}\n", "1:24: docker.read_timeout: read_timeout 9999999999999 is too long"},
+	{"null port", "servers: {w: }\napplications: {a: {server: w, image: a, ports: [~]}}\n",
+		"2:49: applications.a.ports[0]: expected an integer, got null"},
+	{"flow key not a scalar", "? [a]\n: b\n", "1:3: a key must be a scalar, got a list"},
+}
+
+// TestInlineErrors checks each of inlineErrorCases.
 func TestInlineErrors(t *testing.T) {
-	tests := []struct {
-		name     string
-		settings string
-		want     string
-	}{
-		{"null document", "~\n", "1:1: settings must be a mapping, got null"},
-		{"scalar document", "hello\n", `1:1: settings must be a mapping, got a string`},
-		{"sections may be null", "servers:\napplications:\njobs:\ndocker:\n", ""},
-		{"unknown key suggestion only when close", "servers: {}\nxyz: 1\n", `2:1: xyz: unknown key "xyz"`},
-		{"servers not a mapping", "servers: [web1]\n", "1:10: servers: expected a mapping, got a list"},
-		{"insecure is a boolean", "servers: {w: {docker: {host: 'unix:///s', insecure: yes}}}\n",
-			`1:53: servers.w.docker.insecure: expected a boolean (true or false), got a string`},
-		{"huge integer", "docker: {read_timeout: 99999999999999999999}\n",
-			"1:24: docker.read_timeout: expected an integer, got a number"},
-		{"too long", "docker: {read_timeout: 9999999999999}\n", "1:24: docker.read_timeout: read_timeout 9999999999999 is too long"},
-		{"null port", "servers: {w: }\napplications: {a: {server: w, image: a, ports: [~]}}\n",
-			"2:49: applications.a.ports[0]: expected an integer, got null"},
-		{"flow key not a scalar", "? [a]\n: b\n", "1:3: a key must be a scalar, got a list"},
-	}
-	for _, tt := range tests {
+	for _, tt := range inlineErrorCases {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := parse(t, tt.settings)
 			got := ""
@@ -508,23 +514,25 @@ func TestInlineErrors(t *testing.T) {
 	}
 }
 
+// syntaxErrorCases are YAML syntax errors with the place they must be reported at.
+var syntaxErrorCases = []struct {
+	yaml string
+	want string
+}{
+	{"a: b\n  c: d\n", "2:4: syntax error: mapping values are not allowed in this context"},
+	{"a:\n  b: c\n d: e\n", "3:2: syntax error: did not find expected key"},
+	{"a: [1, 2\nb: 3\n", "1:5: syntax error: did not find expected ',' or ']'"},
+	{"a: *x\n", "1:5: syntax error: unknown anchor 'x' referenced"},
+	{"a: \"abc\n", "1:4: syntax error: found unexpected end of stream"},
+	{"a:\n\tb: c\n", "2:1: syntax error: found character that cannot start any token"},
+	{"key: @foo\n", "1:6: syntax error: found character that cannot start any token"},
+	{"servers:\n  web1: {}\n- x\n", "3:1: syntax error: did not find expected key"},
+}
+
 // TestSyntaxErrorPlace checks that YAML syntax errors point at the faulty character, not at the line the YAML
 // library names (which is sometimes one off).
 func TestSyntaxErrorPlace(t *testing.T) {
-	tests := []struct {
-		yaml string
-		want string
-	}{
-		{"a: b\n  c: d\n", "2:4: syntax error: mapping values are not allowed in this context"},
-		{"a:\n  b: c\n d: e\n", "3:2: syntax error: did not find expected key"},
-		{"a: [1, 2\nb: 3\n", "1:5: syntax error: did not find expected ',' or ']'"},
-		{"a: *x\n", "1:5: syntax error: unknown anchor 'x' referenced"},
-		{"a: \"abc\n", "1:4: syntax error: found unexpected end of stream"},
-		{"a:\n\tb: c\n", "2:1: syntax error: found character that cannot start any token"},
-		{"key: @foo\n", "1:6: syntax error: found character that cannot start any token"},
-		{"servers:\n  web1: {}\n- x\n", "3:1: syntax error: did not find expected key"},
-	}
-	for _, tt := range tests {
+	for _, tt := range syntaxErrorCases {
 		t.Run(tt.want, func(t *testing.T) {
 			_, err := Parse("s.yml", []byte(tt.yaml))
 			var list ErrorList
@@ -697,46 +705,4 @@ func TestCheckBind(t *testing.T) {
 			t.Errorf("%s accepted", b)
 		}
 	}
-}
-
-// FuzzParse: no input makes Parse panic, and every error it returns is placed in the file.
-func FuzzParse(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join("testdata", "*.yml"))
-	for _, file := range files {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data)
-	}
-	f.Add([]byte("a: &a [*a]\n"))
-	f.Add([]byte("a: &a {b: *a}\n"))
-	f.Add([]byte("servers: {w: }\napplications: {a: {server: w, image: a, env: {x: &x [*x, *x]}}}\n"))
-	file := filepath.Join("testdata", "fuzz.yml")
-	f.Fuzz(func(t *testing.T, data []byte) {
-		s, err := Parse(file, data)
-		if err != nil {
-			var list ErrorList
-			if !errors.As(err, &list) {
-				t.Fatalf("error is %T, not ErrorList: %v", err, err)
-			}
-			if s != nil {
-				t.Fatalf("settings returned along with errors")
-			}
-			for _, e := range list {
-				if e.File != file || e.Line < 1 || e.Col < 1 {
-					t.Fatalf("error without a place: %#v", e)
-				}
-				if !strings.HasPrefix(e.Error(), fmt.Sprintf("%s:%d:%d: ", file, e.Line, e.Col)) {
-					t.Fatalf("bad format: %s", e.Error())
-				}
-			}
-			return
-		}
-		for _, list := range [][]*Service{s.Applications, s.Jobs} {
-			for _, svc := range list {
-				RenderEnv(s, svc)
-			}
-		}
-	})
 }

@@ -52,6 +52,12 @@ func (d *decoder) envValue(n *yaml.Node, path string, domains bool, m *svcMeta) 
 			d.errorf(n, path, `domains must be "all" or a list of strings, got %s`, got)
 			return v
 		}
+		if strings.ContainsRune(v.Text, 0) {
+			// The environment reaches the process as C strings: a NUL would cut the value short, or the
+			// container would fail to start.
+			d.errorf(n, path, "value holds a NUL character, which a process environment cannot carry")
+			return v
+		}
 		if v.Tag == "!!str" && strings.HasPrefix(v.Text, "$") && !strings.HasPrefix(v.Text, "$$") {
 			v.Ref = v.Text[1:]
 			m.refs = append(m.refs, envRef{name: v.Ref, node: n, path: path})
@@ -70,8 +76,9 @@ func (d *decoder) envValue(n *yaml.Node, path string, domains bool, m *svcMeta) 
 				case item.ShortTag() != "!!str":
 					d.errorf(item, ip, "expected a string, got %s", describe(item))
 				case item.Value == "" || strings.IndexFunc(item.Value, badDomainRune) >= 0:
-					// DOMAINS is split on spaces and commas by the images that read it.
-					d.errorf(item, ip, "domain %q must be non-empty, without spaces or commas", item.Value)
+					// DOMAINS is split on spaces and commas by the images that read it; a control character
+					// (a NUL above all) cannot reach them.
+					d.errorf(item, ip, "domain %q must be non-empty, without spaces, commas or control characters", item.Value)
 				}
 			}
 			v.List = append(v.List, item.Value)
@@ -91,7 +98,7 @@ func (d *decoder) envValue(n *yaml.Node, path string, domains bool, m *svcMeta) 
 }
 
 func badDomainRune(r rune) bool {
-	return r == ',' || unicode.IsSpace(r)
+	return r == ',' || unicode.IsSpace(r) || unicode.IsControl(r)
 }
 
 // toJSON writes a list or mapping as compact JSON, mapping keys in file order.

@@ -1,7 +1,10 @@
 package config
 
 import (
+	"errors"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/robfig/cron/v3"
 )
@@ -10,18 +13,18 @@ import (
 // the URL, or the ext:: transport, which runs a command.
 func checkGitURL(u string) string {
 	switch {
+	case strings.ContainsAny(u, "\n\r\x00"):
+		return "git value contains a control character"
 	case strings.HasPrefix(u, "-"):
 		return "git " + quoteRedacted(u) + " looks like an option, not a repository"
 	case strings.HasPrefix(strings.ToLower(u), "ext::"), strings.Contains(strings.ToLower(u), "::") && !strings.Contains(u, "://"):
 		return "git " + quoteRedacted(u) + ": the ext:: and other remote-helper transports are refused"
-	case strings.ContainsAny(u, "\n\r\x00"):
-		return "git value contains a control character"
 	}
 	return ""
 }
 
 func quoteRedacted(u string) string {
-	return `"` + RedactURL(u) + `"`
+	return strconv.Quote(RedactURL(u))
 }
 
 // RedactURL hides the password or token of a URL's user info, so that it can be logged and shown in plans:
@@ -52,5 +55,10 @@ var scheduleParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Mo
 
 // ParseSchedule parses a cron spec of the settings.
 func ParseSchedule(spec string) (cron.Schedule, error) {
+	if strings.IndexFunc(spec, unicode.IsControl) >= 0 {
+		// The cron parser repeats a faulty field as is in its error, and a control character has no place
+		// in a schedule anyway.
+		return nil, errors.New("a schedule holds no control characters")
+	}
 	return scheduleParser.Parse(spec)
 }

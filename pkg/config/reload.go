@@ -187,7 +187,7 @@ func (d *decoder) checkReloads(m *svcMeta) {
 		}
 		r.rule.Target = target
 		if line, dup := seen[r.rule.Watch()]; dup {
-			d.errorf(r.watch, joinPath(r.path, "watch"), "%s is watched twice (first at line %d)", r.rule.Watch(), line)
+			d.errorf(r.watch, joinPath(r.path, "watch"), "%s is watched twice (first at line %d)", shown(r.rule.Watch()), line)
 			continue
 		}
 		seen[r.rule.Watch()] = r.watch.Line

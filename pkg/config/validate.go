@@ -207,7 +207,10 @@ func (d *decoder) checkLinkCycles(s *Settings) {
 				visit(l.val)
 			case active:
 				i := slices.Index(stack, l.val)
-				cycle := append(slices.Clone(stack[i:]), l.val)
+				var cycle []string
+				for _, name := range append(slices.Clone(stack[i:]), l.val) {
+					cycle = append(cycle, shown(name))
+				}
 				d.errorf(l.node, l.path, "link cycle: %s", strings.Join(cycle, " -> "))
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
@@ -256,10 +257,20 @@ func isNull(n *yaml.Node) bool {
 }
 
 func joinPath(path, key string) string {
+	key = shown(key)
 	if path == "" {
 		return key
 	}
 	return path + "." + key
+}
+
+// shown is a name from the file as a message shows it: as written, or quoted when it holds a character that
+// is not printable (a line break, a NUL), so that one problem stays on one line of output.
+func shown(name string) string {
+	if strings.IndexFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return strconv.Quote(name)
+	}
+	return name
 }
 
 func indexPath(path string, i int) string {
