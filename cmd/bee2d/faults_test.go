@@ -1,0 +1,382 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bee2d/bee2d/internal/testdocker"
+)
+
+// Fault tests: each injects one fault into a real engine, file system or process and asserts what bee2d
+// promises when it happens.
+
+var (
+	binaryOnce sync.Once
+	binaryPath string
+	binaryErr  error
+)
+
+// bee2dBinary builds bee2d once for the tests that need a process of its own (to kill it).
+func bee2dBinary(t *testing.T) string {
+	t.Helper()
+	binaryOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "bee2d-bin")
+		if err != nil {
+			binaryErr = err
+			return
+		}
+		binaryPath = filepath.Join(dir, "bee2d")
+		if out, err := exec.Command("go", "build", "-o", binaryPath, ".").CombinedOutput(); err != nil {
+			binaryErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binaryErr != nil {
+		t.Fatal(binaryErr)
+	}
+	return binaryPath
+}
+
+// reloadMetric waits until bee2_config_last_reload_successful is want.
+func (st *daemonStack) waitReloadMetric(want float64) {
+	st.t.Helper()
+	st.until(fmt.Sprintf("bee2_config_last_reload_successful = %v", want), func() error {
+		got, ok := metric(st.t, st.listen, "bee2_config_last_reload_successful")
+		if !ok || got != want {
+			return fmt.Errorf("%v (present %v)", got, ok)
+		}
+		return nil
+	})
+}
+
+// A settings file cut in half, emptied or deleted under a running daemon is rejected: the last good
+// settings stay in force (a deleted file does not mean "no applications"), nothing on the engine is
+// touched, the reload metric says 0 and the rejection is logged with the reason. A container removed by
+// hand meanwhile is healed from the last good settings, and restoring the file converges to it.
+func TestDaemonKeepsLastGoodSettings(t *testing.T) {
+	st := newDaemonStack(t)
+	port := freePort(t)
+	web := func(greeting string) app { return app{name: "web", env: []string{"greeting: " + greeting}, port: port} }
+	worker := app{name: "worker", env: []string{"index: 1"}}
+	st.write(st.settings(web("v0"), worker))
+	st.start()
+	before := st.waitConverged()
+
+	for i, c := range []struct {
+		name  string
+		fault func(good string)
+		why   string // in the logged error
+	}{
+		// Cut mid-line inside the applications: a writer that died half-way through.
+		{"truncated", func(good string) { st.write(good[:strings.Index(good, "    image:")+len("    ima")]) }, "settings.yml:"},
+		{"emptied", func(string) { st.write("") }, "empty settings file"},
+		{"deleted", func(string) {
+			if err := os.Remove(st.file); err != nil {
+				t.Fatal(err)
+			}
+		}, "no such file or directory"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			good := st.settings(web(fmt.Sprintf("v%d", i)), worker)
+			rejected := len(logged(st.logs.String(), "settings rejected, keeping the last good settings"))
+			st.proxy.Requests()
+			c.fault(good)
+			st.waitReloadMetric(0)
+			entries := logged(st.logs.String(), "settings rejected, keeping the last good settings")
+			if len(entries) != rejected+1 {
+				t.Fatalf("%d rejections logged, want %d", len(entries), rejected+1)
+			}
+			if e := entries[len(entries)-1]; !strings.Contains(fmt.Sprint(e["error"]), c.why) || e["file"] != st.file {
+				t.Errorf("rejection logged as %v; want the file and %q", e, c.why)
+			}
+			if w := testdocker.Writes(st.proxy.Requests()); len(w) > 0 {
+				t.Errorf("the daemon made write calls after the settings were %s: %v", c.name, w)
+			}
+			if now := st.containers(); !sameContainers(before, now) {
+				t.Errorf("containers changed: %v -> %v", before, now)
+			}
+
+			// The last good settings are in force: a container removed by hand comes back as they say,
+			// and nothing else is removed.
+			if err := st.cli.RemoveContainer(t.Context(), before[st.name("worker")].ID); err != nil {
+				t.Fatal(err)
+			}
+			st.until("worker healed from the last good settings", func() error {
+				c, ok := st.containers()[st.name("worker")]
+				if !ok || !c.Running() || c.ID == before[st.name("worker")].ID {
+					return errors.New("not back")
+				}
+				return nil
+			})
+			for _, w := range testdocker.Writes(st.proxy.Requests()) {
+				if strings.HasPrefix(w, "DELETE ") {
+					t.Errorf("the daemon removed something while the settings were %s: %s", c.name, w)
+				}
+			}
+			if got := st.containers()[st.name("web")].ID; got != before[st.name("web")].ID {
+				t.Error("web was replaced while the settings were bad")
+			}
+
+			st.write(good)
+			st.waitReloadMetric(1)
+			before = st.waitConverged()
+			st.waitEnv(port, "GREETING", fmt.Sprintf("v%d", i))
+		})
+	}
+}
+
+// A cut event stream is reconnected; while it is down the daemon looks at the server at each reconnect
+// attempt (events may have been missed), so a container removed while no events flow comes back, and
+// once the stream is back, removals are healed through it again (the resync is an hour away).
+func TestDaemonEventStreamCut(t *testing.T) {
+	st := newDaemonStack(t)
+	st.write(st.settings(app{name: "web"}, app{name: "worker"}))
+	st.start()
+	before := st.waitConverged()
+	st.until("an event stream open", func() error {
+		if st.proxy.EventStreams() == 0 {
+			return errors.New("none")
+		}
+		return nil
+	})
+
+	st.proxy.Requests()
+	st.proxy.CutEvents()
+	// The daemon notices and tries again, and is refused.
+	st.until("the daemon refused a new event stream", func() error {
+		for _, r := range st.proxy.Requests() {
+			if r == "GET /events" {
+				return nil
+			}
+		}
+		return errors.New("no attempt yet")
+	})
+	if len(logged(st.logs.String(), "event stream broken, reconnecting")) == 0 {
+		t.Error("the broken stream was not logged")
+	}
+	web := st.name("web")
+	if err := st.cli.RemoveContainer(t.Context(), before[web].ID); err != nil {
+		t.Fatal(err)
+	}
+	after := st.waitConverged()
+	if after[web].ID == before[web].ID {
+		t.Fatal("web was not replaced")
+	}
+	if st.proxy.EventStreams() != 0 {
+		t.Fatal("an event stream got through the cut")
+	}
+
+	st.proxy.RestoreEvents()
+	st.until("the event stream back", func() error {
+		if st.proxy.EventStreams() == 0 {
+			return errors.New("none")
+		}
+		return nil
+	})
+	if err := st.cli.RemoveContainer(t.Context(), after[web].ID); err != nil {
+		t.Fatal(err)
+	}
+	healed := st.waitConverged()
+	if healed[web].ID == after[web].ID {
+		t.Fatal("web was not replaced")
+	}
+	if healed[st.name("worker")].ID != before[st.name("worker")].ID {
+		t.Error("worker was touched")
+	}
+}
+
+// killStack is one application with a named volume and a published port on the machine's engine, reached
+// through a proxy that can hold calls, for killing bee2d at a chosen point of a recreate.
+type killStack struct {
+	*daemonStack
+	volume string
+	port   int
+	bin    string
+}
+
+func newKillStack(t *testing.T) *killStack {
+	t.Helper()
+	st := newDaemonStack(t)
+	ks := &killStack{daemonStack: st, volume: st.prefix + "-data", port: freePort(t), bin: bee2dBinary(t)}
+	testdocker.Cleanup(t, st.cli, st.prefix, ks.volume)
+	return ks
+}
+
+// settings asks for web with greeting, the volume mounted at /data.
+func (ks *killStack) settings(greeting string) string {
+	return fmt.Sprintf(`servers:
+  local: {docker: {host: %q}}
+docker:
+  prefix: %s
+applications:
+  web:
+    server: local
+    image: %s
+    env: {greeting: %s, port: %d}
+    ports: [%d]
+    volumes: ["%s:/data"]
+`, ks.proxy.Host, ks.prefix, ks.image, greeting, ks.port, ks.port, ks.volume)
+}
+
+// file reads /data/PATH through the running web container.
+func (ks *killStack) volumeFile(path string) (string, error) {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/file/data/%s", ks.port, path))
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%d %s", resp.StatusCode, b)
+	}
+	return string(b), err
+}
+
+// killAt runs bee2d with args as a process of its own, waits until the proxy holds its first call that
+// matches method and path, and kills it with SIGKILL while that call is held: bee2d dies just before the
+// engine hears of it. It returns the call held.
+func (ks *killStack) killAt(method, path string, args ...string) string {
+	t := ks.t
+	t.Helper()
+	hold := ks.proxy.Hold(method, path)
+	defer ks.proxy.Release(hold)
+	cmd := exec.Command(ks.bin, args...)
+	cmd.Stdout, cmd.Stderr = ks.logs, ks.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var held string
+	select {
+	case held = <-hold.Held():
+	case err := <-exited:
+		t.Fatalf("bee2d %v exited (%v) before calling %s %s", args, err, method, path)
+	case <-time.After(eventually):
+		cmd.Process.Kill()
+		t.Fatalf("bee2d %v never called %s %s", args, method, path)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var ee *exec.ExitError
+	if err := <-exited; !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("bee2d did not die of SIGKILL: %v", err)
+	}
+	return held
+}
+
+// SIGKILL at each step of a recreate (stop, rename aside, create, start, remove the old one), by a one-shot
+// apply, by the daemon and by Bee2's rebuild: the next apply or daemon converges to exactly one container
+// under the final name, removes the container left aside, and the named volume keeps its data.
+func TestKilledDuringRecreate(t *testing.T) {
+	ks := newKillStack(t)
+	ks.write(ks.settings("v0"))
+	if code, out, errOut := bee2dRun(t, "apply", "-c", ks.file); code != 0 {
+		t.Fatalf("apply = %d\n%s%s", code, out, errOut)
+	}
+	ks.waitConverged()
+	ks.waitEnv(ks.port, "GREETING", "v0")
+	req, err := http.NewRequest(http.MethodPut, fmt.Sprintf("http://127.0.0.1:%d/file/data/keep", ks.port), strings.NewReader("precious"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT /file/data/keep: %d", resp.StatusCode)
+	}
+
+	const (
+		rename = "/containers/[^/]+/rename"
+		create = "/containers/create"
+		start  = "/containers/[^/]+/start"
+		remove = "/containers/[^/]+"
+	)
+	daemon := []string{"daemon", "--listen", "", "--resync", "1h", "--log-format", "json"}
+	n := 0
+	for _, c := range []struct {
+		name, method, path string
+		// cmd is the command killed; the settings change first unless it rebuilds.
+		cmd []string
+		// then, the command that must converge afterwards: apply, or else the daemon.
+		apply bool
+		// left is what the kill leaves: the final name's state ("" for missing) and whether a container
+		// is aside.
+		left  string
+		aside bool
+	}{
+		{"apply after stop", http.MethodPost, rename, []string{"apply"}, true, "exited", false},
+		{"apply after rename", http.MethodPost, create, []string{"apply"}, true, "", true},
+		{"apply after create", http.MethodPost, start, []string{"apply"}, true, "created", true},
+		{"apply after start", http.MethodDelete, remove, []string{"apply"}, true, "running", true},
+		{"daemon after stop", http.MethodPost, rename, daemon, false, "exited", false},
+		{"daemon after rename", http.MethodPost, create, daemon, false, "", true},
+		{"daemon after create", http.MethodPost, start, daemon, false, "created", true},
+		{"rebuild after rename", http.MethodPost, create, []string{"-d", "local:rebuild:web"}, true, "", true},
+		{"rebuild after create", http.MethodPost, start, []string{"-d", "local:rebuild:web"}, false, "created", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			old := ks.containers()[ks.name("web")]
+			greeting := fmt.Sprintf("v%d", n)
+			if c.cmd[0] != "-d" {
+				n++
+				greeting = fmt.Sprintf("v%d", n)
+				ks.write(ks.settings(greeting))
+			}
+			held := ks.killAt(c.method, c.path, append(slices.Clone(c.cmd), "-c", ks.file)...)
+			if c.method == http.MethodDelete && !strings.Contains(held, old.ID) {
+				t.Fatalf("held %s; want the removal of the old container %s", held, old.ID[:12])
+			}
+
+			// The kill landed where it should: the engine shows the step half done.
+			var aside []string
+			final := ""
+			for name, ct := range ks.containers() {
+				switch {
+				case name == ks.name("web"):
+					final = ct.State
+				case strings.HasPrefix(name, ks.name("web")+"-bee2d-old-"):
+					aside = append(aside, name)
+				default:
+					t.Errorf("unexpected container %s", name)
+				}
+			}
+			if final != c.left || (len(aside) == 1) != c.aside || len(aside) > 1 {
+				t.Fatalf("after the kill: %s is %q, aside %v; want %q, aside %v", ks.name("web"), final, aside, c.left, c.aside)
+			}
+
+			if c.apply {
+				if code, out, errOut := bee2dRun(t, "apply", "-c", ks.file); code != 0 {
+					t.Fatalf("apply after the kill = %d\n%s%s", code, out, errOut)
+				}
+			} else {
+				runDaemon(t, ks.file)
+			}
+			now := ks.waitConverged()
+			if len(now) != 1 {
+				t.Errorf("containers: %v", keys(now))
+			}
+			if now[ks.name("web")].ID == old.ID {
+				t.Error("web was not replaced")
+			}
+			ks.waitEnv(ks.port, "GREETING", greeting)
+			if got, err := ks.volumeFile("keep"); err != nil || got != "precious" {
+				t.Errorf("the volume's file reads %q, %v; want \"precious\"", got, err)
+			}
+		})
+	}
+}
