@@ -277,9 +277,20 @@ func (ks *killStack) killAt(method, path string, args ...string) string {
 }
 
 // SIGKILL at each step of a recreate (stop, rename aside, create, start, remove the old one), by a one-shot
-// apply, by the daemon and by Bee2's rebuild: the next apply or daemon converges to exactly one container
-// under the final name, removes the container left aside, and the named volume keeps its data.
+// apply, by the daemon and by Bee2's rebuild: the next apply, daemon or Bee2 build converges to exactly one
+// container under the final name, removes the container left aside, and the named volume keeps its data.
 func TestKilledDuringRecreate(t *testing.T) {
+	const (
+		rename = "/containers/[^/]+/rename"
+		create = "/containers/create"
+		start  = "/containers/[^/]+/start"
+		remove = "/containers/[^/]+"
+	)
+	daemon := []string{"daemon", "--listen", "", "--resync", "1h", "--log-format", "json"}
+	rebuild := []string{"-d", "local:rebuild:web"}
+
+	// One stack for all the cases, one after the other: each starts from the converged state the one
+	// before left (cases in parallel only make a loaded engine slower).
 	ks := newKillStack(t)
 	ks.write(ks.settings("v0"))
 	if code, out, errOut := bee2dRun(t, "apply", "-c", ks.file); code != 0 {
@@ -299,44 +310,32 @@ func TestKilledDuringRecreate(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("PUT /file/data/keep: %d", resp.StatusCode)
 	}
-
-	const (
-		rename = "/containers/[^/]+/rename"
-		create = "/containers/create"
-		start  = "/containers/[^/]+/start"
-		remove = "/containers/[^/]+"
-	)
-	daemon := []string{"daemon", "--listen", "", "--resync", "1h", "--log-format", "json"}
-	n := 0
+	version := 0
 	for _, c := range []struct {
 		name, method, path string
 		// cmd is the command killed; the settings change first unless it rebuilds.
 		cmd []string
-		// then, the command that must converge afterwards: apply, or else the daemon.
-		apply bool
+		// then is what must converge afterwards: apply, daemon, or Bee2's build.
+		then string
 		// left is what the kill leaves: the final name's state ("" for missing) and whether a container
 		// is aside.
 		left  string
 		aside bool
 	}{
-		{"apply after stop", http.MethodPost, rename, []string{"apply"}, true, "exited", false},
-		{"apply after rename", http.MethodPost, create, []string{"apply"}, true, "", true},
-		{"apply after create", http.MethodPost, start, []string{"apply"}, true, "created", true},
-		{"apply after start", http.MethodDelete, remove, []string{"apply"}, true, "running", true},
-		{"daemon after stop", http.MethodPost, rename, daemon, false, "exited", false},
-		{"daemon after rename", http.MethodPost, create, daemon, false, "", true},
-		{"daemon after create", http.MethodPost, start, daemon, false, "created", true},
-		{"rebuild after rename", http.MethodPost, create, []string{"-d", "local:rebuild:web"}, true, "", true},
-		{"rebuild after create", http.MethodPost, start, []string{"-d", "local:rebuild:web"}, false, "created", true},
+		{"apply after stop", http.MethodPost, rename, []string{"apply"}, "daemon", "exited", false},
+		{"apply after rename", http.MethodPost, create, []string{"apply"}, "apply", "", true},
+		{"apply after create", http.MethodPost, start, []string{"apply"}, "apply", "created", true},
+		{"apply after start", http.MethodDelete, remove, []string{"apply"}, "daemon", "running", true},
+		{"daemon after rename", http.MethodPost, create, daemon, "daemon", "", true},
+		{"rebuild after create", http.MethodPost, start, rebuild, "build", "created", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			old := ks.containers()[ks.name("web")]
-			greeting := fmt.Sprintf("v%d", n)
 			if c.cmd[0] != "-d" {
-				n++
-				greeting = fmt.Sprintf("v%d", n)
-				ks.write(ks.settings(greeting))
+				version++
+				ks.write(ks.settings(fmt.Sprintf("v%d", version)))
 			}
+			greeting := fmt.Sprintf("v%d", version)
 			held := ks.killAt(c.method, c.path, append(slices.Clone(c.cmd), "-c", ks.file)...)
 			if c.method == http.MethodDelete && !strings.Contains(held, old.ID) {
 				t.Fatalf("held %s; want the removal of the old container %s", held, old.ID[:12])
@@ -359,11 +358,16 @@ func TestKilledDuringRecreate(t *testing.T) {
 				t.Fatalf("after the kill: %s is %q, aside %v; want %q, aside %v", ks.name("web"), final, aside, c.left, c.aside)
 			}
 
-			if c.apply {
+			switch c.then {
+			case "apply":
 				if code, out, errOut := bee2dRun(t, "apply", "-c", ks.file); code != 0 {
 					t.Fatalf("apply after the kill = %d\n%s%s", code, out, errOut)
 				}
-			} else {
+			case "build":
+				if code, out, errOut := bee2dRun(t, "-c", ks.file, "-d", "local:build"); code != 0 {
+					t.Fatalf("-d local:build after the kill = %d\n%s%s", code, out, errOut)
+				}
+			case "daemon":
 				runDaemon(t, ks.file)
 			}
 			now := ks.waitConverged()

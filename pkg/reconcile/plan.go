@@ -153,9 +153,14 @@ func Diff(d *Desired, snap *Snapshot, opt Options) *Plan {
 	}
 	p.Actions = append(p.Actions, containerActions...)
 
-	// What an interrupted recreate left behind goes once its replacement is planned or in place.
-	if opt.Mode == Converge {
+	// What an interrupted recreate left behind goes once its replacement is planned or in place. Bee2's
+	// build and rebuild finish it too: a rebuild killed half-way is typically followed by another build,
+	// and the container aside is bee2d's own, never the user's.
+	if opt.Mode != RunJobs {
 		for _, c := range live.leftovers {
+			if opt.Only != "" && c.Labels[LabelName] != opt.Only {
+				continue
+			}
 			p.Actions = append(p.Actions, Action{Op: OpRemoveContainer, Resource: c.Name, Cause: "left over from an interrupted recreate of " + c.Labels[LabelName], Live: c})
 		}
 	}
@@ -234,6 +239,11 @@ func diffApps(d *Desired, live liveState, opt Options, p *Plan) []Action {
 			continue
 		}
 		if opt.Mode == CreateMissing {
+			// Created but never started is a create that was interrupted (a crash between the two calls),
+			// not a container someone stopped: Bee2's build finishes it.
+			if lc.State == "created" {
+				out = append(out, Action{Op: OpStartContainer, Resource: c.Name, Cause: "created but never started", Live: lc})
+			}
 			continue
 		}
 		if cause, blocked := changed(lc, c); blocked {

@@ -221,6 +221,30 @@ func TestDiffGolden(t *testing.T) {
 			snapshot: func(s *Snapshot) { s.Containers = []dockerx.Container{*find(s, "bee2-app-front")} },
 			opt:      Options{Mode: CreateMissing},
 		},
+		{
+			// A rebuild killed after it created static's new container and before it started it: the next
+			// build starts it and removes what the rebuild left aside; front, stopped by hand, stays stopped.
+			name: "build-finishes-an-interrupted-rebuild", live: base, want: base,
+			snapshot: func(s *Snapshot) {
+				c := find(s, "bee2-app-static")
+				left := *c
+				left.ID, left.Name, left.State = "0ld", "bee2-app-static-bee2d-old-0ld", "exited"
+				c.State = "created"
+				find(s, "bee2-app-front").State = "exited"
+				s.Containers = append(s.Containers, left)
+			},
+			opt: Options{Mode: CreateMissing},
+		},
+		{
+			// Rebuilding front leaves static's leftover to a build of static or of everything.
+			name: "rebuild-one-leaves-other-leftovers", live: base, want: base,
+			snapshot: func(s *Snapshot) {
+				left := *find(s, "bee2-app-static")
+				left.ID, left.Name, left.State = "0ld", "bee2-app-static-bee2d-old-0ld", "exited"
+				s.Containers = append(s.Containers, left)
+			},
+			opt: Options{Mode: CreateMissing, Only: "front", Rebuild: true},
+		},
 		{name: "rebuild-one", live: base, want: base, opt: Options{Mode: CreateMissing, Only: "static", Rebuild: true}},
 		{name: "rebuild-all", live: base, want: base, opt: Options{Mode: CreateMissing, Rebuild: true}},
 		{
