@@ -384,3 +384,107 @@ func TestKilledDuringRecreate(t *testing.T) {
 		})
 	}
 }
+
+// engineStack is a daemonStack on an engine of the test's own, which the test can stop and start again,
+// reached through a proxy that can hold calls so that the engine stops at a known point of a converge.
+func engineStack(t *testing.T) (*daemonStack, *testdocker.Engine) {
+	t.Helper()
+	e := testdocker.StartEngine(t, nil)
+	cli := e.Client(t)
+	st := &daemonStack{t: t, cli: cli, image: testdocker.Sleeper(t, cli), prefix: testdocker.UniquePrefix(t),
+		proxy: testdocker.StartProxyTo(t, e.Host), file: filepath.Join(t.TempDir(), "settings.yml"), logs: &lockedBuffer{}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", st.logs.String())
+		}
+	})
+	return st, e
+}
+
+// noAside fails the test if a container of the stack is left under a name that is not its final one.
+func (st *daemonStack) noAside() {
+	st.t.Helper()
+	want := st.desired()
+	for name := range st.containers() {
+		if _, ok := want[name]; !ok {
+			st.t.Errorf("container %s left over", name)
+		}
+	}
+}
+
+// The engine stops in the middle of a converge, by a one-shot apply (between creating containers and
+// starting them) and by the daemon (in the middle of a dozen recreates, the old containers renamed aside):
+// the apply fails, the daemon says the server is down; once the engine is back, the next apply and the
+// daemon converge to one container per application under its final name, nothing left aside.
+func TestEngineRestartMidConverge(t *testing.T) {
+	st, engine := engineStack(t)
+	apps := func(gen int) []app {
+		var out []app
+		for i := range 12 {
+			out = append(out, app{name: fmt.Sprintf("a%02d", i), env: []string{fmt.Sprintf("index: %d", i), fmt.Sprintf("gen: %d", gen)}})
+		}
+		return out
+	}
+	st.write(st.settings(apps(1)...))
+
+	t.Run("apply", func(t *testing.T) {
+		st.t = t
+		hold := st.proxy.Hold(http.MethodPost, "/containers/[^/]+/start")
+		done := make(chan int, 1)
+		var out, errOut strings.Builder
+		go func() { done <- run(t.Context(), []string{"apply", "-c", st.file}, &out, &errOut) }()
+		select {
+		case <-hold.Held():
+		case <-time.After(eventually):
+			t.Fatal("apply never started a container")
+		}
+		if err := engine.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		st.proxy.Release(hold)
+		if code := <-done; code != exitError {
+			t.Fatalf("apply with the engine stopped = %d, want %d\n%s%s", code, exitError, out.String(), errOut.String())
+		}
+		if err := engine.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if code, out, errOut := bee2dRun(t, "apply", "-c", st.file); code != 0 {
+			t.Fatalf("apply once the engine is back = %d\n%s%s", code, out, errOut)
+		}
+		if err := st.converged(); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("daemon", func(t *testing.T) {
+		st.t = t
+		st.write(st.settings(apps(2)...))
+		hold := st.proxy.Hold(http.MethodPost, "/containers/create")
+		// Not ready until its first pass is done, which the hold keeps from ending.
+		st.listen, st.logs = runDaemon(t, st.file)
+		up := func(want float64) func() error {
+			return func() error {
+				if v, ok := metric(t, st.listen, `bee2_server_up{server="local"}`); !ok || v != want {
+					return fmt.Errorf("bee2_server_up = %v (present %v)", v, ok)
+				}
+				return nil
+			}
+		}
+		select {
+		case <-hold.Held():
+		case <-time.After(eventually):
+			t.Fatal("the daemon never created a container")
+		}
+		if err := engine.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		st.proxy.Release(hold)
+		st.until("bee2_server_up 0 while the engine is stopped", up(0))
+		if err := engine.Start(); err != nil {
+			t.Fatal(err)
+		}
+		st.waitConverged()
+		st.until("bee2_server_up 1 once the engine is back", up(1))
+		st.noAside()
+	})
+}

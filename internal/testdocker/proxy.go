@@ -69,6 +69,17 @@ func StartProxyTo(t testing.TB, host string) *Proxy {
 			},
 		},
 		FlushInterval: -1,
+		// An engine that is down ends the connection, as a dead engine's socket or host would, rather
+		// than answer 502 as a live gateway would.
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					conn.Close()
+					return
+				}
+			}
+			http.Error(w, err.Error(), http.StatusBadGateway)
+		},
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := apiVersion.ReplaceAllString(r.URL.Path, "")
