@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/bee2d/bee2d/internal/testdocker"
+	"github.com/bee2d/bee2d/pkg/backup"
 )
 
 // Fault tests: each injects one fault into a real engine, file system or process and asserts what bee2d
@@ -487,4 +488,157 @@ func TestEngineRestartMidConverge(t *testing.T) {
 		st.until("bee2_server_up 1 once the engine is back", up(1))
 		st.noAside()
 	})
+}
+
+// needRoot skips a test that needs root and a tool, or fails it under CI=true.
+func needRoot(t *testing.T, tools ...string) {
+	t.Helper()
+	why := ""
+	if os.Geteuid() != 0 {
+		why = "needs root"
+	}
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			why = tool + " not found"
+		}
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s (CI is set)", why)
+	}
+	t.Skip(why)
+}
+
+// A scheduled backup in the daemon into a storage directory that is full, then read-only: the failure is
+// logged naming the directory and why, counted on /metrics, the older archive stays whole, no partial file
+// is left, the application stopped for the backup runs again, the daemon goes on converging, and it does
+// not retry the backup at every pass (which would stop the application each time).
+func TestDaemonBackupStorageFaults(t *testing.T) {
+	needRoot(t, "mount", "umount")
+	st := newStack(t)
+	storage := filepath.Join(st.dir, "backups")
+	if err := os.MkdirAll(storage, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", storage).CombinedOutput(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("mount a tmpfs (CI is set): %v: %s", err, out)
+		}
+		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", storage).Run() })
+	st.write(strings.Replace(st.read(), "  prefix: "+st.prefix, "  prefix: "+st.prefix+`
+  backup:
+    local:
+      storage_dir: `+storage+`
+      volumes: [`+st.volume+`]
+      schedule: "@every 1s"
+      compression: zstd
+      stop: [static]`, 1))
+	st.mustApply()
+	if code, out, errOut := bee2dRun(t, "backup", "-c", st.settings, "local"); code != 0 {
+		t.Fatalf("backup = %d\n%s%s", code, out, errOut)
+	}
+	dir := filepath.Join(storage, "local")
+	older, err := backup.List(dir)
+	if err != nil || len(older) != 1 {
+		t.Fatalf("archives %v, %v", older, err)
+	}
+	files := func() []string {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	want := files()
+
+	for _, c := range []struct {
+		name  string
+		fault func()
+		why   string
+	}{
+		{"full", func() {
+			// Fill the file system: a file of zeros until it says no.
+			f, err := os.Create(filepath.Join(storage, "filler"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			buf := make([]byte, 64<<10)
+			for {
+				if _, err := f.Write(buf); err != nil {
+					if !errors.Is(err, syscall.ENOSPC) {
+						t.Fatal(err)
+					}
+					break
+				}
+			}
+		}, "storage directory " + dir + " is full"},
+		{"read-only", func() {
+			if err := os.Remove(filepath.Join(storage, "filler")); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command("mount", "-o", "remount,ro", storage).CombinedOutput(); err != nil {
+				t.Fatalf("remount read-only: %v: %s", err, out)
+			}
+			t.Cleanup(func() { exec.Command("mount", "-o", "remount,rw", storage).Run() })
+		}, "storage directory " + dir + " is read-only"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.fault()
+			addr, logs := runDaemon(t, st.settings)
+			failures := func() float64 {
+				v, _ := metric(t, addr, `bee2_backup_runs_total{result="failure",server="local"}`)
+				return v
+			}
+			waitUntil(t, "a failed scheduled backup", func() bool { return failures() >= 1 })
+			failed := 0
+			for _, line := range strings.Split(logs.String(), "\n") {
+				if strings.Contains(line, "scheduled backup failed") {
+					failed++
+					if !strings.Contains(line, c.why) {
+						t.Errorf("logged as %s; want %q", line, c.why)
+					}
+				}
+			}
+			if failed == 0 {
+				t.Errorf("no failure logged:\n%s", logs)
+			}
+			waitUntil(t, "static runs again after the failed backup", func() bool {
+				return st.containers()[st.name("static")].Running()
+			})
+			// A pass after the failure (a container to heal) converges and does not try the backup again.
+			front := st.containers()[st.name("front")]
+			if err := st.cli.RemoveContainer(t.Context(), front.ID); err != nil {
+				t.Fatal(err)
+			}
+			waitUntil(t, "front healed", func() bool {
+				c := st.containers()[st.name("front")]
+				return c.ID != front.ID && c.Running()
+			})
+			if n := failures(); n != 1 {
+				t.Errorf("%v failed backups; want 1: a failed backup is retried after a delay, not at each pass", n)
+			}
+			if v, _ := metric(t, addr, `bee2_backup_runs_total{result="success",server="local"}`); v != 0 {
+				t.Errorf("%v successful backups", v)
+			}
+			if got := files(); !slices.Equal(got, want) {
+				t.Errorf("storage directory holds %v; want %v (no partial file)", got, want)
+			}
+			list, err := backup.List(dir)
+			if err != nil || len(list) != 1 || list[0].Name != older[0].Name {
+				t.Fatalf("archives %v, %v", list, err)
+			}
+			if _, err := backup.Verify(list[0], nil); err != nil {
+				t.Errorf("the older archive: %v", err)
+			}
+		})
+	}
 }

@@ -58,7 +58,10 @@ func Run(ctx context.Context, eng Engine, s *config.Settings, server string, opt
 	log := opts.log().With(zap.String("server", server))
 	unlock, err := lockDir(dir)
 	if err != nil {
-		return res, err
+		if errors.Is(err, ErrBusy) {
+			return res, err
+		}
+		return res, storageError(dir, err)
 	}
 	defer unlock()
 	if res.Leftovers, err = removeLeftovers(dir); err != nil {
@@ -432,8 +435,14 @@ func (t *transfer) archiveEndpoint(ctx context.Context) (*helperResult, error) {
 	return r, nil
 }
 
-// storageError says plainly when the storage directory is full.
+// storageError says plainly when the storage directory is full or cannot be written.
 func storageError(dir string, err error) error {
+	if errors.Is(err, syscall.EROFS) {
+		return fmt.Errorf("storage directory %s is read-only: %w", dir, err)
+	}
+	if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
+		return fmt.Errorf("storage directory %s is not writable: %w", dir, err)
+	}
 	if errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), "no space left on device") {
 		return fmt.Errorf("storage directory %s is full: %w", dir, err)
 	}

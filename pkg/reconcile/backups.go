@@ -11,6 +11,12 @@ import (
 	"github.com/bee2d/bee2d/pkg/config"
 )
 
+// A failed scheduled backup is tried again after a delay that doubles with each failure in a row.
+const (
+	backupRetryMin = time.Minute
+	backupRetryMax = time.Hour
+)
+
 // runDueBackup takes the server's scheduled backup when it is due, as a task of the server's pass. The
 // backup's own lock makes an overlapping run (a `bee2d backup` started by hand) a skip, which is counted.
 // It returns when the next one is due, zero for none.
@@ -25,6 +31,14 @@ func (w *worker) runDueBackup(ctx context.Context, log *zap.Logger, s *config.Se
 		return time.Time{}
 	}
 	w.initBackupMetrics(s)
+	w.mu.Lock()
+	retry := w.backupRetry
+	w.mu.Unlock()
+	if retry.After(next) {
+		// The schedule follows the newest archive, so after a failure it says "due" at every pass; a pass
+		// comes with any container event, and each attempt stops the applications listed in stop.
+		next = retry
+	}
 	if now.Before(next) {
 		return next
 	}
@@ -44,13 +58,20 @@ func (w *worker) runDueBackup(ctx context.Context, log *zap.Logger, s *config.Se
 		}
 		return now.Add(time.Minute)
 	case err != nil:
-		w.backupLog(log, "scheduled backup failed", err)
+		w.mu.Lock()
+		w.backupFailures++
+		wait := min(backupRetryMin<<min(w.backupFailures-1, 10), backupRetryMax)
+		w.backupRetry = w.d.now().Add(wait)
+		w.mu.Unlock()
+		log.Error("scheduled backup failed", zap.Error(err), zap.Duration("retry_in", wait))
 		if m != nil {
 			m.BackupRun(w.server, 0, w.d.now().Sub(start), err, w.d.now())
 		}
-		// Retry with the server's back-off rather than at once.
-		return w.d.now().Add(time.Minute)
+		return w.backupRetry
 	}
+	w.mu.Lock()
+	w.backupFailures, w.backupRetry = 0, time.Time{}
+	w.mu.Unlock()
 	log.Info("scheduled backup done", zap.String("archive", res.Archive.Name), zap.Int64("bytes", res.Archive.Size),
 		zap.Duration("took", res.Took), zap.Int("pruned", len(res.Pruned)))
 	if m != nil {

@@ -42,8 +42,11 @@ type worker struct {
 	// backupNext is when the scheduled backup is due next; backupInit seeds its metrics once.
 	backupNext time.Time
 	backupInit sync.Once
-	insecure   sync.Once   // the plain-TCP warning, once per start
-	reloads    *reloadTask // the reload rules' state (reloads.go)
+	// backupRetry is when a failed scheduled backup may be tried again; backupFailures counts those in a row.
+	backupRetry    time.Time
+	backupFailures int
+	insecure       sync.Once   // the plain-TCP warning, once per start
+	reloads        *reloadTask // the reload rules' state (reloads.go)
 
 	// connPrefix is the prefix the event stream of conn filters on.
 	connPrefix string
