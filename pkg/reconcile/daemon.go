@@ -55,6 +55,9 @@ type Daemon struct {
 	Ready func()
 	// Version is bee2d's, written into backup manifests.
 	Version string
+	// RetryMax caps the back-off of a failing server and of its event stream's reconnects; one minute
+	// when zero.
+	RetryMax time.Duration
 
 	mu        sync.Mutex
 	settings  *config.Settings
@@ -69,10 +72,14 @@ type Daemon struct {
 	wg         sync.WaitGroup
 }
 
-// Backoff bounds for failing servers and crash-looping containers.
+// Backoff bounds. A server that cannot be reached, or whose event stream broke, is tried again at least
+// every RetryMax (default retryMaxDefault): an engine back after an outage of any length is converged within
+// about a minute. A container that keeps failing to start waits up to crashBackoffMax, as it would only fail
+// again.
 const (
-	backoffMin = time.Second
-	backoffMax = 5 * time.Minute
+	backoffMin      = time.Second
+	retryMaxDefault = time.Minute
+	crashBackoffMax = 5 * time.Minute
 )
 
 func (d *Daemon) now() time.Time {
@@ -80,6 +87,13 @@ func (d *Daemon) now() time.Time {
 		return d.Now()
 	}
 	return time.Now()
+}
+
+func (d *Daemon) retryMax() time.Duration {
+	if d.RetryMax > 0 {
+		return d.RetryMax
+	}
+	return retryMaxDefault
 }
 
 func (d *Daemon) log() *zap.Logger {

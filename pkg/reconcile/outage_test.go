@@ -176,10 +176,13 @@ func TestDaemonServerOutage(t *testing.T) {
 	o.clients = map[string]*dockerx.Client{"web1": main, "web2": o.web2.Client(t), "web3": web3.Client(t)}
 	o.write("1")
 
-	core, logs := observer.New(zapcore.InfoLevel)
+	core, logs := observer.New(zapcore.DebugLevel)
 	o.logs = logs
+	// A short cap, so that the outage outlasts it within the test; the default is a minute.
+	const retryMax = 3 * time.Second
 	o.d = &Daemon{Path: o.path, Log: zap.New(core), Metrics: metrics.New(), Resync: time.Second,
-		Debounce: 50 * time.Millisecond, Parallel: 4, StopTimeout: 2 * time.Second, Grace: 10 * time.Second}
+		Debounce: 50 * time.Millisecond, Parallel: 4, StopTimeout: 2 * time.Second, Grace: 10 * time.Second,
+		RetryMax: retryMax}
 	if err := o.d.LoadInitial(); err != nil {
 		t.Fatal(err)
 	}
@@ -221,13 +224,38 @@ func TestDaemonServerOutage(t *testing.T) {
 	if up, _ := o.serverUp("web2"); up != 0 {
 		t.Errorf("bee2_server_up{server=web2} = %v while its engine is stopped", up)
 	}
-	// Let web2 fail a few passes, so that "logged once" means something.
-	o.waitFor("web2 to fail three passes", time.Minute, func() bool { return o.failures("web2") >= 3 })
+	// Let web2 fail passes until its back-off has reached the cap and stayed there (1s, 2s, then 3s twice),
+	// so that "logged once" means something too.
+	o.waitFor("web2 to fail five passes", 2*time.Minute, func() bool { return o.failures("web2") >= 5 })
+	var retries []time.Duration
+	for _, e := range o.logs.FilterField(zap.String("server", "web2")).All() {
+		if e.Message == "server pass failing" || e.Message == "server pass still failing" {
+			retries = append(retries, e.ContextMap()["retry_in"].(time.Duration))
+		}
+	}
+	atCap := 0
+	for _, r := range retries {
+		if r > retryMax {
+			t.Errorf("web2 retried in %v, beyond the cap %v", r, retryMax)
+		}
+		if r == retryMax {
+			atCap++
+		}
+	}
+	if atCap < 2 {
+		t.Errorf("web2's back-off did not stay at its cap: %v", retries)
+	}
 
 	if err := o.web2.Start(); err != nil {
 		t.Fatal(err)
 	}
+	failedBefore := o.count("server pass still failing", "web2")
 	o.waitFor("web2 converged after its engine came back", 2*time.Minute, func() bool { return o.converged("web2", "2") })
+	// Recovered by the first pass after the engine was back, within one capped back-off: at most the pass
+	// in flight while it started failed.
+	if n := o.count("server pass still failing", "web2") - failedBefore; n > 1 {
+		t.Errorf("web2 failed %d passes after its engine was back; want at most the one in flight\n%s", n, o.logText())
+	}
 
 	if n := o.count("server pass failing", "web2"); n != 1 {
 		t.Errorf("web2's outage logged %d times at error level, want once\n%s", n, o.logText())

@@ -143,7 +143,7 @@ func (w *worker) step() {
 	var actionsFailed actionErrors
 	if err != nil && !errors.As(err, &actionsFailed) {
 		w.failures++
-		backoff := min(backoffMin<<min(w.failures-1, 20), backoffMax)
+		backoff := min(backoffMin<<min(w.failures-1, 20), w.d.retryMax())
 		w.notBefore = w.d.now().Add(backoff)
 		if w.failures == 1 { // also after failing actions: an outage is news of its own
 			log.Error("server pass failing", zap.Error(err), zap.Duration("retry_in", backoff))
@@ -469,7 +469,7 @@ func (w *worker) watchEvents(ctx context.Context, conn Conn, prefix string) {
 			return
 		case <-t.C:
 		}
-		backoff = min(backoff*2, backoffMax)
+		backoff = min(backoff*2, w.d.retryMax())
 	}
 }
 
@@ -587,7 +587,7 @@ func (w *worker) noteResult(a Action, err error) {
 		cs.hash = a.Container.Hash
 	}
 	cs.streak++
-	backoff := min(backoffMin<<min(cs.streak-1, 20), backoffMax)
+	backoff := min(backoffMin<<min(cs.streak-1, 20), crashBackoffMax)
 	cs.holdUntil = w.d.now().Add(backoff)
 	time.AfterFunc(backoff, w.kick)
 }
