@@ -22,6 +22,11 @@ func TestDaemonTakesScheduledBackups(t *testing.T) {
       stop: [static]`, 1)
 	st.write(yml)
 	addr, logs := runDaemon(t, st.settings)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", logs)
+		}
+	})
 
 	waitUntil(t, "two scheduled backups", func() bool {
 		v, _ := metric(t, addr, `bee2_backup_runs_total{result="success",server="local"}`)
