@@ -274,6 +274,12 @@ func (ks *killStack) killAt(method, path string, args ...string) string {
 	if err := <-exited; !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("bee2d did not die of SIGKILL: %v", err)
 	}
+	// Released before the proxy has seen the connection close, the call would still reach the engine.
+	select {
+	case <-hold.Dropped():
+	case <-time.After(eventually):
+		t.Fatalf("the proxy never saw bee2d's connection close during %s", held)
+	}
 	return held
 }
 

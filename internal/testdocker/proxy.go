@@ -1,7 +1,9 @@
 package testdocker
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -94,6 +96,15 @@ func StartProxyTo(t testing.TB, host string) *Proxy {
 			}
 		}
 		p.mu.Unlock()
+		if hold != nil && r.Body != nil {
+			// The server notices a client that goes away only once the request's body is read: read it
+			// before holding, and send the copy on.
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
 		if hold != nil && !hold.wait(r.Context(), req) {
 			// The client went away while held: the engine never hears of the call, as if the client had
 			// died just before making it.
@@ -170,10 +181,10 @@ func (p *Proxy) EventStreams() int {
 type Hold struct {
 	method string
 	path   *regexp.Regexp
-	// held receives each request held, as "METHOD /path".
-	held     chan string
-	released chan struct{}
-	once     sync.Once
+	// held receives each request held, as "METHOD /path"; dropped each one whose client went away.
+	held, dropped chan string
+	released      chan struct{}
+	once          sync.Once
 }
 
 // Hold makes the proxy keep every request with this method whose path (without the API version) matches
@@ -181,7 +192,7 @@ type Hold struct {
 // held request whose client goes away is dropped: the engine never sees it.
 func (p *Proxy) Hold(method, pathPattern string) *Hold {
 	h := &Hold{method: method, path: regexp.MustCompile("^(?:" + pathPattern + ")$"),
-		held: make(chan string, 100), released: make(chan struct{})}
+		held: make(chan string, 100), dropped: make(chan string, 100), released: make(chan struct{})}
 	p.mu.Lock()
 	p.holds = append(p.holds, h)
 	p.mu.Unlock()
@@ -190,6 +201,11 @@ func (p *Proxy) Hold(method, pathPattern string) *Hold {
 
 // Held receives each request as it is held, as "METHOD /path".
 func (h *Hold) Held() <-chan string { return h.held }
+
+// Dropped receives each held request whose client went away, which the engine will never see. A test
+// that kills a client waits for it before Release: until the proxy has noticed, Release would still let
+// the request through.
+func (h *Hold) Dropped() <-chan string { return h.dropped }
 
 // Release lets the held requests and any later match go on to the engine.
 func (p *Proxy) Release(h *Hold) {
@@ -215,6 +231,10 @@ func (h *Hold) wait(ctx context.Context, req string) bool {
 	case <-h.released:
 		return true
 	case <-ctx.Done():
+		select {
+		case h.dropped <- req:
+		default:
+		}
 		return false
 	}
 }
