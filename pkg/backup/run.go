@@ -145,6 +145,13 @@ func Run(ctx context.Context, eng Engine, s *config.Settings, server string, opt
 		return res, err
 	}
 	res.Transfer = out.took
+	// The helper has exited: the engine removes it while the manifest and the archive are made durable.
+	helperGone := make(chan struct{})
+	go func() {
+		defer close(helperGone)
+		t.cleanup(ctx)
+	}()
+	defer func() { <-helperGone }()
 	m := &Manifest{
 		Format:        ManifestFormat,
 		Archive:       final,
