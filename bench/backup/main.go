@@ -47,6 +47,7 @@ type options struct {
 	data    []string // mixed, small
 	comps   []config.Compression
 	cpuProf string
+	tlsOnly bool
 }
 
 // row is one measured operation.
@@ -70,6 +71,7 @@ func main() {
 	fs.IntVar(&opt.files, "files", 20000, "number of small files")
 	fs.IntVar(&opt.rounds, "rounds", 3, "measured rounds; the median is reported")
 	fs.BoolVar(&opt.tls, "tls", false, "also measure a second engine over TCP with mutual TLS")
+	fs.BoolVar(&opt.tlsOnly, "tls-only", false, "measure only the second engine over TCP with mutual TLS (implies -tls)")
 	fs.StringVar(&opt.bee2d, "bee2d", "", "static bee2d binary to use as the helper (default: built from ./cmd/bee2d)")
 	fs.StringVar(&opt.jsonOut, "json", "", "also write the numbers to this file")
 	fs.BoolVar(&opt.keep, "keep", false, "keep the volumes and archives (for a look afterwards)")
@@ -163,12 +165,14 @@ func run(ctx context.Context, opt options) error {
 	if err := local.prepare(ctx, nil); err != nil {
 		return err
 	}
-	r, err := local.measure(ctx)
-	rows = append(rows, r...)
-	if err != nil {
-		return err
+	if !opt.tlsOnly {
+		r, err := local.measure(ctx)
+		rows = append(rows, r...)
+		if err != nil {
+			return err
+		}
 	}
-	if opt.tls {
+	if opt.tls || opt.tlsOnly {
 		remote, err := startTLSEngine(ctx, work, prefix, data, opt)
 		if err != nil {
 			return err
