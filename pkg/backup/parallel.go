@@ -165,8 +165,13 @@ func (p *parallelWriter) Close() error {
 
 // zstdBlocks compresses blocks as zstd frames at zstd's default level (3).
 func zstdBlocks(w io.Writer) (*parallelWriter, error) {
+	return zstdBlocksLevel(w, zstd.SpeedDefault)
+}
+
+// zstdBlocksLevel compresses blocks as zstd frames at level.
+func zstdBlocksLevel(w io.Writer, level zstd.EncoderLevel) (*parallelWriter, error) {
 	workers := runtime.GOMAXPROCS(0)
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(workers),
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(workers),
 		zstd.WithLowerEncoderMem(false))
 	if err != nil {
 		return nil, err
