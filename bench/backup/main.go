@@ -22,6 +22,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -43,6 +44,10 @@ type options struct {
 	bee2d   string
 	jsonOut string
 	keep    bool
+	data    []string // mixed, small
+	comps   []config.Compression
+	cpuProf string
+	tlsOnly bool
 }
 
 // row is one measured operation.
@@ -66,14 +71,22 @@ func main() {
 	fs.IntVar(&opt.files, "files", 20000, "number of small files")
 	fs.IntVar(&opt.rounds, "rounds", 3, "measured rounds; the median is reported")
 	fs.BoolVar(&opt.tls, "tls", false, "also measure a second engine over TCP with mutual TLS")
+	fs.BoolVar(&opt.tlsOnly, "tls-only", false, "measure only the second engine over TCP with mutual TLS (implies -tls)")
 	fs.StringVar(&opt.bee2d, "bee2d", "", "static bee2d binary to use as the helper (default: built from ./cmd/bee2d)")
 	fs.StringVar(&opt.jsonOut, "json", "", "also write the numbers to this file")
 	fs.BoolVar(&opt.keep, "keep", false, "keep the volumes and archives (for a look afterwards)")
+	data := fs.String("data", "mixed,small", "data sets to measure: mixed, small")
+	comps := fs.String("compression", "none,zstd,gzip", "compressions to measure")
+	fs.StringVar(&opt.cpuProf, "cpuprofile", "", "write a CPU profile of this process (bee2d's admin side: stream, restore's check) to this file")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}
 		os.Exit(2)
+	}
+	opt.data = strings.Split(*data, ",")
+	for _, c := range strings.Split(*comps, ",") {
+		opt.comps = append(opt.comps, config.Compression(c))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -87,10 +100,25 @@ func run(ctx context.Context, opt options) error {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root: it writes into volumes directly")
 	}
-	for _, tool := range []string{"tar", "zstd", "pigz"} {
+	var missing []string
+	for _, tool := range []string{"tar", "zstd", "pigz", "bash", "sync"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s not found (Debian: apt-get install zstd pigz)", tool)
+			missing = append(missing, tool)
 		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing host tools: %s (Debian: apt-get install tar zstd pigz bash coreutils)", strings.Join(missing, ", "))
+	}
+	if opt.cpuProf != "" {
+		f, err := os.Create(opt.cpuProf)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	work, err := os.MkdirTemp("/var/tmp", "bee2d-bench-backup-")
 	if err != nil {
@@ -119,19 +147,32 @@ func run(ctx context.Context, opt options) error {
 	}
 	defer cli.Close()
 	prefix := fmt.Sprintf("b2bk%06x", rand.IntN(1<<24))
-	data := []string{prefix + "-mixed", prefix + "-small"}
+	var data []string
+	for _, d := range opt.data {
+		if d != "mixed" && d != "small" {
+			return fmt.Errorf("-data: unknown data set %q (mixed, small)", d)
+		}
+		data = append(data, prefix+"-"+d)
+	}
+	for _, c := range opt.comps {
+		if _, ok := pipelines[c]; !ok {
+			return fmt.Errorf("-compression: unknown compression %q (none, zstd, gzip)", c)
+		}
+	}
 	var rows []row
 	local := &engine{name: "local", cli: cli, prefix: prefix, vols: data, work: filepath.Join(work, "local"), shm: filepath.Join(shm, "local"), opt: opt}
 	defer local.cleanup(ctx)
 	if err := local.prepare(ctx, nil); err != nil {
 		return err
 	}
-	r, err := local.measure(ctx)
-	rows = append(rows, r...)
-	if err != nil {
-		return err
+	if !opt.tlsOnly {
+		r, err := local.measure(ctx)
+		rows = append(rows, r...)
+		if err != nil {
+			return err
+		}
 	}
-	if opt.tls {
+	if opt.tls || opt.tlsOnly {
 		remote, err := startTLSEngine(ctx, work, prefix, data, opt)
 		if err != nil {
 			return err
@@ -288,7 +329,7 @@ func (e *engine) measure(ctx context.Context) ([]row, error) {
 		if _, err := timeShell(ctx, fmt.Sprintf(pipelines[config.CompressionNone].floor, src)); err != nil {
 			return rows, err
 		}
-		for _, comp := range []config.Compression{config.CompressionNone, config.CompressionZstd, config.CompressionGzip} {
+		for _, comp := range e.opt.comps {
 			r, err := e.measureOne(ctx, vol, label, src, mb, comp)
 			rows = append(rows, r...)
 			if err != nil {
@@ -315,7 +356,23 @@ func (e *engine) measureOne(ctx context.Context, vol, label, src string, mb floa
 	sizes := map[string]int64{}
 	var archive backup.Archive
 	var method backup.Method
+	host := func(key, script string) error {
+		sec, err := timeShell(ctx, script)
+		if err != nil {
+			return err
+		}
+		t[key] = append(t[key], sec)
+		if fi, err := os.Stat(hostFile); err == nil {
+			sizes[key] = fi.Size()
+		}
+		os.Remove(hostFile)
+		return nil
+	}
 	bee := func(key string, s *config.Settings, m backup.Method) error {
+		if key == "disk" && archive.Path != "" {
+			os.Remove(archive.Path)
+			os.Remove(archive.Path + ".json")
+		}
 		start := time.Now()
 		res, err := backup.Run(ctx, e.cli, s, "web1", backup.Options{Helper: e.opt.bee2d, Method: m, Version: "bench"})
 		if err != nil {
@@ -332,83 +389,107 @@ func (e *engine) measureOne(ctx context.Context, vol, label, src string, mb floa
 		os.Remove(res.Archive.Path + ".json")
 		return nil
 	}
-	for range e.opt.rounds {
-		for _, step := range []struct{ key, script string }{
-			{"floor", fmt.Sprintf(p.floor, src)},
-			{"file", fmt.Sprintf(p.file, src, hostFile)},
-		} {
-			sec, err := timeShell(ctx, step.script)
-			if err != nil {
+	steps := []func() error{
+		func() error { return host("floor", fmt.Sprintf(p.floor, src)) },
+		func() error { return bee("memory", inMemory, backup.MethodAuto) },
+	}
+	if e.host == "" {
+		steps = append(steps, func() error { return bee("memory stream", inMemory, backup.MethodStream) })
+	}
+	steps = append(steps,
+		func() error { return host("file", fmt.Sprintf(p.file, src, hostFile)) },
+		func() error { return bee("disk", onDisk, backup.MethodAuto) })
+	for round := range e.opt.rounds {
+		// Each of bee2d's runs sits next to its peer, and every other round runs in the reverse order, so
+		// that a change of load on the machine during a round touches both sides of a ratio alike.
+		order := slices.Clone(steps)
+		if round%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, step := range order {
+			if err := step(); err != nil {
 				return rows, err
 			}
-			t[step.key] = append(t[step.key], sec)
-			os.Remove(hostFile)
-		}
-		if err := bee("memory", inMemory, backup.MethodAuto); err != nil {
-			return rows, err
-		}
-		if e.host == "" {
-			if err := bee("memory stream", inMemory, backup.MethodStream); err != nil {
-				return rows, err
-			}
-		}
-		if archive.Path != "" {
-			os.Remove(archive.Path)
-			os.Remove(archive.Path + ".json")
-		}
-		if err := bee("disk", onDisk, backup.MethodAuto); err != nil {
-			return rows, err
 		}
 	}
-	add := func(r row, peer *row) row {
+	add := func(r row, key, peer string) {
 		r.Engine, r.Data, r.Comp = e.name, label, string(comp)
+		r.Seconds = median(t[key])
 		r.MBps = mb / r.Seconds
-		if peer != nil {
-			r.Ratio = r.MBps / peer.MBps
+		if peer != "" {
+			r.Ratio = pairedRatio(t[peer], t[key])
 		}
 		rows = append(rows, r)
-		return r
 	}
 	what := "bee2d " + string(method)
-	floor := add(row{Op: "backup", What: p.name + " > /dev/null", Seconds: median(t["floor"])}, nil)
-	add(row{Op: "backup", What: what + ", storage in memory", Seconds: median(t["memory"]), Size: sizes["memory"]}, &floor)
-	add(row{Op: "backup", What: "  of which the helper's run", Seconds: median(t["memory transfer"])}, &floor)
+	add(row{Op: "backup", What: p.name + " > /dev/null"}, "floor", "")
+	add(row{Op: "backup", What: what + ", storage in memory", Size: sizes["memory"]}, "memory", "floor")
+	add(row{Op: "backup", What: "  of which the helper's run"}, "memory transfer", "floor")
 	if e.host == "" {
-		add(row{Op: "backup", What: "bee2d helper-stream, storage in memory", Seconds: median(t["memory stream"])}, &floor)
-		add(row{Op: "backup", What: "  of which the helper's run", Seconds: median(t["memory stream transfer"])}, &floor)
+		add(row{Op: "backup", What: "bee2d helper-stream, storage in memory"}, "memory stream", "floor")
+		add(row{Op: "backup", What: "  of which the helper's run"}, "memory stream transfer", "floor")
 	}
-	file := add(row{Op: "backup", What: p.name + " > file; sync", Seconds: median(t["file"])}, nil)
-	add(row{Op: "backup", What: what + ", storage on disk", Seconds: median(t["disk"]), Size: sizes["disk"]}, &file)
+	add(row{Op: "backup", What: p.name + " > file; sync", Size: sizes["file"]}, "file", "")
+	add(row{Op: "backup", What: what + ", storage on disk", Size: sizes["disk"]}, "disk", "file")
 	fmt.Fprintf(os.Stderr, "%s %s %s backup: floor %.2fs, bee2d in memory %.2fs (helper %.2fs); file+sync %.2fs, bee2d on disk %.2fs\n",
 		e.name, label, comp, median(t["floor"]), median(t["memory"]), median(t["memory transfer"]), median(t["file"]), median(t["disk"]))
 
 	// Restores: the host extracts the same archive into an empty directory on the volumes' file system.
 	scratch := filepath.Join(filepath.Dir(src), "bench-extract")
-	for range e.opt.rounds {
-		os.RemoveAll(scratch)
-		os.MkdirAll(scratch, 0o755)
-		sec, err := timeShell(ctx, fmt.Sprintf(p.restore, scratch, archive.Path))
-		if err != nil {
-			return rows, err
-		}
-		t["host restore"] = append(t["host restore"], sec)
-		os.RemoveAll(scratch)
-		exec.Command("sync").Run()
-		start := time.Now()
-		rr, err := backup.Restore(ctx, e.cli, onDisk, "web1", backup.RestoreOptions{Options: backup.Options{Helper: e.opt.bee2d}})
-		if err != nil {
-			return rows, fmt.Errorf("%s restore %s %s: %w", e.name, vol, comp, err)
-		}
-		t["restore"] = append(t["restore"], time.Since(start).Seconds())
-		t["restore transfer"] = append(t["restore transfer"], rr.Transfer.Seconds())
-		exec.Command("sync").Run()
+	restores := []func() error{
+		func() error {
+			os.RemoveAll(scratch)
+			os.MkdirAll(scratch, 0o755)
+			sec, err := timeShell(ctx, fmt.Sprintf(p.restore, scratch, archive.Path))
+			if err != nil {
+				return err
+			}
+			t["host restore"] = append(t["host restore"], sec)
+			os.RemoveAll(scratch)
+			exec.Command("sync").Run()
+			return nil
+		},
+		func() error {
+			start := time.Now()
+			rr, err := backup.Restore(ctx, e.cli, onDisk, "web1", backup.RestoreOptions{Options: backup.Options{Helper: e.opt.bee2d}})
+			if err != nil {
+				return fmt.Errorf("%s restore %s %s: %w", e.name, vol, comp, err)
+			}
+			t["restore"] = append(t["restore"], time.Since(start).Seconds())
+			t["restore transfer"] = append(t["restore transfer"], rr.Transfer.Seconds())
+			exec.Command("sync").Run()
+			return nil
+		},
 	}
-	hostR := add(row{Op: "restore", What: p.restoreName + "; sync", Seconds: median(t["host restore"])}, nil)
-	add(row{Op: "restore", What: what, Seconds: median(t["restore"])}, &hostR)
-	add(row{Op: "restore", What: "  of which the helper's run", Seconds: median(t["restore transfer"])}, &hostR)
+	for round := range e.opt.rounds {
+		order := slices.Clone(restores)
+		if round%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, step := range order {
+			if err := step(); err != nil {
+				return rows, err
+			}
+		}
+	}
+	add(row{Op: "restore", What: p.restoreName + "; sync"}, "host restore", "")
+	add(row{Op: "restore", What: what}, "restore", "host restore")
+	add(row{Op: "restore", What: "  of which the helper's run"}, "restore transfer", "host restore")
 	fmt.Fprintf(os.Stderr, "%s %s %s restore: host %.2fs, bee2d %.2fs (helper %.2fs)\n", e.name, label, comp,
 		median(t["host restore"]), median(t["restore"]), median(t["restore transfer"]))
 	return rows, nil
+}
+
+// pairedRatio is the median over rounds of bee2d's throughput over its peer's in the same round (the peer's
+// time over bee2d's): rounds seconds apart share the machine's load, rounds minutes apart may not.
+func pairedRatio(peer, bee []float64) float64 {
+	var r []float64
+	for i := range min(len(peer), len(bee)) {
+		if bee[i] > 0 {
+			r = append(r, peer[i]/bee[i])
+		}
+	}
+	return median(r)
 }
 
 func timeShell(ctx context.Context, script string) (float64, error) {
@@ -432,7 +513,8 @@ func median(xs []float64) float64 {
 func report(rows []row, opt options) {
 	fmt.Printf("\nbee2d backup benchmark: %d MiB mixed, %d small files, median of %d rounds, %d CPUs, %s/%s\n",
 		opt.sizeMiB, opt.files, opt.rounds, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
-	fmt.Println("MB/s counts the files' content (10^6 bytes); ratio = bee2d's MB/s over the host pipeline's above it.")
+	fmt.Println("MB/s counts the files' content (10^6 bytes) over the median time; ratio = median over the rounds of bee2d's")
+	fmt.Println("MB/s over that of the host pipeline above it, measured next to it in the same round.")
 	fmt.Println("Backups to memory (tmpfs) compare with the pipeline to /dev/null; to disk, with the pipeline to a file and")
 	fmt.Println("a sync. bee2d's time is end to end: the helper container's start and removal, the archive, its fsync and")
 	fmt.Println("manifest; \"of which\" rows are the helper's run alone. Restores check the whole archive first.")

@@ -22,9 +22,12 @@ import (
 // and reported, never a reason to give up; only a failing output is.
 type archiver struct {
 	w io.Writer
-	// cw, when the archive is not compressed, is w itself: file content is read straight into its chunks.
-	cw  *chunkWriter
+	// fw is w itself when w can read file content straight into its own buffers (the chunks of an
+	// uncompressed archive, the blocks to compress of a compressed one): data then crosses user space once.
+	fw  filler
 	buf []byte
+	// hbuf holds the encoding of one header.
+	hbuf bytes.Buffer
 	// links maps a multiply-linked file to the entry name it was first written under.
 	links map[fileID]string
 
@@ -48,9 +51,18 @@ func (a *archiver) volumeStats() []VolumeStats {
 }
 
 func newArchiver(w io.Writer) *archiver {
-	a := &archiver{w: w, buf: make([]byte, 1<<20), links: map[fileID]string{}}
-	a.cw, _ = w.(*chunkWriter)
+	a := &archiver{w: w, links: map[fileID]string{}}
+	a.fw, _ = w.(filler)
+	if a.fw == nil {
+		a.buf = make([]byte, 1<<20)
+	}
 	return a
+}
+
+// filler reads up to n bytes of r into its output, and tells the read error (the input's problem) apart
+// from the write error (the output's).
+type filler interface {
+	fill(r io.Reader, n int64) (read int64, rerr, werr error)
 }
 
 func (a *archiver) problem(vol, rel, format string, args ...any) {
@@ -70,11 +82,11 @@ func (e outputError) Unwrap() error { return e.err }
 // it); the content that follows is written by the archiver itself, so that it can go straight from the file
 // into the output's buffers.
 func (a *archiver) header(h *tar.Header) error {
-	var b bytes.Buffer
-	if err := tar.NewWriter(&b).WriteHeader(h); err != nil {
+	a.hbuf.Reset()
+	if err := tar.NewWriter(&a.hbuf).WriteHeader(h); err != nil {
 		return fmt.Errorf("entry %s: %w", h.Name, err)
 	}
-	return a.write(b.Bytes())
+	return a.write(a.hbuf.Bytes())
 }
 
 func (a *archiver) write(p []byte) error {
@@ -141,20 +153,48 @@ func (a *archiver) dir(st *VolumeStats, vol, dir, rel string) error {
 			return nil
 		}
 	}
-	for _, e := range entries {
+	// Runs of regular files are read ahead; anything else (a directory, whose entries come next in the
+	// archive) ends a run.
+	for i := 0; i < len(entries); {
+		e := entries[i]
 		r := path.Join(rel, e.Name())
 		if rel == "" && reservedName(e.Name()) {
 			a.problem(vol, r, "left over from an interrupted restore: left out")
+			i++
 			continue
 		}
-		p := filepath.Join(dir, e.Name())
-		var err error
-		if e.Type().IsRegular() {
-			// The directory says it is a file: open it at once (file checks what it opened).
-			err = a.file(st, vol, p, r, "volumes/"+vol+"/"+r)
-		} else {
-			err = a.entry(st, vol, p, r)
+		if !e.Type().IsRegular() {
+			if err := a.entry(st, vol, filepath.Join(dir, e.Name()), r); err != nil {
+				return err
+			}
+			i++
+			continue
 		}
+		j := i
+		for j < len(entries) && entries[j].Type().IsRegular() && !(rel == "" && reservedName(entries[j].Name())) {
+			j++
+		}
+		if err := a.regularRun(st, vol, dir, rel, entries[i:j]); err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
+}
+
+// regularRun archives a run of entries the directory says are regular files, read ahead.
+func (a *archiver) regularRun(st *VolumeStats, vol, dir, rel string, run []fs.DirEntry) error {
+	paths := make([]string, len(run))
+	for i, e := range run {
+		paths[i] = filepath.Join(dir, e.Name())
+	}
+	ra := newReadAhead(paths)
+	defer ra.stop()
+	for _, e := range run {
+		r := path.Join(rel, e.Name())
+		o := ra.next()
+		err := a.openedFile(st, vol, r, "volumes/"+vol+"/"+r, o)
+		o.release()
 		if err != nil {
 			return err
 		}
@@ -226,21 +266,22 @@ func (a *archiver) entry(st *VolumeStats, vol, p, rel string) error {
 // file archives one regular file as it is read: the size and times of the open file, its content up to that
 // size. A file that shrinks is padded with zeros; any change while it is read is reported.
 func (a *archiver) file(st *VolumeStats, vol, p, rel, name string) error {
-	f, err := openNoFollow(p)
-	if err != nil {
-		if errors.Is(err, unix.ELOOP) {
+	o := openFile(p, false)
+	defer o.release()
+	return a.openedFile(st, vol, rel, name, &o)
+}
+
+// openedFile archives a file that openFile opened, and maybe read ahead.
+func (a *archiver) openedFile(st *VolumeStats, vol, rel, name string, o *opened) error {
+	if o.err != nil {
+		if errors.Is(o.err, unix.ELOOP) {
 			a.problem(vol, rel, "replaced by a symlink during the backup: left out")
 			return nil
 		}
-		a.unreadable(vol, rel, err)
+		a.unreadable(vol, rel, o.err)
 		return nil
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		a.unreadable(vol, rel, err)
-		return nil
-	}
+	fi := o.fi
 	if !fi.Mode().IsRegular() {
 		a.problem(vol, rel, "replaced during the backup: left out")
 		return nil
@@ -264,9 +305,20 @@ func (a *archiver) file(st *VolumeStats, vol, p, rel, name string) error {
 	if err := a.header(h); err != nil {
 		return err
 	}
-	n, err := a.content(f, h.Size)
-	if err != nil {
-		return err
+	var n int64
+	after := o.after
+	if o.ahead {
+		if err := a.write(o.data); err != nil {
+			return err
+		}
+		n = int64(len(o.data))
+		a.bytes.Add(n)
+	} else {
+		var err error
+		if n, err = a.content(o.f, h.Size); err != nil {
+			return err
+		}
+		after, _ = o.f.Stat()
 	}
 	st.Files++
 	st.Bytes += h.Size
@@ -276,7 +328,7 @@ func (a *archiver) file(st *VolumeStats, vol, p, rel, name string) error {
 			return err
 		}
 		a.problem(vol, rel, "shrank from %d to %d bytes during the backup: padded with zeros", h.Size, n)
-	} else if after, err := f.Stat(); err == nil && (after.Size() != fi.Size() || !after.ModTime().Equal(fi.ModTime())) {
+	} else if after != nil && (after.Size() != fi.Size() || !after.ModTime().Equal(fi.ModTime())) {
 		a.problem(vol, rel, "changed during the backup: archived as read")
 	}
 	return a.zeros(blockPad(h.Size))
@@ -285,8 +337,8 @@ func (a *archiver) file(st *VolumeStats, vol, p, rel, name string) error {
 // content copies up to size bytes of r into the archive and returns how many it could read. A read error
 // ends the copy like an early end of file (the caller reports it); a write error ends the backup.
 func (a *archiver) content(r io.Reader, size int64) (int64, error) {
-	if a.cw != nil {
-		n, _, werr := a.cw.fill(r, size)
+	if a.fw != nil {
+		n, _, werr := a.fw.fill(r, size)
 		a.bytes.Add(n)
 		if werr != nil {
 			return n, outputError{werr}

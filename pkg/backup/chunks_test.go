@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/bee2d/bee2d/pkg/config"
 )
 
@@ -117,5 +119,41 @@ func TestParallelCompressionIsOneStream(t *testing.T) {
 				t.Errorf("%s: %v, equal %v", tc.tool[0], err, bytes.Equal(got, data))
 			}
 		}
+	}
+}
+
+// An uncompressed archive compressed for the attach stream arrives as it was; a stream cut short, even
+// between two frames' worth of data inside one, is an error, never a shorter archive.
+func TestWireCompressionRoundTrip(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	data := make([]byte, 3*compressBlock+999)
+	for i := range data {
+		data[i] = "wire "[i%5]
+		if i%7 == 0 {
+			data[i] = byte(rng.Uint32())
+		}
+	}
+	var wire bytes.Buffer
+	w, err := zstdBlocksLevel(&wire, zstd.SpeedFastest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(data)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	u := newUnwirer(&got)
+	if _, err := u.Write(wire.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Close(); err != nil || !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("whole stream: %v, equal %v", err, bytes.Equal(got.Bytes(), data))
+	}
+	got.Reset()
+	u = newUnwirer(&got)
+	u.Write(wire.Bytes()[:wire.Len()-100])
+	if err := u.Close(); err == nil {
+		t.Fatalf("a cut stream decompressed without error (%d of %d bytes)", got.Len(), len(data))
 	}
 }

@@ -168,6 +168,7 @@ func TestRoundTripOnEngine(t *testing.T) {
 		comp   config.Compression
 	}{
 		{MethodBind, config.CompressionNone},
+		{MethodStream, config.CompressionNone}, // compressed on the wire, stored plain
 		{MethodStream, config.CompressionZstd},
 		{MethodArchive, config.CompressionGzip},
 	}

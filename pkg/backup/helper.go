@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/bee2d/bee2d/pkg/config"
 )
 
@@ -141,12 +143,16 @@ func helperBackup(args []string, stdout io.Writer, ev *events) error {
 	probe := fs.String("probe", "", "NAME:TOKEN of the probe file beside -out")
 	owner := fs.String("chown", "", "UID:GID to give the archive file")
 	at := fs.Int64("time", time.Now().Unix(), "time of the archive's volumes/ entry")
+	wire := fs.String("wire", "none", "zstd: compress an uncompressed archive on its way through stdout (bee2d stores it uncompressed)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	vols := fs.Args()
 	if len(vols) == 0 {
 		return errors.New("helper backup: no volumes")
+	}
+	if *wire != "none" && *wire != "zstd" {
+		return fmt.Errorf("helper backup: unknown wire compression %q", *wire)
 	}
 	var f *os.File
 	var out *chunkWriter
@@ -175,13 +181,21 @@ func helperBackup(args []string, stdout io.Writer, ev *events) error {
 		out = newChunkWriter(stdout, nil)
 	}
 	var w io.Writer = out
-	cw, err := compressor(out, config.Compression(*comp))
+	var cw io.WriteCloser
+	var err error
+	if f == nil && *wire == "zstd" && config.Compression(*comp) == config.CompressionNone {
+		// The attach stream carries a few hundred MB/s at best, less through TLS and a loaded engine:
+		// fewer bytes through it are worth a fast compression here and a decompression in bee2d.
+		cw, err = zstdBlocksLevel(out, zstd.SpeedFastest)
+		if err == nil {
+			w = cw
+		}
+	} else if cw, err = compressor(out, config.Compression(*comp)); err == nil && config.Compression(*comp) != config.CompressionNone {
+		w = cw
+	}
 	if err != nil {
 		out.Close()
 		return err
-	}
-	if config.Compression(*comp) != config.CompressionNone {
-		w = cw
 	}
 	a := newArchiver(w)
 	stop := make(chan struct{})

@@ -1,7 +1,7 @@
 package backup
 
 import (
-	"bytes"
+	"errors"
 	"io"
 	"runtime"
 	"sync"
@@ -122,6 +122,37 @@ func (p *parallelWriter) Write(b []byte) (int, error) {
 	return n, nil
 }
 
+// fill reads up to n bytes of r straight into the blocks to compress, sparing a copy through a buffer of the
+// caller's. It returns how many it read, and the read error (the input's problem) apart from the write error
+// (the output's); an early end of r ends the fill without error.
+func (p *parallelWriter) fill(r io.Reader, n int64) (read int64, rerr, werr error) {
+	for read < n {
+		if err := p.failed(); err != nil {
+			return read, nil, err
+		}
+		src := p.cur.src
+		room := src[len(src):p.block]
+		room = room[:min(int64(len(room)), n-read)]
+		m, err := r.Read(room)
+		p.cur.src = src[:len(src)+m]
+		read += int64(m)
+		if len(p.cur.src) == p.block {
+			p.submit()
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+			if err == nil && m == 0 || err != nil {
+				return read, err, nil
+			}
+		} else if m == 0 {
+			return read, nil, nil
+		}
+	}
+	return read, nil, nil
+}
+
 // Close compresses what is left and waits until every block is written.
 func (p *parallelWriter) Close() error {
 	p.submit() // the block taken after it stays unused
@@ -134,13 +165,23 @@ func (p *parallelWriter) Close() error {
 
 // zstdBlocks compresses blocks as zstd frames at zstd's default level (3).
 func zstdBlocks(w io.Writer) (*parallelWriter, error) {
+	return zstdBlocksLevel(w, zstd.SpeedDefault)
+}
+
+// zstdBlocksLevel compresses blocks as zstd frames at level.
+func zstdBlocksLevel(w io.Writer, level zstd.EncoderLevel) (*parallelWriter, error) {
 	workers := runtime.GOMAXPROCS(0)
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(workers),
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(workers),
 		zstd.WithLowerEncoderMem(false))
 	if err != nil {
 		return nil, err
 	}
 	return newParallelWriter(w, workers, func(dst, src []byte, _ int) ([]byte, error) {
+		// Room for the worst case at once: EncodeAll appends block by block, and growing the slice as it goes
+		// copied more than compressing took.
+		if need := enc.MaxEncodedSize(len(src)); cap(dst) < need {
+			dst = make([]byte, 0, need)
+		}
 		return enc.EncodeAll(src, dst), nil
 	}), nil
 }
@@ -149,25 +190,39 @@ func zstdBlocks(w io.Writer) (*parallelWriter, error) {
 func gzipBlocks(w io.Writer) (*parallelWriter, error) {
 	workers := runtime.GOMAXPROCS(0)
 	writers := make([]*gzip.Writer, workers)
-	bufs := make([]*bytes.Buffer, workers)
+	outs := make([]*appendWriter, workers)
 	for i := range writers {
-		bufs[i] = &bytes.Buffer{}
-		gw, err := gzip.NewWriterLevel(bufs[i], gzipLevel)
+		outs[i] = &appendWriter{}
+		gw, err := gzip.NewWriterLevel(outs[i], gzipLevel)
 		if err != nil {
 			return nil, err
 		}
 		writers[i] = gw
 	}
 	return newParallelWriter(w, workers, func(dst, src []byte, i int) ([]byte, error) {
-		buf, gw := bufs[i], writers[i]
-		buf.Reset()
-		gw.Reset(buf)
+		// The member goes straight into dst, sized for the worst case (stored blocks: 5 bytes per 64 KiB,
+		// and the header and trailer), rather than through a buffer copied after.
+		if need := len(src) + len(src)/(64<<10)*5 + 1024; cap(dst) < need {
+			dst = make([]byte, 0, need)
+		}
+		out, gw := outs[i], writers[i]
+		out.b = dst[:0]
+		gw.Reset(out)
 		if _, err := gw.Write(src); err != nil {
 			return nil, err
 		}
 		if err := gw.Close(); err != nil {
 			return nil, err
 		}
-		return append(dst, buf.Bytes()...), nil
+		dst, out.b = out.b, nil
+		return dst, nil
 	}), nil
+}
+
+// appendWriter appends what is written to b.
+type appendWriter struct{ b []byte }
+
+func (a *appendWriter) Write(p []byte) (int, error) {
+	a.b = append(a.b, p...)
+	return len(p), nil
 }

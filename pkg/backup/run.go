@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -69,9 +70,21 @@ func Run(ctx context.Context, eng Engine, s *config.Settings, server string, opt
 	}
 	prefix := s.Docker.Prefix
 	name := HelperName(prefix, "backup", server)
-	removed, err := removeLeftoverHelper(ctx, eng, prefix, server, name)
-	if err != nil {
-		return res, err
+	// Three independent looks at the engine, at once: on a busy engine each round trip is slow.
+	var (
+		wg                  sync.WaitGroup
+		removed             bool
+		missing             []string
+		h                   helper
+		errRm, errVol, errH error
+	)
+	wg.Add(3)
+	go func() { defer wg.Done(); removed, errRm = removeLeftoverHelper(ctx, eng, prefix, server, name) }()
+	go func() { defer wg.Done(); missing, errVol = missingVolumes(ctx, eng, b.Volumes) }()
+	go func() { defer wg.Done(); h, errH = prepareHelper(ctx, eng, prefix, opts.Helper, opts.BuildOutput) }()
+	wg.Wait()
+	if errRm != nil {
+		return res, errRm
 	}
 	if removed {
 		res.Leftovers = append(res.Leftovers, name)
@@ -79,16 +92,14 @@ func Run(ctx context.Context, eng Engine, s *config.Settings, server string, opt
 	for _, l := range res.Leftovers {
 		log.Warn("removed what an interrupted backup left", zap.String("name", l))
 	}
-	missing, err := missingVolumes(ctx, eng, b.Volumes)
-	if err != nil {
-		return res, err
+	if errVol != nil {
+		return res, errVol
 	}
 	if len(missing) > 0 {
 		return res, fmt.Errorf("volumes missing on %s: %s", server, strings.Join(missing, ", "))
 	}
-	h, err := prepareHelper(ctx, eng, prefix, opts.Helper, opts.BuildOutput)
-	if err != nil {
-		return res, fmt.Errorf("helper image: %w", err)
+	if errH != nil {
+		return res, fmt.Errorf("helper image: %w", errH)
 	}
 	method, err := firstMethod(opts.Method, h, eng.Host())
 	if err != nil {
@@ -148,6 +159,13 @@ func Run(ctx context.Context, eng Engine, s *config.Settings, server string, opt
 		return res, err
 	}
 	res.Transfer = out.took
+	// The helper has exited: the engine removes it while the manifest and the archive are made durable.
+	helperGone := make(chan struct{})
+	go func() {
+		defer close(helperGone)
+		t.cleanup(ctx)
+	}()
+	defer func() { <-helperGone }()
 	m := &Manifest{
 		Format:        ManifestFormat,
 		Archive:       final,
@@ -291,6 +309,10 @@ func (t *transfer) create(ctx context.Context, method Method, fallback bool) (Me
 		args = append(args, "--out", "/out/"+t.tmp, "--probe", t.probe+":"+hex.EncodeToString(token),
 			"--chown", strconv.Itoa(os.Getuid())+":"+strconv.Itoa(os.Getgid()))
 		spec.Mounts = append(spec.Mounts, dockerx.HelperMount{Source: t.dir, Target: "/out"})
+	case MethodStream:
+		if t.comp == config.CompressionNone {
+			args = append(args, "--wire", "zstd")
+		}
 	}
 	spec.Cmd = append(args, t.vols...)
 	if method == MethodArchive {
@@ -373,7 +395,20 @@ func (t *transfer) stream(ctx context.Context) (*helperResult, error) {
 	defer f.Close()
 	cw := newChunkWriter(f, sha256.New())
 	ev := &helperEvents{progress: t.progress}
-	code, err := t.eng.RunHelper(ctx, t.id, nil, cw, ev)
+	var stdout io.Writer = cw
+	var unwire *unwirer
+	if t.comp == config.CompressionNone {
+		// The helper compressed the plain archive for the stream (create's --wire): what is stored and
+		// hashed is the archive itself.
+		unwire = newUnwirer(cw)
+		stdout = unwire
+	}
+	code, err := t.eng.RunHelper(ctx, t.id, nil, stdout, ev)
+	if unwire != nil {
+		if uerr := unwire.Close(); err == nil && code == 0 {
+			err = uerr
+		}
+	}
 	if cerr := cw.Close(); err == nil {
 		err = cerr
 	}
@@ -395,6 +430,44 @@ func (t *transfer) stream(ctx context.Context) (*helperResult, error) {
 	r := ev.result
 	r.SHA256, r.Size = hex.EncodeToString(cw.h.Sum(nil)), cw.Size()
 	return r, nil
+}
+
+// unwirer decompresses the zstd stream written into it (the helper's --wire) into w, on a goroutine of its
+// own, so that receiving and decompressing overlap.
+type unwirer struct {
+	pw   *io.PipeWriter
+	done chan error
+}
+
+func newUnwirer(w io.Writer) *unwirer {
+	pr, pw := io.Pipe()
+	u := &unwirer{pw: pw, done: make(chan error, 1)}
+	go func() {
+		err := func() error {
+			dec, err := decompressor(pr, config.CompressionZstd)
+			if err != nil {
+				return err
+			}
+			defer dec.Close()
+			_, err = io.CopyBuffer(onlyWriter{w}, dec, make([]byte, 1<<20))
+			return err
+		}()
+		// A failing decompression (or output) stops the sender too.
+		pr.CloseWithError(err)
+		u.done <- err
+	}()
+	return u
+}
+
+func (u *unwirer) Write(p []byte) (int, error) { return u.pw.Write(p) }
+
+// Close ends the stream and returns the decompression's error: a stream cut short is one.
+func (u *unwirer) Close() error {
+	u.pw.Close()
+	if err := <-u.done; err != nil {
+		return fmt.Errorf("decompress the helper's stream: %w", err)
+	}
+	return nil
 }
 
 // archiveEndpoint: the helper container, created and never started, mounts the volumes, and the engine's

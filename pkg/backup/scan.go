@@ -55,6 +55,8 @@ func scan(r io.Reader, name string, comp config.Compression, visit func(entry, i
 	tr := tar.NewReader(tail)
 	c := newChecker(name)
 	last := ""
+	// Content nobody visits is skipped in large reads (io.Discard alone would read it 8 KiB at a time).
+	skip := make([]byte, 1<<20)
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -72,7 +74,7 @@ func scan(r io.Reader, name string, comp config.Compression, visit func(entry, i
 				return Summary{}, err
 			}
 		}
-		if _, err := io.Copy(io.Discard, tr); err != nil {
+		if _, err := io.CopyBuffer(onlyWriter{io.Discard}, tr, skip); err != nil {
 			return Summary{}, &TruncatedError{Archive: name, After: last, Err: err}
 		}
 		last = h.Name
@@ -115,7 +117,8 @@ type hashingReader struct {
 func newHashingReader(r io.Reader) *hashingReader {
 	h := &hashingReader{r: r, h: sha256.New(), ch: make(chan []byte, 4), free: make(chan []byte, 5), done: make(chan struct{})}
 	for range 5 {
-		h.free <- make([]byte, 0, 256<<10)
+		// As large as the reads above it (scan's 1 MiB): a larger read would allocate a new buffer.
+		h.free <- make([]byte, 0, 1<<20)
 	}
 	go func() {
 		defer close(h.done)
