@@ -13,7 +13,7 @@ FUZZTIME  ?= 30s
 EXAMPLES := static:Static front:Front
 
 .DEFAULT_GOAL := help
-.PHONY: help build examples run apply test fuzz e2e vet fmt bench compose clean down
+.PHONY: help build examples run apply test fuzz e2e soak vet fmt bench compose clean down
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z0-9-]*:.*## / {printf "  %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -61,6 +61,13 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s), one after another
 
 e2e: ## only the front-end stack end to end: HAProxy, CertBot and nginx with Pebble, renewal reloaded
 	$(GO) test -count=1 -timeout 30m -run TestFrontEnd -v ./e2e/
+
+# The same test as in `make test`, long and with 100 applications: SOAK=30m or SOAK_APPS=200 for more.
+# BEE2D_SOAK_REPORT=FILE keeps the summary line, BEE2D_SOAK_LOG=FILE the daemon's log.
+SOAK      ?= 10m
+SOAK_APPS ?= 100
+soak: ## the daemon on 100 apps for 10m (SOAK_APPS, SOAK) while containers are killed and removed at random
+	BEE2D_SOAK=$(SOAK) BEE2D_SOAK_APPS=$(SOAK_APPS) $(GO) test -count=1 -timeout 60m -run '^TestDaemonSoak$$' -v ./cmd/bee2d/
 
 vet: ## go vet ./...
 	$(GO) vet ./...

@@ -680,10 +680,7 @@ func TestDaemonMetrics(t *testing.T) {
 // left half-made under its final name, and the next start converges the rest.
 func TestDaemonSIGTERMDuringConverge(t *testing.T) {
 	st := newDaemonStack(t)
-	bin := filepath.Join(t.TempDir(), "bee2d")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBee2d(t)
 	const n = 12
 	var apps []app
 	for i := range n {
@@ -778,6 +775,20 @@ func TestDaemonSIGTERMDuringConverge(t *testing.T) {
 	if err := st.converged(); err != nil {
 		t.Errorf("after the second run: %v", err)
 	}
+}
+
+// buildBee2d compiles this command into a temporary directory, for tests that need the daemon as a
+// process of its own: signals, exit codes, or its own memory and goroutines on /metrics.
+func buildBee2d(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "bee2d")
+	// Static, as `make build` makes it.
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // metricSet is a parsed Prometheus text exposition.

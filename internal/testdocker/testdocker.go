@@ -6,9 +6,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +23,13 @@ const NamePrefix = "bee2dt-"
 
 // cleanupTimeout bounds the removals at the end of a test; they run after the test's context is cancelled.
 const cleanupTimeout = 2 * time.Minute
+
+// Cleanup removes cleanupParallel containers at once, and gives each cleanupPerContainer on top of
+// cleanupTimeout.
+const (
+	cleanupParallel     = 8
+	cleanupPerContainer = 3 * time.Second
+)
 
 // Require returns a client for the local engine (DOCKER_HOST, else the default socket), closed when the test
 // ends. Without an engine the test is skipped, except under CI=true, where it fails: CI must never pass by
@@ -73,9 +82,9 @@ func Cleanup(t testing.TB, cli *dockerx.Client, prefix string, volumes ...string
 		t.Fatalf("testdocker.Cleanup: prefix %q does not come from UniquePrefix", prefix)
 	}
 	t.Cleanup(func() {
+		removeByPrefix(t, cli, prefix)
 		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 		defer cancel()
-		removeByPrefix(ctx, t, cli, prefix)
 		for _, v := range volumes {
 			if err := cli.RemoveVolume(ctx, v); err != nil && !dockerx.IsNotFound(err) {
 				t.Errorf("cleanup: %v", err)
@@ -84,19 +93,36 @@ func Cleanup(t testing.TB, cli *dockerx.Client, prefix string, volumes ...string
 	})
 }
 
-func removeByPrefix(ctx context.Context, t testing.TB, cli *dockerx.Client, prefix string) {
+func removeByPrefix(t testing.TB, cli *dockerx.Client, prefix string) {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
 	containers, err := cli.ListContainers(ctx)
 	if err != nil {
 		t.Errorf("cleanup: %v", err)
 		return
 	}
+	var mine []string
 	for _, c := range containers {
 		if strings.HasPrefix(c.Name, prefix) {
-			if err := removeContainer(ctx, cli, c.ID); err != nil {
-				t.Errorf("cleanup: %v", err)
-			}
+			mine = append(mine, c.ID)
 		}
 	}
+	// A hundred containers on a loaded engine (a second or more each, whatever the parallelism) did not
+	// all go within cleanupTimeout: the removals get time for each on top of it, and run several at once.
+	rctx, rcancel := context.WithTimeout(context.Background(), cleanupTimeout+time.Duration(len(mine))*cleanupPerContainer)
+	defer rcancel()
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, cleanupParallel)
+	for _, id := range mine {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			if err := removeContainer(rctx, cli, id); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
+		})
+	}
+	wg.Wait()
 	networks, err := cli.ListNetworks(ctx)
 	if err != nil {
 		t.Errorf("cleanup: %v", err)
@@ -129,6 +155,11 @@ func removeByPrefix(ctx context.Context, t testing.TB, cli *dockerx.Client, pref
 // under test removing the same container) is waited for rather than reported.
 func removeContainer(ctx context.Context, cli *dockerx.Client, id string) error {
 	err := cli.RemoveContainer(ctx, id)
+	// A call that outlived its own deadline on a loaded engine may have removed the container, or still be
+	// removing it: ask again while the cleanup has time.
+	for err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		err = cli.RemoveContainer(ctx, id)
+	}
 	if err == nil || dockerx.IsNotFound(err) {
 		return nil
 	}

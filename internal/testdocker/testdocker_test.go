@@ -2,10 +2,20 @@ package testdocker_test
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/bee2d/bee2d/internal/testdocker"
+	"github.com/bee2d/bee2d/pkg/dockerx"
 )
 
 // Without Main, an image belongs to the test that built it and goes when that test ends.
@@ -31,4 +41,106 @@ func TestUniquePrefix(t *testing.T) {
 	if a == b || !strings.HasPrefix(a, testdocker.NamePrefix) || strings.ToLower(a) != a {
 		t.Errorf("prefixes %q, %q", a, b)
 	}
+}
+
+// Cleanup removes every container of its prefix, several at a time: the engine is reached through a
+// proxy that holds each container removal until a second one is in flight, so removals one by one would
+// each wait out the hold and the peak would stay at one.
+func TestCleanupRemovesContainersConcurrently(t *testing.T) {
+	cli := testdocker.Require(t)
+	image := testdocker.Sleeper(t, cli)
+	g := &removalGate{want: 2, reached: make(chan struct{})}
+	gated := g.client(t)
+	prefix := testdocker.UniquePrefix(t)
+	// The outer cleanup, through the plain client, catches whatever the one under test leaves.
+	testdocker.Cleanup(t, cli, prefix)
+	const n = 6
+	t.Run("containers", func(t *testing.T) {
+		testdocker.Cleanup(t, gated, prefix)
+		for i := range n {
+			if _, err := cli.CreateContainer(t.Context(), dockerx.ContainerSpec{Name: fmt.Sprintf("%s-c%d", prefix, i), Image: image}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	list, err := cli.ListContainers(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range list {
+		if strings.HasPrefix(c.Name, prefix) {
+			t.Errorf("%s left after the cleanup", c.Name)
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.removals != n || g.peak < g.want {
+		t.Errorf("%d removals, at most %d at once; want %d, at least %d at once", g.removals, g.peak, n, g.want)
+	}
+}
+
+// removalGate is a proxy to the engine that counts container removals in flight and holds each one until
+// want are, or for hold at most.
+type removalGate struct {
+	want    int
+	reached chan struct{}
+
+	mu             sync.Mutex
+	inFlight, peak int
+	removals       int
+	closed         bool
+}
+
+const hold = 20 * time.Second
+
+func (g *removalGate) client(t *testing.T) *dockerx.Client {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "bee2d-gate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "docker.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(&url.URL{Scheme: "http", Host: "docker"}) },
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", "/var/run/docker.sock")
+		}},
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodDelete && strings.Contains(r.URL.Path, "/containers/") {
+			g.mu.Lock()
+			g.removals++
+			g.inFlight++
+			g.peak = max(g.peak, g.inFlight)
+			if g.inFlight >= g.want && !g.closed {
+				g.closed = true
+				close(g.reached)
+			}
+			g.mu.Unlock()
+			select {
+			case <-g.reached:
+			case <-time.After(hold):
+			}
+			defer func() {
+				g.mu.Lock()
+				g.inFlight--
+				g.mu.Unlock()
+			}()
+		}
+		rp.ServeHTTP(w, r)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	c, err := dockerx.Connect(t.Context(), dockerx.Endpoint{Host: "unix://" + sock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
