@@ -82,6 +82,8 @@ func (d *decoder) validate(s *Settings) {
 	for _, b := range d.backupMeta {
 		d.checkBackup(s, b, serverNames, findApp)
 	}
+	d.loadSecrets(s)
+	d.checkKeyFiles(s)
 }
 
 // checkBackup checks one docker.backup.<server> against the rest of the file.
