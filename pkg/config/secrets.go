@@ -403,7 +403,7 @@ func readHashKey(file string) ([]byte, error) {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("hash key %s: %w", file, err)
+		return nil, fmt.Errorf("hash key %s: %v (it must be readable by the user bee2d runs as)", file, cause(err))
 	}
 	key, err := hex.DecodeString(strings.TrimSpace(string(data)))
 	if err != nil || len(key) < 32 {
