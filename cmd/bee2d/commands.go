@@ -73,6 +73,9 @@ func load(path string, stderr io.Writer) (*config.Settings, error) {
 	for _, w := range s.Warnings {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
+	if s.HashKeyMade != "" {
+		fmt.Fprintf(stderr, "made %s, the key of the hashes of secret values in container labels (mode 0600); keep it with the secrets\n", s.HashKeyMade)
+	}
 	return s, nil
 }
 

@@ -128,6 +128,9 @@ applications:
 		t.Fatalf("validate: exit %d\n%s", code, out)
 	}
 	warnsAboutEnvFile("validate", out)
+	if !strings.Contains(out, "made "+filepath.Join(dir, "secrets", ".hash-key")) {
+		t.Errorf("validate does not say it made the hash key:\n%s", out)
+	}
 
 	code, out = run("plan", "-c", st.file)
 	if code != 0 || !strings.Contains(out, "create container "+st.name("web")) {

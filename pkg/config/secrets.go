@@ -205,12 +205,15 @@ func (d *decoder) loadSecrets(s *Settings) {
 		// No secret, or settings that will not be used: no key is made for them.
 		return
 	}
-	key, file, err := loadHashKey(s.Docker.SecretsDir)
+	key, file, made, err := loadHashKey(s.Docker.SecretsDir)
 	if err != nil {
 		d.errorf(first, "", "%v", err)
 		return
 	}
 	s.hashKey = key
+	if made {
+		s.HashKeyMade = showPath(s, file)
+	}
 	note(file)
 }
 
@@ -349,13 +352,18 @@ func privateWarning(show string, mode fs.FileMode) *Warning {
 
 // loadHashKey reads the hash key of a secrets directory, making it (32 random bytes, mode 0600) when there
 // is none. Two processes making it at once agree: the file appears by a hard link, which never replaces.
-func loadHashKey(dir string) ([]byte, string, error) {
-	file := filepath.Join(dir, HashKeyName)
+func loadHashKey(dir string) (key []byte, file string, made bool, err error) {
+	file = filepath.Join(dir, HashKeyName)
 	if key, err := readHashKey(file); !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
-		return key, file, err
+		return key, file, false, err
 	}
-	fail := func(err error) ([]byte, string, error) {
-		return nil, file, fmt.Errorf("no hash key %s, and it cannot be made (%v): it keys the hashes of secret values "+
+	key, made, err = makeHashKey(dir, file)
+	return key, file, made, err
+}
+
+func makeHashKey(dir, file string) ([]byte, bool, error) {
+	fail := func(err error) ([]byte, bool, error) {
+		return nil, false, fmt.Errorf("no hash key %s, and it cannot be made (%v): it keys the hashes of secret values "+
 			"in container labels; run bee2d validate once as a user who can write there", file, cause(err))
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -369,7 +377,7 @@ func loadHashKey(dir string) ([]byte, string, error) {
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		tmp.Close()
-		return nil, file, err
+		return nil, false, err
 	}
 	_, err = tmp.WriteString(hex.EncodeToString(key) + "\n")
 	if err == nil {
@@ -381,11 +389,13 @@ func loadHashKey(dir string) ([]byte, string, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if err := os.Link(tmp.Name(), file); err != nil && !errors.Is(err, fs.ErrExist) {
+	err = os.Link(tmp.Name(), file)
+	if err != nil && !errors.Is(err, fs.ErrExist) {
 		return fail(err)
 	}
+	made := err == nil // else another process made it first: use its key
 	key, err = readHashKey(file)
-	return key, file, err
+	return key, made && err == nil, err
 }
 
 // cause is the operating system's reason in a path error, without the path repeated.

@@ -79,12 +79,15 @@ func TestSecretValue(t *testing.T) {
 	if len(s.HashKey()) != 32 {
 		t.Errorf("hash key of %d bytes", len(s.HashKey()))
 	}
+	if s.HashKeyMade != keyFile {
+		t.Errorf("HashKeyMade %q, want %q", s.HashKeyMade, keyFile)
+	}
 	again, err := Load(s.File)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(again.HashKey()) != string(s.HashKey()) {
-		t.Error("a second load made another hash key")
+	if string(again.HashKey()) != string(s.HashKey()) || again.HashKeyMade != "" {
+		t.Errorf("a second load made another hash key (%q)", again.HashKeyMade)
 	}
 	var inputs []string
 	for _, in := range s.Inputs {
@@ -310,21 +313,29 @@ func TestHashKeyProblems(t *testing.T) {
 		sd.file("x.env", "A=1\n", 0o600)
 		file := sd.file("settings.yml", secretApp+"    env_file: x.env\n", 0o600)
 		keys := make([]string, 8)
+		made := make([]bool, len(keys))
 		var wg sync.WaitGroup
 		for i := range keys {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				if s, err := Load(file); err == nil {
-					keys[i] = string(s.HashKey())
+					keys[i], made[i] = string(s.HashKey()), s.HashKeyMade != ""
 				}
 			}()
 		}
 		wg.Wait()
-		for _, k := range keys {
+		makers := 0
+		for i, k := range keys {
 			if k == "" || k != keys[0] {
 				t.Fatalf("loads disagree on the key or failed")
 			}
+			if made[i] {
+				makers++
+			}
+		}
+		if makers != 1 {
+			t.Errorf("%d loads say they made the key, want 1", makers)
 		}
 		left, _ := filepath.Glob(filepath.Join(sd.root, "secrets", ".hash-key-*"))
 		if len(left) != 0 {

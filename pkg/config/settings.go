@@ -36,7 +36,9 @@ type Settings struct {
 	Inputs []Input
 	// Warnings are problems that do not stop the settings from loading, such as a key file readable by others.
 	Warnings []Warning
-	hashKey  []byte
+	// HashKeyMade names the hash key file when this load made it (the first load with a secret value).
+	HashKeyMade string
+	hashKey     []byte
 }
 
 // Server is one Docker host.

@@ -117,6 +117,9 @@ func (d *Daemon) logWarnings(s *config.Settings) {
 	for _, w := range s.Warnings {
 		d.log().Warn("file readable by group or others", zap.String("file", w.File), zap.String("problem", w.Msg))
 	}
+	if s.HashKeyMade != "" {
+		d.log().Info("made the hash key of secret values; keep it with the secrets", zap.String("file", s.HashKeyMade))
+	}
 }
 
 // follow watches the files s was made from besides the settings file (secrets, env_files).
