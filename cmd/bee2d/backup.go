@@ -36,10 +36,18 @@ func newBackupFlags(name, synopsis string, f *backupFlags, stderr io.Writer) *fl
 	}
 	switch name {
 	case "verify", "restore":
-		fs.Int64Var(&f.at, "at", 0, "the archive's timestamp (unix seconds, as in its name); default the newest")
+		fs.Func("at", "the archive's timestamp (unix seconds, as in its name); default the newest", func(v string) error {
+			ts, err := parseStamp(v)
+			f.at = ts
+			return err
+		})
 	}
 	if name == "restore" {
 		fs.Func("volume", "restore only this volume (repeatable); default every volume of the archive", func(v string) error {
+			// Checked before anything is read or locked: the name becomes a directory inside the helper.
+			if !config.ValidName(v) {
+				return fmt.Errorf("%q is not a volume name (a name must match [a-zA-Z0-9][a-zA-Z0-9_.-]*)", v)
+			}
 			f.volumes = append(f.volumes, v)
 			return nil
 		})
@@ -417,11 +425,21 @@ func legacyBackup(ctx context.Context, s *config.Settings, c common, cmd legacyC
 		return runBackups(ctx, s, f, []string{cmd.Server}, stdout, stderr)
 	}
 	if cmd.Arg != "" {
-		ts, err := strconv.ParseInt(cmd.Arg, 10, 64)
-		if err != nil || ts <= 0 {
-			return fmt.Errorf("-d %s:restore:%s: the timestamp must be unix seconds, as in the archive's name", cmd.Server, cmd.Arg)
+		ts, err := parseStamp(cmd.Arg)
+		if err != nil {
+			return fmt.Errorf("-d %s:restore:%s: %w", cmd.Server, cmd.Arg, err)
 		}
 		f.at = ts
 	}
 	return runRestore(ctx, s, f, cmd.Server, stdout, stderr)
+}
+
+// parseStamp reads an archive's timestamp as its name has it: unix seconds, digits only. Anything else
+// (a path, a date, a sign) is refused before any file is looked at.
+func parseStamp(v string) (int64, error) {
+	ts, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ts <= 0 || strconv.FormatInt(ts, 10) != v {
+		return 0, fmt.Errorf("the timestamp must be unix seconds, as in the archive's name (such as 1700000000), not %q", v)
+	}
+	return ts, nil
 }

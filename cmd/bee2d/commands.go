@@ -62,12 +62,19 @@ func parse(fs *flag.FlagSet, c *common, args []string) error {
 	return nil
 }
 
-// load reads and validates the settings; every problem is printed, one per line, with its place.
+// load reads and validates the settings; every problem is printed, one per line, with its place, and so is
+// every warning (a secret or key file readable by others), though the settings are used.
 func load(path string, stderr io.Writer) (*config.Settings, error) {
 	s, err := config.Load(path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return nil, errUsage
+	}
+	for _, w := range s.Warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	if s.HashKeyMade != "" {
+		fmt.Fprintf(stderr, "made %s, the key of the hashes of secret values in container labels (mode 0600); keep it with the secrets\n", s.HashKeyMade)
 	}
 	return s, nil
 }

@@ -20,10 +20,10 @@ var (
 	connKeys    = []string{"host", "tls", "insecure", "ssh"}
 	tlsKeys     = []string{"ca", "cert", "key"}
 	sshKeys     = []string{"known_hosts", "identity"}
-	dockerKeys  = []string{"prefix", "read_timeout", "dockerfiles", "backup"}
+	dockerKeys  = []string{"prefix", "read_timeout", "dockerfiles", "secrets_dir", "backup"}
 	backupKeys  = []string{"storage_dir", "volumes", "schedule", "retain", "compression", "stop"}
 	retainKeys  = []string{"last", "daily", "weekly", "monthly"}
-	serviceKeys = []string{"server", "build_dir", "image", "git", "branch", "git_dir", "dockerfile", "env", "link", "volumes", "ports", "schedule", "poll", "build_args", "reload"}
+	serviceKeys = []string{"server", "build_dir", "image", "git", "branch", "git_dir", "dockerfile", "env", "link", "volumes", "ports", "schedule", "poll", "build_args", "reload", "env_file"}
 )
 
 // DefaultStorageDir is Bee2's docker.backup.<server>.storage_dir default.
@@ -44,6 +44,8 @@ type svcMeta struct {
 	refs        []envRef
 	buildArgs   *yaml.Node // the build_args key
 	reloads     []reloadMeta
+	secrets     []secretUse // {secret: name} env values
+	envFiles    []strItem
 }
 
 type portItem struct {
@@ -313,6 +315,14 @@ func (d *decoder) docker(s *Settings, n *yaml.Node) {
 				}
 				d.dockerfiles, d.dockerfilesNode = v, p.Val
 			}
+		case "secrets_dir":
+			if v, ok := d.str(p.Val, fp); ok {
+				if v == "" {
+					d.errorf(p.Val, fp, "secrets_dir must not be empty")
+					continue
+				}
+				d.secretsDir, d.secretsDirNode = v, p.Val
+			}
 		case "backup":
 			d.backups(s, p.Val, fp)
 		default:
@@ -529,6 +539,23 @@ func (d *decoder) serviceField(m *svcMeta, f pair) {
 		svc.Reload = d.reloads(f.Val, fp, m)
 	case "env":
 		svc.Env = d.env(f.Val, fp, m)
+	case "env_file":
+		// One file or a list, read in order after env once the whole file is decoded.
+		if deref(f.Val).Kind == yaml.ScalarNode && !isNull(f.Val) {
+			if v, ok := nonEmpty(); ok {
+				m.envFiles = append(m.envFiles, strItem{val: v, node: f.Val, path: fp})
+				svc.EnvFiles = append(svc.EnvFiles, v)
+			}
+			return
+		}
+		for _, item := range d.strList(f.Val, fp) {
+			if item.val == "" {
+				d.errorf(item.node, item.path, "env_file must not be empty")
+				continue
+			}
+			m.envFiles = append(m.envFiles, item)
+			svc.EnvFiles = append(svc.EnvFiles, item.val)
+		}
 	case "link":
 		m.links = d.strList(f.Val, fp)
 		svc.Link = values(m.links)

@@ -92,6 +92,9 @@ func (d *decoder) envValue(n *yaml.Node, path string, domains bool, m *svcMeta) 
 			d.errorf(n, path, `domains must be "all" or a list of strings, got a mapping`)
 			return v
 		}
+		if d.secretRef(n, path, &v, m) {
+			return v
+		}
 		v.JSON = d.toJSON(n, path)
 	}
 	return v
@@ -210,6 +213,9 @@ func RenderEnv(s *Settings, svc *Service) []string {
 
 func renderValue(s *Settings, svc *Service, e EnvVar) string {
 	v := e.Value
+	if v.Secret != nil {
+		return v.Secret.Value.Reveal()
+	}
 	if isDomains(e.Key) {
 		switch {
 		case v.Scalar && v.Tag == "!!str" && v.Text == "all":
@@ -249,6 +255,21 @@ func DomainsAll(s *Settings, server string) string {
 		}
 	}
 	return strings.Join(entries, " ")
+}
+
+// SecretKeys returns the names (upper-cased) of svc's environment whose values are secret: read from a
+// secret file or an env_file.
+func SecretKeys(svc *Service) map[string]bool {
+	var out map[string]bool
+	for _, e := range svc.Env {
+		if e.Value.Secret != nil {
+			if out == nil {
+				out = map[string]bool{}
+			}
+			out[strings.ToUpper(e.Key)] = true
+		}
+	}
+	return out
 }
 
 // EnvKeys returns the names of svc's environment as the container sees them (upper-cased), in file order.

@@ -9,6 +9,9 @@ import (
 var (
 	// namePart is what Docker accepts as (part of) a container or volume name.
 	namePart = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+	// imagePathPart is a component of a Docker repository name (distribution's reference grammar): lower-case
+	// letters and digits, separated by one ".", one or two "_", or any number of "-".
+	imagePathPart = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
 	// envKeyRE is a portable shell variable name.
 	envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
@@ -17,6 +20,12 @@ var (
 // [a-zA-Z0-9][a-zA-Z0-9_.-]*.
 func ValidName(name string) bool {
 	return namePart.MatchString(name)
+}
+
+// ImageRepoOK tells whether <prefix>/<name>, lower-cased, is a repository name Docker accepts: the tag of an
+// image bee2d builds. ValidName allows names such as "web." or "a..b" that Docker refuses there.
+func ImageRepoOK(prefix, name string) bool {
+	return imagePathPart.MatchString(strings.ToLower(prefix)) && imagePathPart.MatchString(strings.ToLower(name))
 }
 
 // didYouMean returns ` (did you mean "x"?)` for the candidate closest to name, or "" when none is close.

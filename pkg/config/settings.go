@@ -31,6 +31,14 @@ type Settings struct {
 
 	// Sections Bee2 used for provisioning (provisioner, inventory, openvpn, security), kept as written.
 	Extra map[string]*yaml.Node
+
+	// Inputs are the files read besides the settings file (secrets, env_files, the hash key).
+	Inputs []Input
+	// Warnings are problems that do not stop the settings from loading, such as a key file readable by others.
+	Warnings []Warning
+	// HashKeyMade names the hash key file when this load made it (the first load with a secret value).
+	HashKeyMade string
+	hashKey     []byte
 }
 
 // Server is one Docker host.
@@ -83,6 +91,9 @@ type Docker struct {
 	ReadTimeout time.Duration
 	// Dockerfiles is the directory build_dir is looked up in, resolved to an absolute path.
 	Dockerfiles string
+	// SecretsDir is where {secret: name} env values are read, resolved to an absolute path (default secrets/
+	// beside the settings file).
+	SecretsDir string
 	// Backup by server name.
 	Backup map[string]*Backup
 }
@@ -152,10 +163,13 @@ type Service struct {
 	GitDir     string
 	Dockerfile string
 
-	Env     []EnvVar
-	Link    []string
-	Volumes []string
-	Ports   []int
+	// Env holds the env entries in file order, then those of the env_files (secret values).
+	Env []EnvVar
+	// EnvFiles are the env_file paths as written.
+	EnvFiles []string
+	Link     []string
+	Volumes  []string
+	Ports    []int
 
 	// Schedule is a cron spec (jobs only) on which the job runs again; empty for none.
 	Schedule string
@@ -190,7 +204,9 @@ type EnvValue struct {
 	List []string
 	// JSON is the JSON form of a sequence or mapping.
 	JSON string
-	Pos  Pos
+	// Secret is set for a value read from a file ({secret: name} or an env_file); it is never shown.
+	Secret *SecretSource
+	Pos    Pos
 }
 
 // Pos is a place in the settings file.

@@ -63,6 +63,17 @@ func (d *decoder) validate(s *Settings) {
 		if m.buildArgs != nil && m.svc.BuildDir == "" && m.svc.Git == "" && m.svc.Image != "" {
 			d.errorf(m.buildArgs, joinPath(m.path, "build_args"), "build_args applies only with build_dir or git")
 		}
+		if (svc.BuildDir != "" || svc.Git != "") && ValidName(svc.Name) && ValidName(s.Docker.Prefix) {
+			repo := svc.Name
+			if svc.Kind == KindJob {
+				repo = "job-" + svc.Name
+			}
+			if !ImageRepoOK(s.Docker.Prefix, repo) {
+				// Caught here rather than by the engine in the middle of an apply.
+				d.errorf(m.key, m.path, "%q cannot name the image bee2d builds for it (%s/%s): Docker takes letters and digits "+
+					"separated by one \".\", \"_\" or \"__\", or dashes, in the prefix and the name", svc.Name, strings.ToLower(s.Docker.Prefix), strings.ToLower(repo))
+			}
+		}
 		d.checkReloads(m)
 		if m.buildDir != nil && dockerfilesOK {
 			d.checkBuildDir(s, m)
@@ -82,6 +93,8 @@ func (d *decoder) validate(s *Settings) {
 	for _, b := range d.backupMeta {
 		d.checkBackup(s, b, serverNames, findApp)
 	}
+	d.loadSecrets(s)
+	d.checkKeyFiles(s)
 }
 
 // checkBackup checks one docker.backup.<server> against the rest of the file.

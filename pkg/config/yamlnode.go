@@ -25,6 +25,8 @@ type decoder struct {
 	backupMeta      []backupMeta
 	dockerfiles     string
 	dockerfilesNode *yaml.Node
+	secretsDir      string
+	secretsDirNode  *yaml.Node
 
 	// work counts mapping entries and JSON values produced. Aliases and merge keys can make a small file expand
 	// exponentially; past maxWork the file is refused instead.

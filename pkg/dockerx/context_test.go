@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -251,5 +252,57 @@ func TestContextDigestMissingDir(t *testing.T) {
 	_, err := ContextDigest(filepath.Join(t.TempDir(), "nope"))
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("err = %v, want not exist", err)
+	}
+}
+
+// A symbolic link inside a build directory that points out of it is sent as a link, never with what it
+// points to: the engine resolves it inside the context, so files beside the dockerfiles stay on this machine.
+func TestContextLinksOutAreNotFollowed(t *testing.T) {
+	outside := t.TempDir()
+	writeTree(t, outside, map[string]string{"key.pem": "TOP-SECRET-KEY", "dir/inner": "TOP-SECRET-INNER"})
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"Dockerfile": "FROM scratch\nCOPY . /\n",
+		"key":        "->" + filepath.Join(outside, "key.pem"),
+		"up":         "->../../" + filepath.Base(outside) + "/key.pem",
+		"dir":        "->" + filepath.Join(outside, "dir"),
+	})
+	entries, err := contextEntries(dir, defaultDockerfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(writeContextTar(pw, entries)) }()
+	raw, err := io.ReadAll(pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), "TOP-SECRET") {
+		t.Fatal("the build context carries the content of a file outside the build directory")
+	}
+	tr := tar.NewReader(strings.NewReader(string(raw)))
+	links := map[string]bool{}
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(hdr.Name, "dir/") {
+			t.Errorf("%s: entries under a linked directory were sent", hdr.Name)
+		}
+		if hdr.Typeflag == tar.TypeSymlink {
+			links[hdr.Name] = true
+		}
+	}
+	for _, l := range []string{"key", "up", "dir"} {
+		if !links[l] {
+			t.Errorf("%s is not in the context as a link", l)
+		}
+	}
+	if _, err := ContextDigest(dir); err != nil {
+		t.Errorf("digest of a context with links out: %v", err)
 	}
 }

@@ -63,6 +63,7 @@ type Daemon struct {
 	settings  *config.Settings
 	raw       []byte
 	reloadErr string // the settings error last logged, so a repeating one is logged once
+	watcher   *config.Watcher
 	workers   map[string]*worker
 	jobSeries map[[2]string]bool // server, job: the job series created
 	readyOnce sync.Once
@@ -120,7 +121,32 @@ func (d *Daemon) LoadInitial() error {
 	d.settings, d.raw = s, raw
 	d.mu.Unlock()
 	d.metricReload(true)
+	d.logWarnings(s)
 	return nil
+}
+
+// logWarnings logs the problems of newly loaded settings that do not stop them, such as a secret readable
+// by others: once per load, not at every pass.
+func (d *Daemon) logWarnings(s *config.Settings) {
+	for _, w := range s.Warnings {
+		d.log().Warn("file readable by group or others", zap.String("file", w.File), zap.String("problem", w.Msg))
+	}
+	if s.HashKeyMade != "" {
+		d.log().Info("made the hash key of secret values; keep it with the secrets", zap.String("file", s.HashKeyMade))
+	}
+}
+
+// follow watches the files s was made from besides the settings file (secrets, env_files).
+func (d *Daemon) follow(s *config.Settings) {
+	d.mu.Lock()
+	w := d.watcher
+	d.mu.Unlock()
+	if w == nil {
+		return
+	}
+	if err := w.Follow(s); err != nil {
+		d.log().Warn("cannot watch a directory the settings read from; its changes are seen at each resync and on SIGHUP", zap.Error(err))
+	}
 }
 
 func (d *Daemon) metricReload(ok bool) {
@@ -136,7 +162,8 @@ func (d *Daemon) Settings() *config.Settings {
 	return d.settings
 }
 
-// Reload re-reads the settings file. Identical bytes change nothing. Settings that fail to load are not
+// Reload re-reads the settings file and the files it names (secrets, env_files). Identical bytes and
+// unchanged files change nothing. Settings that fail to load are not
 // applied: the last good ones stay in force, the error is logged once and the reload metric says 0. It
 // reports whether new settings took effect.
 func (d *Daemon) Reload() bool {
@@ -144,8 +171,9 @@ func (d *Daemon) Reload() bool {
 	if err == nil {
 		d.mu.Lock()
 		same := bytes.Equal(raw, d.raw)
+		last := d.settings
 		d.mu.Unlock()
-		if same {
+		if same && last != nil && !last.InputsChanged() {
 			d.recovered()
 			return false
 		}
@@ -172,6 +200,8 @@ func (d *Daemon) Reload() bool {
 	d.metricReload(true)
 	d.log().Info("settings loaded", zap.String("file", d.Path), zap.Int("servers", len(s.Servers)),
 		zap.Int("applications", len(s.Applications)))
+	d.logWarnings(s)
+	d.follow(s)
 	d.syncWorkers()
 	d.KickAll()
 	return true
@@ -202,9 +232,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.workers = map[string]*worker{}
 	d.mu.Unlock()
 
-	if err := config.Watch(ctx, d.Path, d.Debounce, func() { d.Reload() }); err != nil {
+	w, err := config.NewWatcher(ctx, d.Path, d.Debounce, func() { d.Reload() })
+	if err != nil {
 		return err
 	}
+	d.mu.Lock()
+	d.watcher = w
+	d.mu.Unlock()
+	d.follow(d.Settings())
 	d.syncWorkers()
 	d.KickAll()
 
@@ -213,6 +248,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-tick.C:
+			// A secret may have changed where no watch reaches (a directory that could not be watched,
+			// a network file system): the resync reads the files again.
+			d.Reload()
 			d.KickAll()
 		case <-ctx.Done():
 			grace := d.Grace

@@ -183,10 +183,15 @@ func desireService(s *config.Settings, svc *config.Service, src Sources) (*Conta
 	}
 	c.Labels[LabelKind] = string(kind)
 	c.Labels[LabelName] = svc.Name
-	c.Digest = digestOf(&c.ContainerSpec)
+	secret := config.SecretKeys(svc)
+	if len(secret) > 0 && len(s.HashKey()) == 0 {
+		// Settings made without Load: a plain hash would put a guessable digest of the secret in a label.
+		return nil, fmt.Errorf("%s %s: secret env values but no hash key", kindName(kind), svc.Name)
+	}
+	c.Digest = digestOf(&c.ContainerSpec, secret, s.HashKey())
 	c.Hash = c.Digest.hash()
 	c.Labels[LabelSpecHash] = c.Hash
-	c.Labels[LabelHashScheme] = strconv.Itoa(HashScheme)
+	c.Labels[LabelHashScheme] = strconv.Itoa(schemeOf(secret))
 	c.Labels[LabelSpecDigest] = c.Digest.label()
 	return c, nil
 }

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,7 +16,25 @@ import (
 // HashScheme is the version of the spec hash. It changes only when the way a spec is hashed changes, and a
 // container labelled with an older scheme is compared under that scheme, so upgrading bee2d never silently
 // recreates every container.
-const HashScheme = 1
+//
+// Scheme 2 hashes secret env values (secret files, env_files) with a key (HMAC-SHA256 under the settings'
+// hash key) instead of a plain sha256: the digest label is readable by anyone who lists containers or
+// follows the engine's events, and an unkeyed hash of a short password can be guessed offline. Everything
+// else hashes as under scheme 1, and a spec without secret values is labelled scheme 1, so an upgrade
+// recreates nothing and an older bee2d still manages every container it can understand, leaving those
+// with secrets alone ("created by a newer bee2d").
+const HashScheme = 2
+
+// schemeOf is the hash scheme a spec is labelled with: the oldest that can express it.
+func schemeOf(secret map[string]bool) int {
+	if len(secret) > 0 {
+		return 2
+	}
+	return 1
+}
+
+// secretHashPrefix marks a keyed hash in a digest, so a plan can say a changed value is a secret.
+const secretHashPrefix = "hmac:"
 
 // Digest is the part of a container spec that decides whether a container must be recreated, in a form
 // that can sit in a label: env values appear only as hashes, so a plan can name the key that changed
@@ -31,8 +50,9 @@ type Digest struct {
 	Aliases []string          `json:"aliases,omitempty"`
 }
 
-// digestOf computes the digest of a container spec.
-func digestOf(c *dockerx.ContainerSpec) Digest {
+// digestOf computes the digest of a container spec. The values of the env keys in secret are hashed with
+// key, which must then be set.
+func digestOf(c *dockerx.ContainerSpec, secret map[string]bool, key []byte) Digest {
 	d := Digest{
 		Image:   c.Image,
 		Cmd:     c.Cmd,
@@ -46,6 +66,10 @@ func digestOf(c *dockerx.ContainerSpec) Digest {
 		d.Env = make(map[string]string, len(c.Env))
 		for _, kv := range c.Env {
 			k, v, _ := strings.Cut(kv, "=")
+			if secret[k] {
+				d.Env[k] = secretHash(key, k, v)
+				continue
+			}
 			d.Env[k] = valueHash(k, v)
 		}
 	}
@@ -56,6 +80,15 @@ func digestOf(c *dockerx.ContainerSpec) Digest {
 func valueHash(key, value string) string {
 	sum := sha256.Sum256([]byte(key + "\x00" + value))
 	return hex.EncodeToString(sum[:8])
+}
+
+// secretHash hides a secret env value behind a keyed hash: without the key, which never leaves the admin box,
+// the label says nothing about the value, not even whether two containers share it under another key. It
+// still changes when the value changes, which is all a plan needs.
+func secretHash(key []byte, name, value string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(name + "\x00" + value))
+	return secretHashPrefix + hex.EncodeToString(m.Sum(nil)[:8])
 }
 
 // hash is the spec hash under scheme 1: sha256 of the digest's canonical JSON (map keys sorted by
@@ -107,13 +140,17 @@ func diffDigest(live, want Digest) []string {
 	for _, k := range keys {
 		lv, inLive := live.Env[k]
 		wv, inWant := want.Env[k]
+		name := "env " + k
+		if strings.HasPrefix(lv, secretHashPrefix) || strings.HasPrefix(wv, secretHashPrefix) {
+			name += " (secret)"
+		}
 		switch {
 		case !inLive:
-			out = append(out, "env "+k+" added")
+			out = append(out, name+" added")
 		case !inWant:
-			out = append(out, "env "+k+" removed")
+			out = append(out, name+" removed")
 		case lv != wv:
-			out = append(out, "env "+k+" changed")
+			out = append(out, name+" changed")
 		}
 	}
 	out = append(out, listDiff("bind", live.Binds, want.Binds)...)
