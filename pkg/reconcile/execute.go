@@ -271,7 +271,13 @@ func (e *Executor) apply(ctx context.Context, a Action) error {
 		if err != nil {
 			return err
 		}
-		return e.Engine.StartContainer(ctx, id)
+		if err := e.Engine.StartContainer(ctx, id); err != nil {
+			// Never a half-made container under its final name, also when the start was cut short by a
+			// shutdown: the next pass creates it afresh.
+			e.discard(ctx, id)
+			return err
+		}
+		return nil
 	case OpRecreateContainer:
 		return e.recreate(ctx, a)
 	case OpStartContainer:
@@ -305,7 +311,7 @@ func (e *Executor) recreate(ctx context.Context, a Action) error {
 		err = e.Engine.StartContainer(ctx, id)
 		if err != nil {
 			// A container that was made but cannot start must not keep the final name from the old one.
-			_ = e.Engine.RemoveContainer(context.WithoutCancel(ctx), id)
+			e.discard(ctx, id)
 		}
 	}
 	if err != nil {
@@ -375,6 +381,19 @@ func (e *Executor) runJob(ctx context.Context, a Action) error {
 		return &JobError{Job: a.Container.Service, Code: code}
 	}
 	return nil
+}
+
+// discardTimeout bounds the removal of a container that was created but could not start, which runs even
+// when ctx has ended (a shutdown past its grace period).
+const discardTimeout = 30 * time.Second
+
+// discard removes a container that was created but could not start.
+func (e *Executor) discard(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), discardTimeout)
+	defer cancel()
+	if err := e.Engine.RemoveContainer(ctx, id); err != nil && !dockerx.IsNotFound(err) {
+		e.logger().Warn("could not remove a container that failed to start", zap.String("id", shortID(id)), zap.Error(err))
+	}
 }
 
 // restart starts the old container again after a failed replacement, if it was running before.
