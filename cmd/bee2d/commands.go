@@ -89,7 +89,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d servers, %d applications, %d jobs)\n", c.config, len(s.Servers), len(s.Applications), len(s.Jobs))
+	fmt.Fprintf(stdout, "%s: ok (%s, %s, %s)\n", c.config, count(len(s.Servers), "server"), count(len(s.Applications), "application"), count(len(s.Jobs), "job"))
 	return nil
 }
 
@@ -190,4 +190,12 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// count says how many, with the noun in the singular for one: "1 server", "2 servers".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

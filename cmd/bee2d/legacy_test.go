@@ -110,7 +110,7 @@ func TestExitCodes(t *testing.T) {
 		{args: []string{"plan", "--help"}, code: 0, out: "--detailed-exitcode"},
 		{args: []string{"apply", "--nope"}, code: 1, out: "flag provided but not defined"},
 		{args: []string{"apply"}, code: 1, out: "-c settings.yml is required"},
-		{args: []string{"validate", "-c", "../../examples/settings.yml"}, code: 0, out: "ok (1 servers, 2 applications, 0 jobs)"},
+		{args: []string{"validate", "-c", "../../examples/settings.yml"}, code: 0, out: "ok (1 server, 2 applications, 0 jobs)"},
 		{args: []string{"validate", "-c", "testdata/bad.yml"}, code: 1, out: "bad.yml:"},
 		{args: []string{"backup", "-c", "../../examples/settings.yml"}, code: 1, out: "has backup settings"},
 		{args: []string{"restore", "-c", "../../examples/settings.yml"}, code: 1, out: "want one SERVER"},
