@@ -1,6 +1,9 @@
 package dockerfiles
 
 import (
+	"fmt"
+	"github.com/bee2d/bee2d/internal/testdocker"
+
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -12,18 +15,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata")
-
-func inCI() bool {
-	ci, _ := strconv.ParseBool(os.Getenv("CI"))
-	return ci
-}
 
 // tool finds a program of Debian's packages (haproxy, nginx-light): on PATH or in /usr/sbin. CI installs
 // them, so there a missing one fails.
@@ -35,10 +32,7 @@ func tool(t *testing.T, name, pkg string) string {
 	if p := "/usr/sbin/" + name; isExecutable(p) {
 		return p
 	}
-	if inCI() {
-		t.Fatalf("%s not found: .ci/run installs it with apt-get install %s", name, pkg)
-	}
-	t.Skipf("%s not found (apt-get install %s); under CI=true this fails", name, pkg)
+	testdocker.Need(t, fmt.Sprintf("%s not found (apt-get install %s)", name, pkg))
 	return ""
 }
 

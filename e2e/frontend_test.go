@@ -35,7 +35,7 @@ const (
 // and the served certificate changes while HAProxy's container keeps running.
 func TestFrontEnd(t *testing.T) {
 	if testing.Short() {
-		t.Skip("end-to-end test; -short skips it")
+		testdocker.Need(t, "end-to-end test under -short")
 	}
 	cli := testdocker.Require(t)
 	ctx := t.Context()

@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"fmt"
+	"github.com/bee2d/bee2d/internal/testdocker"
+
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -23,18 +26,10 @@ import (
 	"github.com/bee2d/bee2d/pkg/dockerx"
 )
 
-func inCI() bool {
-	ci, _ := strconv.ParseBool(os.Getenv("CI"))
-	return ci
-}
-
 // need fails under CI=true and skips elsewhere: CI must never pass by skipping.
 func need(t *testing.T, format string, args ...any) {
 	t.Helper()
-	if inCI() {
-		t.Fatalf(format+" (CI is set: .ci/run installs what this test needs)", args...)
-	}
-	t.Skipf(format+" (under CI=true this fails)", args...)
+	testdocker.Need(t, fmt.Sprintf(format, args...))
 }
 
 // basePackages are what the images are built on: Debian's haproxy, nginx and certbot instead of the

@@ -52,10 +52,10 @@ func StartSSHD(t testing.TB) *SSHD {
 		bin = p
 	}
 	if _, err := os.Stat(bin); err != nil {
-		missing(t, "sshd not found (Debian: apt-get install openssh-server)")
+		Need(t, "sshd not found (Debian: apt-get install openssh-server)")
 	}
 	if os.Geteuid() != 0 {
-		missing(t, "running sshd needs root")
+		Need(t, "running sshd needs root")
 	}
 	// sshd refuses to start without its privilege separation directory, which the package's service
 	// would make.

@@ -38,7 +38,7 @@ func Require(t testing.TB) *dockerx.Client {
 	t.Helper()
 	cli, err := connect()
 	if err != nil {
-		if inCI() {
+		if InCI() {
 			t.Fatalf("docker engine required (CI is set): %v", err)
 		}
 		t.Skipf("no docker engine, skipping (set CI=true to fail instead): %v", err)
@@ -53,9 +53,20 @@ func connect() (*dockerx.Client, error) {
 	return dockerx.Connect(ctx, dockerx.Endpoint{})
 }
 
-func inCI() bool {
+// InCI tells whether the tests run under CI (CI=true), where nothing a test needs may be missing.
+func InCI() bool {
 	ci, _ := strconv.ParseBool(os.Getenv("CI"))
 	return ci
+}
+
+// Need skips the test for something missing here (a tool, root, a mount), or fails it under CI=true: CI must
+// never pass by skipping.
+func Need(t testing.TB, why string) {
+	t.Helper()
+	if InCI() {
+		t.Fatalf("%s (CI is set: .ci/run installs and runs as what the tests need)", why)
+	}
+	t.Skipf("%s, skipping (set CI=true to fail instead)", why)
 }
 
 // UniquePrefix returns a new short name prefix such as "bee2dt-3f9a1c7e", valid in container, network, volume

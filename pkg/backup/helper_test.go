@@ -8,17 +8,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bee2d/bee2d/internal/testdocker"
 	"github.com/bee2d/bee2d/pkg/config"
 )
 
-// requireRoot skips tests that set owners, unless CI is set: there they must run.
+// requireRoot skips tests that set owners, or fails them under CI=true.
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("these tests set file owners and need root (CI is set)")
-		}
-		t.Skip("needs root to set file owners")
+		testdocker.Need(t, "these tests set file owners: needs root")
 	}
 }
 
