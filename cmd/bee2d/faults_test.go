@@ -545,17 +545,7 @@ func TestDaemonBackupStorageFaults(t *testing.T) {
 	if err != nil || len(older) != 1 {
 		t.Fatalf("archives %v, %v", older, err)
 	}
-	files := func() []string {
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var names []string
-		for _, e := range entries {
-			names = append(names, e.Name())
-		}
-		return names
-	}
+	files := func() []string { return dirNames(t, dir) }
 	want := files()
 
 	for _, c := range []struct {

@@ -26,17 +26,7 @@ func TestBackupCommandsRefuseHostileNames(t *testing.T) {
 	if err := os.Symlink(outside, filepath.Join(store, "1511929000-volumes.tar")); err != nil {
 		t.Fatal(err)
 	}
-	listing := func() []string {
-		entries, err := os.ReadDir(store)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var names []string
-		for _, e := range entries {
-			names = append(names, e.Name())
-		}
-		return names
-	}
+	listing := func() []string { return dirNames(t, store) }
 	before := listing()
 	stamp := `the timestamp must be unix seconds, as in the archive's name (such as 1700000000), not `
 	tests := []struct {
@@ -71,4 +61,18 @@ func TestBackupCommandsRefuseHostileNames(t *testing.T) {
 	if code != 0 || strings.Contains(out, "1511929000") || !strings.Contains(out, "1511928000") {
 		t.Errorf("backups lists the link out of the storage directory, or not the archive: exit %d\n%s", code, out)
 	}
+}
+
+// dirNames lists the names in dir, sorted, so a test can tell that nothing was added or removed.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
 }
