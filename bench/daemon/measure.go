@@ -227,8 +227,8 @@ func (b *bench) floorCreateStart(ctx context.Context, res *results, round int) e
 	return b.removeFloor(ctx, id)
 }
 
-// floorRecreate times what a recreate asks of the engine: stop the running container, rename it aside,
-// create and start the new one.
+// floorRecreate times what a recreate asks of the engine, in the order bee2d's executor asks it: rename
+// the running container aside, stop it while the new one is created, start the new one.
 func (b *bench) floorRecreate(ctx context.Context, res *results, round int) error {
 	spec, err := b.floorSpec(round)
 	if err != nil {
@@ -240,13 +240,18 @@ func (b *bench) floorRecreate(ctx context.Context, res *results, round int) erro
 	}
 	from := b.events.mark()
 	t0 := time.Now()
-	if err := b.cli.StopContainer(ctx, old, 10*time.Second); err != nil {
-		return err
-	}
 	if err := b.cli.RenameContainer(ctx, old, spec.Name+"-old"); err != nil {
 		return err
 	}
-	id, err := b.createStart(ctx, spec)
+	stopped := make(chan error, 1)
+	go func() { stopped <- b.cli.StopContainer(ctx, old, 10*time.Second) }()
+	id, err := b.cli.CreateContainer(ctx, spec)
+	if serr := <-stopped; err == nil {
+		err = serr
+	}
+	if err == nil {
+		err = b.cli.StartContainer(ctx, id)
+	}
 	if err != nil {
 		return err
 	}

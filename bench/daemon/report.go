@@ -44,7 +44,7 @@ func (m measurement) describe() string {
 	case mFloorCreateStart:
 		return "engine: create + start"
 	case mFloorRecreate:
-		return "engine: stop + rename + create + start"
+		return "engine: rename + (stop ∥ create) + start"
 	case mFloorStart:
 		return "engine: start, from the die event"
 	}
@@ -68,8 +68,8 @@ type overhead struct {
 func overheads(debounce time.Duration) []overhead {
 	return []overhead{
 		{Name: "edit − engine create+start", bee2d: mEdit, engine: mFloorCreateStart, TargetMS: 100,
-			Note: fmt.Sprintf("includes --debounce %v and the old container's stop", debounce)},
-		{Name: "edit − engine stop+rename+create+start", bee2d: mEdit, engine: mFloorRecreate,
+			Note: fmt.Sprintf("includes --debounce %v, the rename aside and the old container's stop where it outlasts the create", debounce)},
+		{Name: "edit − engine rename+(stop∥create)+start", bee2d: mEdit, engine: mFloorRecreate,
 			Note: fmt.Sprintf("includes --debounce %v", debounce)},
 		{Name: "rm -f − engine create+start", bee2d: mRemove, engine: mFloorCreateStart, TargetMS: 100,
 			Note: "includes the removal itself"},

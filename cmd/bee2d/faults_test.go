@@ -283,12 +283,13 @@ func (ks *killStack) killAt(method, path string, args ...string) string {
 	return held
 }
 
-// SIGKILL at each step of a recreate (stop, rename aside, create, start, remove the old one), by a one-shot
+// SIGKILL at each step of a recreate (rename aside, stop while creating, start, remove the old one), by a one-shot
 // apply, by the daemon and by Bee2's rebuild: the next apply, daemon or Bee2 build converges to exactly one
 // container under the final name, removes the container left aside, and the named volume keeps its data.
 func TestKilledDuringRecreate(t *testing.T) {
 	const (
 		rename = "/containers/[^/]+/rename"
+		stop   = "/containers/[^/]+/stop"
 		create = "/containers/create"
 		start  = "/containers/[^/]+/start"
 		remove = "/containers/[^/]+"
@@ -328,13 +329,18 @@ func TestKilledDuringRecreate(t *testing.T) {
 		// is aside.
 		left  string
 		aside bool
+		// also is a call held besides the one the kill waits for, so that it never reaches the engine.
+		also string
 	}{
-		{"apply after stop", http.MethodPost, rename, []string{"apply"}, "daemon", "exited", false},
-		{"apply after rename", http.MethodPost, create, []string{"apply"}, "apply", "", true},
-		{"apply after create", http.MethodPost, start, []string{"apply"}, "apply", "created", true},
-		{"apply after start", http.MethodDelete, remove, []string{"apply"}, "daemon", "running", true},
-		{"daemon after rename", http.MethodPost, create, daemon, "daemon", "", true},
-		{"rebuild after create", http.MethodPost, start, rebuild, "build", "created", true},
+		{"apply before rename", http.MethodPost, rename, []string{"apply"}, "daemon", "running", false, ""},
+		// The old container stops while the new one is created: cut before either, the old one still runs
+		// aside, holding the port its replacement needs.
+		{"apply after rename", http.MethodPost, stop, []string{"apply"}, "apply", "", true, create},
+		{"apply during stop", http.MethodPost, create, []string{"apply"}, "apply", "", true, ""},
+		{"apply after create", http.MethodPost, start, []string{"apply"}, "apply", "created", true, ""},
+		{"apply after start", http.MethodDelete, remove, []string{"apply"}, "daemon", "running", true, ""},
+		{"daemon after rename", http.MethodPost, create, daemon, "daemon", "", true, ""},
+		{"rebuild after create", http.MethodPost, start, rebuild, "build", "created", true, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			old := ks.containers()[ks.name("web")]
@@ -343,7 +349,14 @@ func TestKilledDuringRecreate(t *testing.T) {
 				ks.write(ks.settings(fmt.Sprintf("v%d", version)))
 			}
 			greeting := fmt.Sprintf("v%d", version)
+			var also *testdocker.Hold
+			if c.also != "" {
+				also = ks.proxy.Hold(http.MethodPost, c.also)
+			}
 			held := ks.killAt(c.method, c.path, append(slices.Clone(c.cmd), "-c", ks.file)...)
+			if also != nil {
+				ks.proxy.Release(also)
+			}
 			if c.method == http.MethodDelete && !strings.Contains(held, old.ID) {
 				t.Fatalf("held %s; want the removal of the old container %s", held, old.ID[:12])
 			}

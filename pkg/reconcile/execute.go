@@ -288,25 +288,40 @@ func (e *Executor) apply(ctx context.Context, a Action) error {
 	return fmt.Errorf("unknown action %q", a.Op)
 }
 
-// recreate replaces a container while keeping the time without one short: the old container is
-// stopped and renamed aside, the new one is created and started under the final name, and only then is
-// the old one removed. If the new one cannot be created the old one gets its name back and is started
-// again. Named volumes are never removed, so data survives either way; a crash in between leaves a
-// renamed container that the next plan removes as a leftover.
+// recreate replaces a container while keeping the time without one short. The old container is renamed
+// aside while it still runs; then the new one is created under the final name while the old one stops, so
+// the service is down only for the longer of the two plus the new one's start (it cannot start earlier:
+// the old one may hold its ports and its volumes). Once the new one runs, the old one is removed. If the
+// new one cannot be created or started, the old one gets its name back and runs again. Named volumes are
+// never removed, so data survives either way; a crash in between leaves a renamed container that the next
+// plan removes as a leftover (first, if it still runs, so that it frees its ports).
 func (e *Executor) recreate(ctx context.Context, a Action) error {
 	old := a.Live
 	aside := fmt.Sprintf("%s-bee2d-old-%s", a.Resource, shortID(old.ID))
-	if err := e.Engine.StopContainer(ctx, old.ID, e.StopTimeout); err != nil && !dockerx.IsNotFound(err) {
-		return err
-	}
 	if err := e.Engine.RenameContainer(ctx, old.ID, aside); err != nil {
 		if !dockerx.IsNotFound(err) {
-			e.restart(old)
-			return err
+			return err // nothing changed: the old container runs on under its name
 		}
 		old = nil // removed meanwhile
 	}
+	stopped := make(chan error, 1)
+	if old != nil {
+		go func() {
+			err := e.Engine.StopContainer(ctx, old.ID, e.StopTimeout)
+			if dockerx.IsNotFound(err) {
+				err = nil
+			}
+			stopped <- err
+		}()
+	} else {
+		stopped <- nil
+	}
 	id, err := e.Engine.CreateContainer(ctx, a.Container.ContainerSpec)
+	if serr := <-stopped; serr != nil && err == nil {
+		// The old container may still hold the ports: the new one cannot take over.
+		e.discard(ctx, id)
+		err = serr
+	}
 	if err == nil {
 		err = e.Engine.StartContainer(ctx, id)
 		if err != nil {

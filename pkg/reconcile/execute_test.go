@@ -112,18 +112,66 @@ func TestRecreateRollsBackWhenCreateFails(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no such image") {
 		t.Fatalf("want the create error, got %v", err)
 	}
+	// The old container is renamed aside first; it stops while the new one is created (in either order),
+	// and gets its name back and runs again once the create failed.
 	wantCalls := []string{
-		"stop " + oldID,
 		"rename " + oldID + " bee2-app-static-bee2d-old-" + oldID[:12],
+		"stop " + oldID,
 		"create bee2-app-static",
 		"rename " + oldID + " bee2-app-static",
 		"start " + oldID,
 	}
-	if !slices.Equal(eng.calls, wantCalls) {
+	got := slices.Clone(eng.calls)
+	if len(got) == len(wantCalls) && got[1] == wantCalls[2] {
+		got[1], got[2] = got[2], got[1]
+	}
+	if !slices.Equal(got, wantCalls) {
 		t.Errorf("calls:\n %s\nwant:\n %s", strings.Join(eng.calls, "\n "), strings.Join(wantCalls, "\n "))
 	}
 	if res.Failed != 1 {
 		t.Errorf("failed = %d, want 1", res.Failed)
+	}
+}
+
+// A recreate whose old container cannot be stopped does not start the new one (the old one may still
+// hold the ports and write to the volumes): the new one is removed and the old one keeps its name.
+func TestRecreateKeepsTheOldWhenItCannotStop(t *testing.T) {
+	live := liveFrom(desired(t, base, ""))
+	want := desired(t, strings.Replace(base, "root: /www", "root: /srv", 1), "")
+	p := Diff(want, live, Options{})
+	oldID := find(live, "bee2-app-static").ID
+	eng := &recordingEngine{fail: map[string]error{"stop " + oldID: errors.New("engine busy")}}
+	ex := &Executor{Engine: eng, Parallel: 4, Prefix: "bee2", Server: "web1"}
+	if _, err := ex.Execute(t.Context(), p); err == nil || !strings.Contains(err.Error(), "engine busy") {
+		t.Fatalf("want the stop error, got %v", err)
+	}
+	for _, call := range []string{"remove id-bee2-app-static", "rename " + oldID + " bee2-app-static", "start " + oldID} {
+		if eng.index(call) < 0 {
+			t.Errorf("no %q: %v", call, eng.calls)
+		}
+	}
+	if i := eng.index("start id-bee2-app-static"); i >= 0 {
+		t.Errorf("the new container was started although the old one did not stop: %v", eng.calls)
+	}
+}
+
+// A recreate keeps the service down only for the stop of the old container (overlapping the create of
+// the new one) and the new one's start: the old one is renamed aside while it runs, never stopped before
+// the new one's create is under way, and removed only once the new one runs.
+func TestRecreateOrder(t *testing.T) {
+	live := liveFrom(desired(t, base, ""))
+	want := desired(t, strings.Replace(base, "root: /www", "root: /srv", 1), "")
+	p := Diff(want, live, Options{})
+	oldID := find(live, "bee2-app-static").ID
+	eng := &recordingEngine{}
+	ex := &Executor{Engine: eng, Parallel: 4, Prefix: "bee2", Server: "web1"}
+	if _, err := ex.Execute(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	rename, stop := eng.index("rename "+oldID+" bee2-app-static-bee2d-old-"+oldID[:12]), eng.index("stop "+oldID)
+	create, start, remove := eng.index("create bee2-app-static"), eng.index("start id-bee2-app-static"), eng.index("remove "+oldID)
+	if rename < 0 || stop < rename || create < rename || start < max(stop, create) || remove < start {
+		t.Errorf("want rename, then stop and create, then start, then remove: %v", eng.calls)
 	}
 }
 

@@ -151,19 +151,26 @@ func Diff(d *Desired, snap *Snapshot, opt Options) *Plan {
 	if len(creating) > 0 && snap.Complete {
 		p.Actions = append(p.Actions, prerequisites(d, snap, creating, opt)...)
 	}
-	p.Actions = append(p.Actions, containerActions...)
-
-	// What an interrupted recreate left behind goes once its replacement is planned or in place. Bee2's
-	// build and rebuild finish it too: a rebuild killed half-way is typically followed by another build,
-	// and the container aside is bee2d's own, never the user's.
+	// What an interrupted recreate left behind goes once its replacement is planned or in place, or,
+	// if it still runs (the recreate was cut before it stopped), first: it may hold the ports its
+	// replacement needs. Bee2's build and rebuild finish it too: a rebuild killed half-way is typically
+	// followed by another build, and the container aside is bee2d's own, never the user's.
+	var leftovers []Action
 	if opt.Mode != RunJobs {
 		for _, c := range live.leftovers {
 			if opt.Only != "" && c.Labels[LabelName] != opt.Only {
 				continue
 			}
-			p.Actions = append(p.Actions, Action{Op: OpRemoveContainer, Resource: c.Name, Cause: "left over from an interrupted recreate of " + c.Labels[LabelName], Live: c})
+			a := Action{Op: OpRemoveContainer, Resource: c.Name, Cause: "left over from an interrupted recreate of " + c.Labels[LabelName], Live: c}
+			if c.Running() {
+				p.Actions = append(p.Actions, a)
+			} else {
+				leftovers = append(leftovers, a)
+			}
 		}
 	}
+	p.Actions = append(p.Actions, containerActions...)
+	p.Actions = append(p.Actions, leftovers...)
 	return p
 }
 

@@ -207,6 +207,14 @@ func TestDiffGolden(t *testing.T) {
 			},
 		},
 		{
+			// Cut after the rename, before the old container stopped: it still runs and may hold the
+			// ports, so it goes before its replacement is made.
+			name: "interrupted-before-stop", live: base, want: base,
+			snapshot: func(s *Snapshot) {
+				find(s, "bee2-app-static").Name = "bee2-app-static-bee2d-old-aaaaaaaaaaaa"
+			},
+		},
+		{
 			name: "newer-hash-scheme-left-alone", live: base, want: strings.Replace(base, "image: front:1", "image: front:2", 1),
 			snapshot: func(s *Snapshot) { find(s, "bee2-app-front").Labels[LabelHashScheme] = "99" },
 		},
