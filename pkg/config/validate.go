@@ -2,6 +2,7 @@ package config
 
 import (
 	"cmp"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -38,7 +39,7 @@ func (d *decoder) validate(s *Settings) {
 		case s != "":
 			hint = didYouMean(name, appNames)
 		case jobs[name]:
-			hint = " (" + name + " is a job; only applications can be named here)"
+			hint = fmt.Sprintf(" (%q is a job; only applications can be named here)", name)
 		}
 		d.errorf(n, path, "no application %q%s", name, hint)
 		return nil
@@ -85,7 +86,7 @@ func (d *decoder) validate(s *Settings) {
 			}
 		}
 		for _, r := range m.refs {
-			findApp(r.name, r.node, r.path, " (write \"$$"+r.name+"\" for a literal \"$"+r.name+"\")")
+			findApp(r.name, r.node, r.path, fmt.Sprintf(" (write %q for a literal %q)", "$$"+r.name, "$"+r.name))
 		}
 	}
 	d.checkLinkCycles(s)
