@@ -218,13 +218,22 @@ func TestRoundTripOnEngine(t *testing.T) {
 
 			mess(t, data)
 			os.WriteFile(filepath.Join(other, "note"), []byte("changed"), 0o600)
-			rr, err := f.restore(RestoreOptions{})
+			// The restore takes the backup's path where a restore has it: the stream (an uncompressed
+			// archive compressed on the wire again), else the bind mount.
+			ro, wantMethod := RestoreOptions{Options: f.opts}, MethodBind
+			if tc.method == MethodStream {
+				ro.Method, wantMethod = MethodStream, MethodStream
+			}
+			rr, err := Restore(t.Context(), f.cli, f.settings, "web1", ro)
 			if err != nil {
 				t.Fatalf("restore: %v", err)
 			}
 			f.noHelpers()
 			if !rr.Verified || len(rr.Volumes) != 2 || rr.Archive.Name != a.Name {
 				t.Errorf("restore result %+v", rr)
+			}
+			if rr.Method != wantMethod {
+				t.Errorf("restored by %s, want %s", rr.Method, wantMethod)
 			}
 			sameTree(t, "data after restore", without(snapshot(t, data), leftOut), want)
 			sameTree(t, "other after restore", snapshot(t, other), wantOther)

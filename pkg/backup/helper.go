@@ -264,6 +264,7 @@ func helperRestore(args []string, stdin io.Reader, ev *events) error {
 	want := fs.String("sha256", "", "the archive's checksum; nothing is replaced when it differs")
 	name := fs.String("name", "archive", "the archive's name, for messages")
 	stamp := fs.Int64("stamp", time.Now().Unix(), "names the restore's working directories")
+	wire := fs.String("wire", "none", "zstd: stdin carries the archive compressed for the way (bee2d stores it uncompressed)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -271,7 +272,19 @@ func helperRestore(args []string, stdin io.Reader, ev *events) error {
 	if len(vols) == 0 {
 		return errors.New("helper restore: no volumes")
 	}
+	if *wire != "none" && *wire != "zstd" {
+		return fmt.Errorf("helper restore: unknown wire compression %q", *wire)
+	}
 	r := stdin
+	if *wire == "zstd" && *in == "" {
+		// The checksum and the structure are those of the archive itself, after the wire's decompression.
+		dr, err := decompressor(stdin, config.CompressionZstd)
+		if err != nil {
+			return err
+		}
+		defer dr.Close()
+		r = dr
+	}
 	if *in != "" {
 		if err := checkProbe(filepath.Dir(*in), *probe); err != nil {
 			return err

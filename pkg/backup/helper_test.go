@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/bee2d/bee2d/internal/testdocker"
 	"github.com/bee2d/bee2d/pkg/config"
 )
@@ -109,6 +111,54 @@ func TestHelperRoundTripInPlace(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A restore through the stream gets an uncompressed archive compressed for the way (--wire zstd): the helper
+// checks the checksum of the archive itself, and a stream that is not what --wire says changes nothing.
+func TestHelperRestoreFromTheWire(t *testing.T) {
+	requireRoot(t)
+	vols := t.TempDir()
+	inPlace(t, vols)
+	root := filepath.Join(vols, "data")
+	os.Mkdir(root, 0o755)
+	leftOut := fillTree(t, root)
+	before := without(snapshot(t, root), leftOut)
+	var archive bytes.Buffer
+	if code, _, msg := runHelperMain(t, []string{"backup", "data"}, nil, &archive); code != 0 {
+		t.Fatalf("backup: exit %d: %s", code, msg)
+	}
+	sum, err := scan(bytes.NewReader(archive.Bytes()), "test", config.CompressionNone, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wire bytes.Buffer
+	zw, err := zstdBlocksLevel(&wire, zstd.SpeedFastest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw.Write(archive.Bytes())
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if wire.Len() >= archive.Len() {
+		t.Errorf("the wire carries %d bytes for an archive of %d", wire.Len(), archive.Len())
+	}
+
+	mess(t, root)
+	messed := snapshot(t, root)
+	// The plain archive where a compressed one is announced: refused, the volume as it was.
+	code, _, msg := runHelperMain(t, []string{"restore", "--wire", "zstd", "--sha256", sum.SHA256, "--stamp", "41", "data"}, archive.Bytes(), nil)
+	if code == 0 {
+		t.Fatal("a plain stream announced as zstd was restored")
+	}
+	t.Logf("refused: %s", msg)
+	sameTree(t, "after the refused restore", snapshot(t, root), messed)
+
+	code, _, msg = runHelperMain(t, []string{"restore", "--wire", "zstd", "--sha256", sum.SHA256, "--stamp", "42", "data"}, wire.Bytes(), nil)
+	if code != 0 {
+		t.Fatalf("restore: exit %d: %s", code, msg)
+	}
+	sameTree(t, "restored from the wire", without(snapshot(t, root), leftOut), before)
 }
 
 // A restore whose archive does not match the checksum it was checked with changes nothing.

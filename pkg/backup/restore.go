@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"go.uber.org/zap"
 
 	"github.com/bee2d/bee2d/pkg/config"
@@ -273,6 +274,9 @@ type restoreHelper struct {
 	id    string
 	probe string
 	in    *os.File // the archive, sent through stdin
+	// wire: an uncompressed archive goes through stdin compressed (the helper's --wire), as a backup's
+	// comes back: the attach stream, not the CPU, is what bounds a restore to another engine.
+	wire bool
 }
 
 // create makes the helper: with the storage directory mounted read-only (bind), or reading the archive
@@ -298,6 +302,10 @@ func (r *restoreHelper) create(ctx context.Context, method Method) (Method, erro
 		}
 		r.in = f
 		spec.Stdin = true
+		r.wire = r.archive.Compression == config.CompressionNone || r.archive.Compression == ""
+		if r.wire {
+			spec.Cmd = append(spec.Cmd, "--wire", "zstd")
+		}
 	}
 	spec.Cmd = append(spec.Cmd, r.vols...)
 	id, err := r.eng.CreateHelper(ctx, spec)
@@ -313,12 +321,35 @@ func (r *restoreHelper) create(ctx context.Context, method Method) (Method, erro
 }
 
 func (r *restoreHelper) run(ctx context.Context, ev *helperEvents) (int, error) {
-	var stdin io.Reader
-	if r.in != nil {
-		stdin = r.in
+	if r.in == nil {
+		return r.eng.RunHelper(ctx, r.id, nil, io.Discard, ev)
 	}
-	return r.eng.RunHelper(ctx, r.id, stdin, io.Discard, ev)
+	if !r.wire {
+		return r.eng.RunHelper(ctx, r.id, r.in, io.Discard, ev)
+	}
+	// Compressed on a goroutine of its own, so that reading, compressing and sending overlap.
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		zw, err := zstdBlocksLevel(pw, zstd.SpeedFastest)
+		if err == nil {
+			_, err = io.Copy(zw, r.in)
+			if cerr := zw.Close(); err == nil {
+				err = cerr
+			}
+		}
+		pw.CloseWithError(err)
+	}()
+	code, err := r.eng.RunHelper(ctx, r.id, pr, io.Discard, ev)
+	// A helper that gave up early stops reading: the compression must not wait for it.
+	pr.CloseWithError(errHelperDone)
+	<-done
+	return code, err
 }
+
+// errHelperDone ends the compression of a restore's stdin once the helper has exited.
+var errHelperDone = errors.New("the restore helper has exited")
 
 // cleanup removes the helper and the probe file, also after ctx ended.
 func (r *restoreHelper) cleanup(ctx context.Context) {
