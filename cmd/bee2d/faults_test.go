@@ -247,10 +247,21 @@ func (ks *killStack) volumeFile(path string) (string, error) {
 // matches method and path, and kills it with SIGKILL while that call is held: bee2d dies just before the
 // engine hears of it. It returns the call held.
 func (ks *killStack) killAt(method, path string, args ...string) string {
+	return ks.killAtBoth(method, path, "", args...)
+}
+
+// killAtBoth is killAt for a step of two concurrent calls: it holds the POST to alsoPath as well, kills
+// bee2d only once both are held, so that neither reaches the engine.
+func (ks *killStack) killAtBoth(method, path, alsoPath string, args ...string) string {
 	t := ks.t
 	t.Helper()
 	hold := ks.proxy.Hold(method, path)
 	defer ks.proxy.Release(hold)
+	var also *testdocker.Hold
+	if alsoPath != "" {
+		also = ks.proxy.Hold(http.MethodPost, alsoPath)
+		defer ks.proxy.Release(also)
+	}
 	cmd := exec.Command(ks.bin, args...)
 	cmd.Stdout, cmd.Stderr = ks.logs, ks.logs
 	if err := cmd.Start(); err != nil {
@@ -267,6 +278,14 @@ func (ks *killStack) killAt(method, path string, args ...string) string {
 		cmd.Process.Kill()
 		t.Fatalf("bee2d %v never called %s %s", args, method, path)
 	}
+	if also != nil {
+		select {
+		case <-also.Held():
+		case <-time.After(eventually):
+			cmd.Process.Kill()
+			t.Fatalf("bee2d %v never called POST %s", args, alsoPath)
+		}
+	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -275,10 +294,15 @@ func (ks *killStack) killAt(method, path string, args ...string) string {
 		t.Fatalf("bee2d did not die of SIGKILL: %v", err)
 	}
 	// Released before the proxy has seen the connection close, the call would still reach the engine.
-	select {
-	case <-hold.Dropped():
-	case <-time.After(eventually):
-		t.Fatalf("the proxy never saw bee2d's connection close during %s", held)
+	for _, h := range []*testdocker.Hold{hold, also} {
+		if h == nil {
+			continue
+		}
+		select {
+		case <-h.Dropped():
+		case <-time.After(eventually):
+			t.Fatalf("the proxy never saw bee2d's connection close during %s", held)
+		}
 	}
 	return held
 }
@@ -349,14 +373,7 @@ func TestKilledDuringRecreate(t *testing.T) {
 				ks.write(ks.settings(fmt.Sprintf("v%d", version)))
 			}
 			greeting := fmt.Sprintf("v%d", version)
-			var also *testdocker.Hold
-			if c.also != "" {
-				also = ks.proxy.Hold(http.MethodPost, c.also)
-			}
-			held := ks.killAt(c.method, c.path, append(slices.Clone(c.cmd), "-c", ks.file)...)
-			if also != nil {
-				ks.proxy.Release(also)
-			}
+			held := ks.killAtBoth(c.method, c.path, c.also, append(slices.Clone(c.cmd), "-c", ks.file)...)
 			if c.method == http.MethodDelete && !strings.Contains(held, old.ID) {
 				t.Fatalf("held %s; want the removal of the old container %s", held, old.ID[:12])
 			}
