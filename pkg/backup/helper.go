@@ -275,8 +275,11 @@ func helperRestore(args []string, stdin io.Reader, ev *events) error {
 	if *wire != "none" && *wire != "zstd" {
 		return fmt.Errorf("helper restore: unknown wire compression %q", *wire)
 	}
+	if *wire != "none" && *in != "" {
+		return errors.New("helper restore: --wire applies to stdin, not to --in")
+	}
 	r := stdin
-	if *wire == "zstd" && *in == "" {
+	if *wire == "zstd" {
 		// The checksum and the structure are those of the archive itself, after the wire's decompression.
 		dr, err := decompressor(stdin, config.CompressionZstd)
 		if err != nil {

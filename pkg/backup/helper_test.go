@@ -23,7 +23,7 @@ func requireRoot(t *testing.T) {
 }
 
 // inPlace points the helper program at dir for the test, as if dir were the container's /volumes.
-func inPlace(t *testing.T, dir string) {
+func inPlace(t testing.TB, dir string) {
 	t.Helper()
 	old := volumesDir
 	volumesDir = dir
@@ -153,6 +153,13 @@ func TestHelperRestoreFromTheWire(t *testing.T) {
 	}
 	t.Logf("refused: %s", msg)
 	sameTree(t, "after the refused restore", snapshot(t, root), messed)
+
+	// --wire describes stdin: with an archive file it is a mistake, said as one.
+	code, _, msg = runHelperMain(t, []string{"restore", "--wire", "zstd", "--in", "/nonexistent/1-volumes.tar", "data"}, nil, nil)
+	if code == 0 || !strings.Contains(msg, "--wire applies to stdin") {
+		t.Errorf("--wire with --in: exit %d: %s", code, msg)
+	}
+	sameTree(t, "after --wire with --in", snapshot(t, root), messed)
 
 	code, _, msg = runHelperMain(t, []string{"restore", "--wire", "zstd", "--sha256", sum.SHA256, "--stamp", "42", "data"}, wire.Bytes(), nil)
 	if code != 0 {

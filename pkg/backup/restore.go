@@ -274,9 +274,13 @@ type restoreHelper struct {
 	id    string
 	probe string
 	in    *os.File // the archive, sent through stdin
-	// wire: an uncompressed archive goes through stdin compressed (the helper's --wire), as a backup's
-	// comes back: the attach stream, not the CPU, is what bounds a restore to another engine.
-	wire bool
+}
+
+// wired tells whether the archive goes through stdin compressed for the way (the helper's --wire): an
+// uncompressed one does, as a backup's comes back, since the attach stream, not the CPU, is what bounds a
+// restore to another engine.
+func (r *restoreHelper) wired() bool {
+	return r.in != nil && (r.archive.Compression == config.CompressionNone || r.archive.Compression == "")
 }
 
 // create makes the helper: with the storage directory mounted read-only (bind), or reading the archive
@@ -302,8 +306,7 @@ func (r *restoreHelper) create(ctx context.Context, method Method) (Method, erro
 		}
 		r.in = f
 		spec.Stdin = true
-		r.wire = r.archive.Compression == config.CompressionNone || r.archive.Compression == ""
-		if r.wire {
+		if r.wired() {
 			spec.Cmd = append(spec.Cmd, "--wire", "zstd")
 		}
 	}
@@ -324,7 +327,7 @@ func (r *restoreHelper) run(ctx context.Context, ev *helperEvents) (int, error) 
 	if r.in == nil {
 		return r.eng.RunHelper(ctx, r.id, nil, io.Discard, ev)
 	}
-	if !r.wire {
+	if !r.wired() {
 		return r.eng.RunHelper(ctx, r.id, r.in, io.Discard, ev)
 	}
 	// Compressed on a goroutine of its own, so that reading, compressing and sending overlap.
