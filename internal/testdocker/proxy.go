@@ -48,17 +48,7 @@ func StartProxyTo(t testing.TB, host string) *Proxy {
 	if !ok {
 		t.Fatalf("testdocker.StartProxyTo: %q is not a unix socket", host)
 	}
-	// Unix socket paths are short; t.TempDir can be too long.
-	dir, err := os.MkdirTemp("", "bee2d-proxy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "docker.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln, sock := ListenUnix(t, "bee2d-proxy", "docker.sock")
 	p := &Proxy{Host: "unix://" + sock, streams: map[*http.Request]context.CancelFunc{}}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
@@ -127,6 +117,23 @@ func StartProxyTo(t testing.TB, host string) *Proxy {
 		srv.Close()
 	})
 	return p
+}
+
+// ListenUnix listens on a unix socket called name in a new temporary directory named after pattern, removed
+// with the test, and returns the socket's path. Unix socket paths are short; t.TempDir can be too long.
+func ListenUnix(t testing.TB, pattern, name string) (net.Listener, string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, name)
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln, sock
 }
 
 // serveEvents proxies one event stream, unless streams are cut; CutEvents ends it.

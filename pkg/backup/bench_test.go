@@ -14,9 +14,7 @@ import (
 // data, writing the archive into a file as the bind-mount path does: what the data path costs in CPU.
 func BenchmarkHelperBackup(b *testing.B) {
 	vols := b.TempDir()
-	old := volumesDir
-	volumesDir = vols
-	b.Cleanup(func() { volumesDir = old })
+	inPlace(b, vols)
 	dir := filepath.Join(vols, "data")
 	os.MkdirAll(dir, 0o755)
 	text := []byte(strings.Repeat("2024-05-01 12:00:00 GET /index.html 200 the quick brown fox\n", 1<<16/60))
@@ -60,9 +58,7 @@ func BenchmarkHelperBackup(b *testing.B) {
 // -benchtime 1x there, or a file system with a journal.
 func BenchmarkHelperRestoreSmallFiles(b *testing.B) {
 	vols := b.TempDir()
-	old := volumesDir
-	volumesDir = vols
-	b.Cleanup(func() { volumesDir = old })
+	inPlace(b, vols)
 	dir := filepath.Join(vols, "data")
 	var size int64
 	for i := range 20000 {

@@ -168,16 +168,7 @@ func TestSSHAgent(t *testing.T) {
 	if err := keyring.Add(agent.AddedKey{PrivateKey: key}); err != nil {
 		t.Fatal(err)
 	}
-	dir, err := os.MkdirTemp("", "bee2d-agent")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "agent.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln, sock := testdocker.ListenUnix(t, "bee2d-agent", "agent.sock")
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {

@@ -99,16 +99,29 @@ func TestExecuteFreshServerOrder(t *testing.T) {
 	}
 }
 
-// A failed replacement gives the old container its name back and starts it again, and nothing that
-// links to it is attempted.
-func TestRecreateRollsBackWhenCreateFails(t *testing.T) {
+// staticLiveID is the id liveFrom gives static, the first container of base.
+var staticLiveID = strings.Repeat("a", 64)
+
+// recreateStatic executes on eng the plan that recreates static (its env changed), and returns the id of
+// the container it replaces.
+func recreateStatic(t *testing.T, eng *recordingEngine) (string, Result, error) {
+	t.Helper()
 	live := liveFrom(desired(t, base, ""))
 	want := desired(t, strings.Replace(base, "root: /www", "root: /srv", 1), "")
 	p := Diff(want, live, Options{})
-	oldID := find(live, "bee2-app-static").ID
-	eng := &recordingEngine{fail: map[string]error{"create bee2-app-static": errors.New("no such image")}}
+	if old := find(live, "bee2-app-static"); old == nil || old.ID != staticLiveID {
+		t.Fatalf("static's live container: %+v", old)
+	}
 	ex := &Executor{Engine: eng, Parallel: 4, Prefix: "bee2", Server: "web1"}
 	res, err := ex.Execute(t.Context(), p)
+	return staticLiveID, res, err
+}
+
+// A failed replacement gives the old container its name back and starts it again, and nothing that
+// links to it is attempted.
+func TestRecreateRollsBackWhenCreateFails(t *testing.T) {
+	eng := &recordingEngine{fail: map[string]error{"create bee2-app-static": errors.New("no such image")}}
+	oldID, res, err := recreateStatic(t, eng)
 	if err == nil || !strings.Contains(err.Error(), "no such image") {
 		t.Fatalf("want the create error, got %v", err)
 	}
@@ -136,13 +149,9 @@ func TestRecreateRollsBackWhenCreateFails(t *testing.T) {
 // A recreate whose old container cannot be stopped does not start the new one (the old one may still
 // hold the ports and write to the volumes): the new one is removed and the old one keeps its name.
 func TestRecreateKeepsTheOldWhenItCannotStop(t *testing.T) {
-	live := liveFrom(desired(t, base, ""))
-	want := desired(t, strings.Replace(base, "root: /www", "root: /srv", 1), "")
-	p := Diff(want, live, Options{})
-	oldID := find(live, "bee2-app-static").ID
-	eng := &recordingEngine{fail: map[string]error{"stop " + oldID: errors.New("engine busy")}}
-	ex := &Executor{Engine: eng, Parallel: 4, Prefix: "bee2", Server: "web1"}
-	if _, err := ex.Execute(t.Context(), p); err == nil || !strings.Contains(err.Error(), "engine busy") {
+	eng := &recordingEngine{fail: map[string]error{"stop " + staticLiveID: errors.New("engine busy")}}
+	oldID, _, err := recreateStatic(t, eng)
+	if err == nil || !strings.Contains(err.Error(), "engine busy") {
 		t.Fatalf("want the stop error, got %v", err)
 	}
 	for _, call := range []string{"remove id-bee2-app-static", "rename " + oldID + " bee2-app-static", "start " + oldID} {
@@ -156,16 +165,13 @@ func TestRecreateKeepsTheOldWhenItCannotStop(t *testing.T) {
 }
 
 // A recreate keeps the service down only for the stop of the old container (overlapping the create of
-// the new one) and the new one's start: the old one is renamed aside while it runs, never stopped before
-// the new one's create is under way, and removed only once the new one runs.
+// the new one) and the new one's start: the old one is renamed aside while it runs, stopped after that, the
+// new one started only once the old one has stopped and its create is done, and the old one removed only
+// once the new one runs.
 func TestRecreateOrder(t *testing.T) {
-	live := liveFrom(desired(t, base, ""))
-	want := desired(t, strings.Replace(base, "root: /www", "root: /srv", 1), "")
-	p := Diff(want, live, Options{})
-	oldID := find(live, "bee2-app-static").ID
 	eng := &recordingEngine{}
-	ex := &Executor{Engine: eng, Parallel: 4, Prefix: "bee2", Server: "web1"}
-	if _, err := ex.Execute(t.Context(), p); err != nil {
+	oldID, _, err := recreateStatic(t, eng)
+	if err != nil {
 		t.Fatal(err)
 	}
 	rename, stop := eng.index("rename "+oldID+" bee2-app-static-bee2d-old-"+oldID[:12]), eng.index("stop "+oldID)
