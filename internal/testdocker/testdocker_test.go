@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -132,4 +133,52 @@ func (g *removalGate) client(t *testing.T) *dockerx.Client {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// outcomeTB records how a check ended a test: Fatalf and Skipf end its goroutine, as testing's do.
+type outcomeTB struct {
+	testing.TB
+	fatal, skip string
+}
+
+func (o *outcomeTB) Helper() {}
+func (o *outcomeTB) Fatalf(format string, args ...any) {
+	o.fatal = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+func (o *outcomeTB) Skipf(format string, args ...any) {
+	o.skip = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// run calls check on a goroutine of its own, so that its Fatalf or Skipf ends only that goroutine.
+func (o *outcomeTB) run(check func(testing.TB)) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		check(o)
+	}()
+	<-done
+}
+
+// Under CI=true nothing a test needs may be missing: Need and Require fail the test there, never skip it.
+func TestMissingNeedsFailUnderCI(t *testing.T) {
+	missingEngine := func(tb testing.TB) { testdocker.Require(tb) }
+	missingTool := func(tb testing.TB) { testdocker.Need(tb, "no such tool") }
+	for _, ci := range []string{"true", ""} {
+		t.Run("CI="+ci, func(t *testing.T) {
+			t.Setenv("CI", ci)
+			t.Setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+			for name, check := range map[string]func(testing.TB){"Require": missingEngine, "Need": missingTool} {
+				o := &outcomeTB{TB: t}
+				o.run(check)
+				switch {
+				case ci == "true" && (o.fatal == "" || o.skip != ""):
+					t.Errorf("%s under CI: fatal %q, skip %q; want a failure", name, o.fatal, o.skip)
+				case ci == "" && (o.skip == "" || o.fatal != ""):
+					t.Errorf("%s outside CI: fatal %q, skip %q; want a skip", name, o.fatal, o.skip)
+				}
+			}
+		})
+	}
 }
