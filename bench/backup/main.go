@@ -48,6 +48,8 @@ type options struct {
 	comps   []config.Compression
 	cpuProf string
 	tlsOnly bool
+	// noRestore skips the restores (-ops backup).
+	noRestore bool
 	// inodeSettle is the wait before each timed restore of many files; see settleInodes.
 	inodeSettle time.Duration
 }
@@ -79,6 +81,7 @@ func main() {
 	fs.BoolVar(&opt.keep, "keep", false, "keep the volumes and archives (for a look afterwards)")
 	data := fs.String("data", "mixed,small", "data sets to measure: mixed, small")
 	comps := fs.String("compression", "none,zstd,gzip", "compressions to measure")
+	ops := fs.String("ops", "backup,restore", "operations to measure: backup, or backup,restore (a restore needs the backup's archive)")
 	fs.DurationVar(&opt.inodeSettle, "inode-settle", 61*time.Second, "before each timed restore of the small files, sync and wait this long (0: no wait), so that no side creates its files among inodes the other just deleted")
 	fs.StringVar(&opt.cpuProf, "cpuprofile", "", "write a CPU profile of this process (bee2d's admin side: stream, restore's check) to this file")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -88,6 +91,14 @@ func main() {
 		os.Exit(2)
 	}
 	opt.data = strings.Split(*data, ",")
+	switch *ops {
+	case "backup":
+		opt.noRestore = true
+	case "backup,restore", "restore,backup":
+	default:
+		fmt.Fprintf(os.Stderr, "bench/backup: -ops %q: want backup or backup,restore\n", *ops)
+		os.Exit(2)
+	}
 	for _, c := range strings.Split(*comps, ",") {
 		opt.comps = append(opt.comps, config.Compression(c))
 	}
@@ -436,6 +447,9 @@ func (e *engine) measureOne(ctx context.Context, vol, label, src string, mb floa
 	add(row{Op: "backup", What: what + ", storage on disk", Size: sizes["disk"]}, "disk", "file")
 	fmt.Fprintf(os.Stderr, "%s %s %s backup: floor %.2fs, bee2d in memory %.2fs (helper %.2fs); file+sync %.2fs, bee2d on disk %.2fs\n",
 		e.name, label, comp, median(t["floor"]), median(t["memory"]), median(t["memory transfer"]), median(t["file"]), median(t["disk"]))
+	if e.opt.noRestore {
+		return rows, nil
+	}
 
 	// Restores: the host extracts the same archive into an empty directory on the volumes' file system.
 	scratch := filepath.Join(filepath.Dir(src), "bench-extract")

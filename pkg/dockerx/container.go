@@ -101,6 +101,21 @@ func (c *Client) RemoveContainer(ctx context.Context, id string) error {
 	ctx, cancel := change(ctx)
 	defer cancel()
 	err := c.api.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: false})
+	// The engine can fail to delete a container's directory while it is still writing a file into it for
+	// another call on the same container (a stop, a restart by its policy): "unable to remove filesystem
+	// ... directory not empty" (moby/moby#52161). The container is then marked dead and a second removal
+	// finishes the job; a few tries, a little apart.
+	for wait := removeRetry; err != nil && filesystemRace(err) && wait <= 4*removeRetry; wait *= 2 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("remove container %s: %w", id, err)
+		case <-time.After(wait):
+		}
+		err = c.api.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: false})
+		if cerrdefs.IsNotFound(err) {
+			return nil
+		}
+	}
 	if err != nil && strings.Contains(err.Error(), "already in progress") {
 		// Someone else's removal (or a request the HTTP client re-sent on a fresh connection) is under
 		// way: the goal is the same, so wait for it to finish.
@@ -110,6 +125,15 @@ func (c *Client) RemoveContainer(ctx context.Context, id string) error {
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}
 	return nil
+}
+
+// removeRetry is the first pause before removing again a container whose directory the engine could not
+// delete; it doubles on each try.
+var removeRetry = 100 * time.Millisecond
+
+// filesystemRace tells an engine's failure to delete a container's files, which a new try can get past.
+func filesystemRace(err error) bool {
+	return strings.Contains(err.Error(), "unable to remove filesystem")
 }
 
 // waitGone returns once the container no longer exists.
