@@ -3,6 +3,7 @@ package backup
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
@@ -11,30 +12,60 @@ import (
 	"testing"
 )
 
+// largeFiles writes 64 files of 4 MiB into dir, like the mixed data of bench/backup: log-like text, binary
+// records and random bytes (4, 3 and 3 out of 10), and returns their bytes.
+func largeFiles(dir string) int64 {
+	os.MkdirAll(dir, 0o755)
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	words := strings.Fields("the quick brown fox jumps over a lazy dog while bee2d keeps every volume safe GET POST /index.html 200 404")
+	const n = 4 << 20
+	var size int64
+	for i := range 64 {
+		data := make([]byte, 0, n+256)
+		switch i % 10 * 10 / 34 {
+		case 0:
+			for len(data) < n {
+				data = fmt.Appendf(data, "2024-05-%02d 12:%02d:%02d 10.0.%d.%d ", rng.IntN(28)+1, rng.IntN(60), rng.IntN(60), rng.IntN(255), rng.IntN(255))
+				for range 8 + rng.IntN(8) {
+					data = append(append(data, words[rng.IntN(len(words))]...), ' ')
+				}
+				data = append(data, '\n')
+			}
+		case 1:
+			for rec := uint64(0); len(data) < n; rec++ {
+				var r [32]byte
+				binary.LittleEndian.PutUint64(r[:], rec)
+				r[8], r[9] = byte(rng.IntN(4)), byte(rng.IntN(256))
+				copy(r[16:], "record-payload!!")
+				data = append(data, r[:]...)
+			}
+		default:
+			data = data[:n]
+			rand.Read(data)
+		}
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%02d", i)), data[:n], 0o644)
+		size += n
+	}
+	return size
+}
+
+// memDir is a new directory in memory (/dev/shm) when there is one, else in the test's temporary directory:
+// the benchmarks below time the CPU, not this machine's disk.
+func memDir(b *testing.B) string {
+	if d, err := os.MkdirTemp("/dev/shm", "bee2d-bench-"); err == nil {
+		b.Cleanup(func() { os.RemoveAll(d) })
+		return d
+	}
+	return b.TempDir()
+}
+
 // BenchmarkHelperBackup runs the helper's backup in place, without Docker, on 256 MiB of text and random
 // data, writing the archive into a file as the bind-mount path does: what the data path costs in CPU.
 func BenchmarkHelperBackup(b *testing.B) {
 	vols := b.TempDir()
 	inPlace(b, vols)
-	dir := filepath.Join(vols, "data")
-	os.MkdirAll(dir, 0o755)
-	text := []byte(strings.Repeat("2024-05-01 12:00:00 GET /index.html 200 the quick brown fox\n", 1<<16/60))
-	random := make([]byte, 4<<20)
-	rand.Read(random)
-	var size int64
-	for i := range 64 {
-		data := random
-		if i%2 == 0 {
-			data = bytes.Repeat(text, len(random)/len(text))
-		}
-		os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%02d", i)), data, 0o644)
-		size += int64(len(data))
-	}
-	out := b.TempDir()
-	if d, err := os.MkdirTemp("/dev/shm", "bee2d-bench-"); err == nil {
-		out = d
-		b.Cleanup(func() { os.RemoveAll(d) })
-	}
+	size := largeFiles(filepath.Join(vols, "data"))
+	out := memDir(b)
 	os.WriteFile(filepath.Join(out, ".bee2d-probe-0123456789abcdef"), []byte("t"), 0o600)
 	for _, comp := range []string{"none", "zstd", "gzip"} {
 		b.Run(comp, func(b *testing.B) {
@@ -120,6 +151,40 @@ func BenchmarkHelperBackupSmallFiles(b *testing.B) {
 					b.Fatal(stderr.String())
 				}
 				os.Remove(archive)
+			}
+		})
+	}
+}
+
+// BenchmarkHelperRestore restores the same 256 MiB in place, without Docker, from an archive of each
+// compression, volume and archive both in memory: the restore's data path in CPU (decompress, hash, check,
+// write), without this machine's disk.
+func BenchmarkHelperRestore(b *testing.B) {
+	vols := memDir(b)
+	inPlace(b, vols)
+	size := largeFiles(filepath.Join(vols, "data"))
+	out := memDir(b)
+	os.WriteFile(filepath.Join(out, ".bee2d-probe-0123456789abcdef"), []byte("t"), 0o600)
+	for _, comp := range []string{"none", "zstd", "gzip"} {
+		b.Run(comp, func(b *testing.B) {
+			archive := filepath.Join(out, "1-volumes.tar."+comp)
+			var stderr bytes.Buffer
+			if code := HelperMain([]string{"backup", "--compression", comp, "--out", archive,
+				"--probe", ".bee2d-probe-0123456789abcdef:t", "data"}, nil, nil, &stderr); code != 0 {
+				b.Fatal(stderr.String())
+			}
+			defer os.Remove(archive)
+			sum, err := fileSHA256(archive)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(size)
+			b.ResetTimer()
+			for i := range b.N {
+				if code := HelperMain([]string{"restore", "--compression", comp, "--sha256", sum, "--in", archive,
+					"--probe", ".bee2d-probe-0123456789abcdef:t", "--stamp", fmt.Sprint(i + 1), "data"}, nil, nil, &stderr); code != 0 {
+					b.Fatal(stderr.String())
+				}
 			}
 		})
 	}

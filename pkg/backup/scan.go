@@ -51,7 +51,13 @@ func scan(r io.Reader, name string, comp config.Compression, visit func(entry, i
 		return Summary{}, &TruncatedError{Archive: name, Err: err}
 	}
 	defer dec.Close()
-	tail := &zeroTail{r: dec}
+	var content io.Reader = dec
+	if comp != config.CompressionNone && comp != "" {
+		ahead := newAheadReader(dec)
+		defer ahead.stop() // before dec.Close
+		content = ahead
+	}
+	tail := &zeroTail{r: content}
 	tr := tar.NewReader(tail)
 	c := newChecker(name)
 	last := ""
@@ -183,3 +189,87 @@ func (z *zeroTail) Read(p []byte) (int, error) {
 }
 
 func newHash() hash.Hash { return sha256.New() }
+
+// aheadReader reads r on a goroutine of its own, a few large buffers ahead of its caller: decompressing an
+// archive (one core for gzip) then runs beside what is done with its content (hashing and writing files),
+// rather than in turn with it. The errors of r come through unchanged, after the bytes read before them.
+type aheadReader struct {
+	full chan aheadBuf
+	free chan []byte
+	cur  aheadBuf
+	quit chan struct{}
+	done chan struct{}
+}
+
+type aheadBuf struct {
+	b   []byte
+	off int
+	err error
+}
+
+const (
+	aheadSize  = 1 << 20
+	aheadDepth = 4
+)
+
+func newAheadReader(r io.Reader) *aheadReader {
+	a := &aheadReader{full: make(chan aheadBuf, aheadDepth), free: make(chan []byte, aheadDepth+1),
+		quit: make(chan struct{}), done: make(chan struct{})}
+	for range aheadDepth + 1 {
+		a.free <- make([]byte, aheadSize)
+	}
+	go func() {
+		defer close(a.done)
+		for {
+			var b []byte
+			select {
+			case b = <-a.free:
+			case <-a.quit:
+				return
+			}
+			// Fill the buffer, short only at an error (io.EOF included): r's own error, never one made up
+			// here, so that a truncated stream still says so.
+			n := 0
+			var err error
+			for n < len(b) && err == nil {
+				var m int
+				m, err = r.Read(b[n:])
+				n += m
+			}
+			select {
+			case a.full <- aheadBuf{b: b[:n], err: err}:
+			case <-a.quit:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return a
+}
+
+func (a *aheadReader) Read(p []byte) (int, error) {
+	for a.cur.off == len(a.cur.b) {
+		if a.cur.err != nil {
+			return 0, a.cur.err
+		}
+		if a.cur.b != nil {
+			a.free <- a.cur.b[:cap(a.cur.b)]
+		}
+		a.cur = <-a.full
+	}
+	n := copy(p, a.cur.b[a.cur.off:])
+	a.cur.off += n
+	return n, nil
+}
+
+// stop ends the reading goroutine and waits for it, so that r may be closed; safe to call more than once.
+func (a *aheadReader) stop() {
+	select {
+	case <-a.quit:
+	default:
+		close(a.quit)
+	}
+	<-a.done
+}
