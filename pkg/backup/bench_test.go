@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bee2d/bee2d/pkg/config"
 )
 
 // largeFiles writes 64 files of 4 MiB into dir, like the mixed data of bench/backup: log-like text, binary
@@ -165,11 +168,14 @@ func BenchmarkHelperRestore(b *testing.B) {
 	size := largeFiles(filepath.Join(vols, "data"))
 	out := memDir(b)
 	os.WriteFile(filepath.Join(out, ".bee2d-probe-0123456789abcdef"), []byte("t"), 0o600)
-	for _, comp := range []string{"none", "zstd", "gzip"} {
-		b.Run(comp, func(b *testing.B) {
-			archive := filepath.Join(out, "1-volumes.tar."+comp)
+	for _, run := range []struct {
+		name, comp string
+		index      bool
+	}{{"none", "none", false}, {"zstd", "zstd", false}, {"gzip", "gzip", false}, {"gzip-indexed", "gzip", true}} {
+		b.Run(run.name, func(b *testing.B) {
+			archive := filepath.Join(out, ArchiveName(1, config.Compression(run.comp)))
 			var stderr bytes.Buffer
-			if code := HelperMain([]string{"backup", "--compression", comp, "--out", archive,
+			if code := HelperMain([]string{"backup", "--compression", run.comp, "--out", archive,
 				"--probe", ".bee2d-probe-0123456789abcdef:t", "data"}, nil, nil, &stderr); code != 0 {
 				b.Fatal(stderr.String())
 			}
@@ -178,11 +184,32 @@ func BenchmarkHelperRestore(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			args := []string{"restore", "--compression", run.comp, "--sha256", sum, "--in", archive,
+				"--probe", ".bee2d-probe-0123456789abcdef:t"}
+			if run.index {
+				var res helperResult
+				for _, line := range strings.Split(stderr.String(), "\n") {
+					var ev event
+					if json.Unmarshal([]byte(line), &ev) == nil && ev.Result != nil {
+						res = *ev.Result
+					}
+				}
+				fi, _ := os.Stat(archive)
+				if !validMembers(res.Members, fi.Size()) {
+					b.Fatalf("no member index: %v", res.Members)
+				}
+				m := &Manifest{Format: ManifestFormat, Archive: filepath.Base(archive), Compression: config.CompressionGzip,
+					Size: fi.Size(), SHA256: sum, GzipMembers: res.Members}
+				if err := writeManifest(out, m); err != nil {
+					b.Fatal(err)
+				}
+				defer os.Remove(archive + manifestSuffix)
+				args = append(args, "--index", archive+manifestSuffix)
+			}
 			b.SetBytes(size)
 			b.ResetTimer()
 			for i := range b.N {
-				if code := HelperMain([]string{"restore", "--compression", comp, "--sha256", sum, "--in", archive,
-					"--probe", ".bee2d-probe-0123456789abcdef:t", "--stamp", fmt.Sprint(i + 1), "data"}, nil, nil, &stderr); code != 0 {
+				if code := HelperMain(append(args, "--stamp", fmt.Sprint(i+1), "data"), nil, nil, &stderr); code != 0 {
 					b.Fatal(stderr.String())
 				}
 			}

@@ -230,15 +230,28 @@ func FuzzScan(f *testing.F) {
 	})
 }
 
-// manifestFor is the manifest bee2d would write for data stored as name.
-func manifestFor(name string, comp config.Compression, data []byte) []byte {
+// manifestFor is the manifest bee2d would write for data stored as name, with a gzip archive's member index.
+func manifestFor(name string, comp config.Compression, data []byte, members ...int64) []byte {
 	h := sha256.Sum256(data)
 	m, err := json.Marshal(&Manifest{Format: ManifestFormat, Archive: name, Server: "web1", Compression: comp,
-		Size: int64(len(data)), SHA256: hex.EncodeToString(h[:]), Method: "helper-stream"})
+		Size: int64(len(data)), SHA256: hex.EncodeToString(h[:]), Method: "helper-stream", GzipMembers: members})
 	if err != nil {
 		panic(err)
 	}
 	return m
+}
+
+// gzipPieces compresses data in n pieces, each a gzip member of its own as bee2d writes them, and returns the
+// stream and its member sizes.
+func gzipPieces(t testing.TB, data []byte, n int) ([]byte, []int64) {
+	var out []byte
+	var sizes []int64
+	for i := range n {
+		piece := compress(t, data[len(data)*i/n:len(data)*(i+1)/n], config.CompressionGzip)
+		out = append(out, piece...)
+		sizes = append(sizes, int64(len(piece)))
+	}
+	return out, sizes
 }
 
 // FuzzVerify stores any bytes as an archive of any compression, with any manifest beside it (or none), and
@@ -255,6 +268,12 @@ func FuzzVerify(f *testing.F) {
 		}
 	}
 	good := bee2Archive(f)
+	// Gzip archives indexed by their manifest: the index that fits, and one that does not.
+	gzName := ArchiveName(stamp, config.CompressionGzip)
+	gz, members := gzipPieces(f, good, 3)
+	gzIndex := slices.Index(config.Compressions, config.CompressionGzip)
+	f.Add(gz, uint8(gzIndex), manifestFor(gzName, config.CompressionGzip, gz, members...))
+	f.Add(gz, uint8(gzIndex), manifestFor(gzName, config.CompressionGzip, gz, members[0]+members[1], members[2]))
 	name := ArchiveName(stamp, config.CompressionNone)
 	f.Add(good, uint8(0), manifestFor(name, config.CompressionNone, append(slices.Clone(good), 0)))
 	f.Add(good, uint8(0), []byte(`{"format":"bee2d-backup/2","sha256":"`+strings.Repeat("0", 64)+`"}`))

@@ -83,6 +83,15 @@ type Archive struct {
 	ManifestErr error
 }
 
+// gzipMembers is the manifest's index of a gzip archive's members, when it has one that adds up to the
+// archive's size.
+func (a Archive) gzipMembers() []int64 {
+	if a.Compression != config.CompressionGzip || a.Manifest == nil || !validMembers(a.Manifest.GzipMembers, a.Size) {
+		return nil
+	}
+	return a.Manifest.GzipMembers
+}
+
 // Stamp is the archive's timestamp, as in its name.
 func (a Archive) Stamp() int64 { return a.Time.Unix() }
 

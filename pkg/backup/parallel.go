@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -28,6 +30,9 @@ type parallelWriter struct {
 
 	mu  sync.Mutex
 	err error
+
+	// sizes are the compressed sizes of the blocks written, in order; read after Close.
+	sizes []int64
 }
 
 type block struct {
@@ -74,6 +79,7 @@ func (p *parallelWriter) writeLoop() {
 		err := b.err
 		if err == nil && p.failed() == nil {
 			_, err = p.w.Write(b.out)
+			p.sizes = append(p.sizes, int64(len(b.out)))
 		}
 		if err != nil {
 			p.fail(err)
@@ -161,6 +167,19 @@ func (p *parallelWriter) Close() error {
 	p.wg.Wait()
 	<-p.done
 	return p.failed()
+}
+
+// blockSizes returns the compressed size of each block written, in order, once Close has returned: for gzip
+// the sizes of its members, which a reader can then decompress several at once (see memberReader).
+func (p *parallelWriter) blockSizes() []int64 { return p.sizes }
+
+// gzipMembersOf returns the member sizes of what a gzip compressor wrote, once it is closed; nil for any
+// other writer.
+func gzipMembersOf(w io.Writer, comp config.Compression) []int64 {
+	if p, ok := w.(*parallelWriter); ok && comp == config.CompressionGzip {
+		return p.blockSizes()
+	}
+	return nil
 }
 
 // zstdBlocks compresses blocks as zstd frames at zstd's default level (3).

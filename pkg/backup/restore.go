@@ -42,11 +42,21 @@ func Verify(a Archive, read func(int64)) (Summary, error) {
 		return Summary{}, err
 	}
 	defer f.Close()
-	var r io.Reader = f
-	if read != nil {
-		r = &countingReader{r: f, report: read}
+	reader := func() io.Reader {
+		if read != nil {
+			return &countingReader{r: f, report: read}
+		}
+		return f
 	}
-	sum, err := scan(r, a.Name, a.Compression, nil)
+	sum, err := scanIndexed(reader(), a.Name, a.Compression, a.gzipMembers(), nil)
+	if ie := (*IndexError)(nil); errors.As(err, &ie) {
+		// The index is only a help: the archive is read again as any gzip stream, and a restore's helper
+		// is not given the index.
+		if _, serr := f.Seek(0, io.SeekStart); serr != nil {
+			return Summary{}, serr
+		}
+		sum, err = scan(reader(), a.Name, a.Compression, nil)
+	}
 	if err != nil {
 		// A damaged archive with a manifest is first of all a checksum mismatch: say so when the file
 		// differs from what was written.
@@ -213,7 +223,8 @@ func Restore(ctx context.Context, eng Engine, s *config.Settings, server string,
 			// them down also sees why.
 			Labels: helperLabels(prefix, server, "restore", ownNames),
 		},
-		vols: vols,
+		vols:    vols,
+		indexed: sum.Indexed,
 	}
 	defer rh.cleanup(ctx)
 	method := MethodStream
@@ -270,6 +281,8 @@ type restoreHelper struct {
 	archive Archive
 	spec    dockerx.HelperSpec
 	vols    []string
+	// indexed: the check read the archive by its manifest's gzip member index, which the helper may use too.
+	indexed bool
 
 	id    string
 	probe string
@@ -298,6 +311,9 @@ func (r *restoreHelper) create(ctx context.Context, method Method) (Method, erro
 			return "", err
 		}
 		spec.Cmd = append(spec.Cmd, "--in", "/in/"+r.archive.Name, "--probe", r.probe+":"+hex.EncodeToString(token))
+		if r.indexed {
+			spec.Cmd = append(spec.Cmd, "--index", "/in/"+r.archive.Name+manifestSuffix)
+		}
 		spec.Mounts = append(slices.Clone(spec.Mounts), dockerx.HelperMount{Source: r.dir, Target: "/in", ReadOnly: true})
 	} else {
 		f, err := os.Open(r.archive.Path)

@@ -21,6 +21,8 @@ type Summary struct {
 	Volumes []VolumeStats
 	Files   int64
 	Bytes   int64
+	// Indexed tells that the gzip members were decompressed by the manifest's index, which therefore fits.
+	Indexed bool
 }
 
 // TruncatedError is an archive that ends before its end.
@@ -43,16 +45,26 @@ func (e *TruncatedError) Unwrap() error { return e.Err }
 // when not nil, with each accepted entry and its content. The file's hash covers every byte of r, also past
 // the tar's end.
 func scan(r io.Reader, name string, comp config.Compression, visit func(entry, io.Reader) error) (Summary, error) {
+	return scanIndexed(r, name, comp, nil, visit)
+}
+
+// scanIndexed is scan of a gzip archive whose members' compressed sizes are known (the manifest's
+// gzip_members), decompressed on every core; with no members, or for another compression, it is scan. An
+// index that does not fit the archive fails with an *IndexError.
+func scanIndexed(r io.Reader, name string, comp config.Compression, members []int64, visit func(entry, io.Reader) error) (Summary, error) {
 	raw := newHashingReader(r)
 	defer raw.stop()
 	// Large reads below the tar reader's 512-byte ones, so that the hashing goroutine gets large pieces.
-	dec, err := decompressor(bufio.NewReaderSize(raw, 1<<20), comp)
-	if err != nil {
+	var dec io.ReadCloser
+	var err error
+	if comp == config.CompressionGzip && len(members) > 0 {
+		dec = newMemberReader(bufio.NewReaderSize(raw, 1<<20), members)
+	} else if dec, err = decompressor(bufio.NewReaderSize(raw, 1<<20), comp); err != nil {
 		return Summary{}, &TruncatedError{Archive: name, Err: err}
 	}
 	defer dec.Close()
 	var content io.Reader = dec
-	if comp != config.CompressionNone && comp != "" {
+	if _, indexed := dec.(*memberReader); !indexed && comp != config.CompressionNone && comp != "" {
 		ahead := newAheadReader(dec)
 		defer ahead.stop() // before dec.Close
 		content = ahead
@@ -100,7 +112,8 @@ func scan(r io.Reader, name string, comp config.Compression, visit func(entry, i
 	if _, err := io.Copy(io.Discard, raw); err != nil {
 		return Summary{}, fmt.Errorf("read archive %s: %w", name, err)
 	}
-	s := Summary{SHA256: raw.sum(), Size: raw.n}
+	_, indexed := dec.(*memberReader)
+	s := Summary{SHA256: raw.sum(), Size: raw.n, Indexed: indexed}
 	for _, v := range c.volumes {
 		s.Volumes = append(s.Volumes, *v)
 		s.Files += v.Files
