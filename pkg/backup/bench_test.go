@@ -171,7 +171,7 @@ func BenchmarkHelperRestore(b *testing.B) {
 	for _, run := range []struct {
 		name, comp string
 		index      bool
-	}{{"none", "none", false}, {"zstd", "zstd", false}, {"gzip", "gzip", false}, {"gzip-indexed", "gzip", true}} {
+	}{{"none", "none", false}, {"zstd", "zstd", false}, {"zstd-indexed", "zstd", true}, {"gzip", "gzip", false}, {"gzip-indexed", "gzip", true}} {
 		b.Run(run.name, func(b *testing.B) {
 			archive := filepath.Join(out, ArchiveName(1, config.Compression(run.comp)))
 			var stderr bytes.Buffer
@@ -195,11 +195,11 @@ func BenchmarkHelperRestore(b *testing.B) {
 					}
 				}
 				fi, _ := os.Stat(archive)
-				if !validMembers(res.Members, fi.Size()) {
-					b.Fatalf("no member index: %v", res.Members)
+				if !validBlocks(res.Blocks, fi.Size()) {
+					b.Fatalf("no block index: %v", res.Blocks)
 				}
-				m := &Manifest{Format: ManifestFormat, Archive: filepath.Base(archive), Compression: config.CompressionGzip,
-					Size: fi.Size(), SHA256: sum, GzipMembers: res.Members}
+				m := &Manifest{Format: ManifestFormat, Archive: filepath.Base(archive), Compression: config.Compression(run.comp),
+					Size: fi.Size(), SHA256: sum, Blocks: res.Blocks}
 				if err := writeManifest(out, m); err != nil {
 					b.Fatal(err)
 				}

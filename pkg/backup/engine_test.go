@@ -171,7 +171,7 @@ func TestRoundTripOnEngine(t *testing.T) {
 		{MethodStream, config.CompressionNone}, // compressed on the wire, stored plain
 		{MethodStream, config.CompressionZstd},
 		{MethodArchive, config.CompressionGzip},
-		{MethodBind, config.CompressionGzip}, // restored by the member index, the helper's too
+		{MethodBind, config.CompressionGzip}, // restored by the block index, the helper's too
 	}
 	for _, tc := range cases {
 		t.Run(string(tc.method)+"/"+string(tc.comp), func(t *testing.T) {
@@ -216,9 +216,9 @@ func TestRoundTripOnEngine(t *testing.T) {
 			if err != nil || sum.SHA256 != m.SHA256 {
 				t.Fatalf("verify: %v", err)
 			}
-			// A gzip archive's manifest indexes its members, and the check reads it by that index.
-			if gz := tc.comp == config.CompressionGzip; gz != validMembers(m.GzipMembers, a.Size) || gz != sum.Indexed {
-				t.Errorf("gzip member index %v (indexed read %v) for a %s archive of %d bytes", m.GzipMembers, sum.Indexed, tc.comp, a.Size)
+			// A compressed archive's manifest indexes its blocks, and the check reads it by that index.
+			if c := indexable(tc.comp); c != validBlocks(m.Blocks, a.Size) || c != sum.Indexed {
+				t.Errorf("block index %v (indexed read %v) for a %s archive of %d bytes", m.Blocks, sum.Indexed, tc.comp, a.Size)
 			}
 
 			mess(t, data)

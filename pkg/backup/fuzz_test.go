@@ -230,24 +230,25 @@ func FuzzScan(f *testing.F) {
 	})
 }
 
-// manifestFor is the manifest bee2d would write for data stored as name, with a gzip archive's member index.
-func manifestFor(name string, comp config.Compression, data []byte, members ...int64) []byte {
+// manifestFor is the manifest bee2d would write for data stored as name, with a compressed archive's block
+// index.
+func manifestFor(name string, comp config.Compression, data []byte, blocks ...int64) []byte {
 	h := sha256.Sum256(data)
 	m, err := json.Marshal(&Manifest{Format: ManifestFormat, Archive: name, Server: "web1", Compression: comp,
-		Size: int64(len(data)), SHA256: hex.EncodeToString(h[:]), Method: "helper-stream", GzipMembers: members})
+		Size: int64(len(data)), SHA256: hex.EncodeToString(h[:]), Method: "helper-stream", Blocks: blocks})
 	if err != nil {
 		panic(err)
 	}
 	return m
 }
 
-// gzipPieces compresses data in n pieces, each a gzip member of its own as bee2d writes them, and returns the
-// stream and its member sizes.
-func gzipPieces(t testing.TB, data []byte, n int) ([]byte, []int64) {
+// compressPieces compresses data in n pieces, each a gzip member or zstd frame of its own as bee2d writes
+// them, and returns the stream and its block sizes.
+func compressPieces(t testing.TB, data []byte, comp config.Compression, n int) ([]byte, []int64) {
 	var out []byte
 	var sizes []int64
 	for i := range n {
-		piece := compress(t, data[len(data)*i/n:len(data)*(i+1)/n], config.CompressionGzip)
+		piece := compress(t, data[len(data)*i/n:len(data)*(i+1)/n], comp)
 		out = append(out, piece...)
 		sizes = append(sizes, int64(len(piece)))
 	}
@@ -268,12 +269,14 @@ func FuzzVerify(f *testing.F) {
 		}
 	}
 	good := bee2Archive(f)
-	// Gzip archives indexed by their manifest: the index that fits, and one that does not.
-	gzName := ArchiveName(stamp, config.CompressionGzip)
-	gz, members := gzipPieces(f, good, 3)
-	gzIndex := slices.Index(config.Compressions, config.CompressionGzip)
-	f.Add(gz, uint8(gzIndex), manifestFor(gzName, config.CompressionGzip, gz, members...))
-	f.Add(gz, uint8(gzIndex), manifestFor(gzName, config.CompressionGzip, gz, members[0]+members[1], members[2]))
+	// Compressed archives indexed by their manifest: the index that fits, and ones that do not.
+	for _, c := range []config.Compression{config.CompressionGzip, config.CompressionZstd} {
+		data, blocks := compressPieces(f, good, c, 3)
+		i, name := uint8(slices.Index(config.Compressions, c)), ArchiveName(stamp, c)
+		f.Add(data, i, manifestFor(name, c, data, blocks...))
+		f.Add(data, i, manifestFor(name, c, data, blocks[0]+blocks[1], blocks[2]))
+		f.Add(data, i, manifestFor(name, c, data, blocks[0]+1, blocks[1]-1, blocks[2]))
+	}
 	name := ArchiveName(stamp, config.CompressionNone)
 	f.Add(good, uint8(0), manifestFor(name, config.CompressionNone, append(slices.Clone(good), 0)))
 	f.Add(good, uint8(0), []byte(`{"format":"bee2d-backup/2","sha256":"`+strings.Repeat("0", 64)+`"}`))

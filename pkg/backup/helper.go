@@ -60,8 +60,8 @@ type helperResult struct {
 	Volumes       []VolumeStats `json:"volumes"`
 	Problems      []Problem     `json:"problems,omitempty"`
 	ProblemsTotal int           `json:"problems_total,omitempty"`
-	// Members are a gzip archive's member sizes, for the manifest.
-	Members []int64 `json:"gzip_members,omitempty"`
+	// Blocks are a compressed archive's block sizes, for the manifest's index.
+	Blocks []int64 `json:"blocks,omitempty"`
 }
 
 // events writes events as JSON lines; safe for the progress ticker and the main flow at once.
@@ -225,7 +225,7 @@ func helperBackup(args []string, stdout io.Writer, ev *events) error {
 		return err
 	}
 	res := &helperResult{Volumes: a.volumeStats(), Problems: a.problems, ProblemsTotal: a.total,
-		Members: gzipMembersOf(cw, config.Compression(*comp))}
+		Blocks: blocksOf(cw, config.Compression(*comp))}
 	if f != nil {
 		res.SHA256, res.Size = hex.EncodeToString(out.h.Sum(nil)), out.Size()
 	}
@@ -268,7 +268,7 @@ func helperRestore(args []string, stdin io.Reader, ev *events) error {
 	name := fs.String("name", "archive", "the archive's name, for messages")
 	stamp := fs.Int64("stamp", time.Now().Unix(), "names the restore's working directories")
 	wire := fs.String("wire", "none", "zstd: stdin carries the archive compressed for the way (bee2d stores it uncompressed)")
-	index := fs.String("index", "", "the archive's manifest beside -in, whose gzip member index lets the members be decompressed at once")
+	index := fs.String("index", "", "the archive's manifest beside -in, whose block index lets the blocks be decompressed at once")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -295,7 +295,7 @@ func helperRestore(args []string, stdin io.Reader, ev *events) error {
 		defer dr.Close()
 		r = dr
 	}
-	var members []int64
+	var blocks []int64
 	if *in != "" {
 		if err := checkProbe(filepath.Dir(*in), *probe); err != nil {
 			return err
@@ -309,9 +309,9 @@ func helperRestore(args []string, stdin io.Reader, ev *events) error {
 		if *index != "" {
 			// bee2d read the archive by this index a moment ago; should the manifest have changed since,
 			// the archive is read as any gzip stream (its sha256 is checked either way).
-			if m, err := ReadManifest(*index); err == nil && config.Compression(*comp) == config.CompressionGzip {
-				if fi, err := f.Stat(); err == nil && validMembers(m.GzipMembers, fi.Size()) {
-					members = m.GzipMembers
+			if m, err := ReadManifest(*index); err == nil && indexable(config.Compression(*comp)) {
+				if fi, err := f.Stat(); err == nil && validBlocks(m.Blocks, fi.Size()) {
+					blocks = m.Blocks
 				}
 			}
 		}
@@ -340,7 +340,7 @@ func helperRestore(args []string, stdin io.Reader, ev *events) error {
 	buf := make([]byte, 1<<20)
 	var bytes, files int64
 	last := time.Now()
-	sum, err := scanIndexed(bufio.NewReaderSize(r, 1<<20), *name, config.Compression(*comp), members, func(e entry, content io.Reader) error {
+	sum, err := scanIndexed(bufio.NewReaderSize(r, 1<<20), *name, config.Compression(*comp), blocks, func(e entry, content io.Reader) error {
 		vr := byName[e.Volume]
 		if vr == nil {
 			return nil

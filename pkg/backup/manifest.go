@@ -33,9 +33,9 @@ type Manifest struct {
 	// archive is complete otherwise. ProblemsTotal counts them all when the list was cut.
 	Problems      []Problem `json:"problems,omitempty"`
 	ProblemsTotal int       `json:"problems_total,omitempty"`
-	// GzipMembers are the compressed sizes of a gzip archive's members, in order, so that a restore or a
-	// verify can decompress several at once (see members.go); absent for other archives.
-	GzipMembers []int64 `json:"gzip_members,omitempty"`
+	// Blocks are the compressed sizes of a compressed archive's blocks (gzip members, zstd frames), in
+	// order, so that a restore or a verify can decompress several at once (see blocks.go).
+	Blocks []int64 `json:"blocks,omitempty"`
 	// Method is how the data left the server: helper-bind, helper-stream or archive-endpoint.
 	Method string `json:"method"`
 	// Seconds the backup took; Stopped the applications stopped during it.

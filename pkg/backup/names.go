@@ -83,13 +83,13 @@ type Archive struct {
 	ManifestErr error
 }
 
-// gzipMembers is the manifest's index of a gzip archive's members, when it has one that adds up to the
+// blockIndex is the manifest's index of a compressed archive's blocks, when it has one that adds up to the
 // archive's size.
-func (a Archive) gzipMembers() []int64 {
-	if a.Compression != config.CompressionGzip || a.Manifest == nil || !validMembers(a.Manifest.GzipMembers, a.Size) {
+func (a Archive) blockIndex() []int64 {
+	if !indexable(a.Compression) || a.Manifest == nil || !validBlocks(a.Manifest.Blocks, a.Size) {
 		return nil
 	}
-	return a.Manifest.GzipMembers
+	return a.Manifest.Blocks
 }
 
 // Stamp is the archive's timestamp, as in its name.

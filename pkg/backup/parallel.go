@@ -169,14 +169,15 @@ func (p *parallelWriter) Close() error {
 	return p.failed()
 }
 
-// blockSizes returns the compressed size of each block written, in order, once Close has returned: for gzip
-// the sizes of its members, which a reader can then decompress several at once (see memberReader).
+// blockSizes returns the compressed size of each block written, in order, once Close has returned: the
+// sizes of its gzip members or zstd frames, which a reader can then decompress several at once (see
+// blockReader).
 func (p *parallelWriter) blockSizes() []int64 { return p.sizes }
 
-// gzipMembersOf returns the member sizes of what a gzip compressor wrote, once it is closed; nil for any
-// other writer.
-func gzipMembersOf(w io.Writer, comp config.Compression) []int64 {
-	if p, ok := w.(*parallelWriter); ok && comp == config.CompressionGzip {
+// blocksOf returns the block sizes of what a gzip or zstd compressor of the archive wrote, once it is
+// closed; nil for any other writer.
+func blocksOf(w io.Writer, comp config.Compression) []int64 {
+	if p, ok := w.(*parallelWriter); ok && indexable(comp) {
 		return p.blockSizes()
 	}
 	return nil

@@ -48,10 +48,11 @@ func Verify(a Archive, read func(int64)) (Summary, error) {
 		}
 		return f
 	}
-	sum, err := scanIndexed(reader(), a.Name, a.Compression, a.gzipMembers(), nil)
-	if ie := (*IndexError)(nil); errors.As(err, &ie) {
-		// The index is only a help: the archive is read again as any gzip stream, and a restore's helper
-		// is not given the index.
+	index := a.blockIndex()
+	sum, err := scanIndexed(reader(), a.Name, a.Compression, index, nil)
+	if err != nil && index != nil {
+		// The index is only a help: whatever failed by it, the archive is read again as one stream, which
+		// says what is wrong with it if anything is, and a restore's helper is not given the index.
 		if _, serr := f.Seek(0, io.SeekStart); serr != nil {
 			return Summary{}, serr
 		}

@@ -187,8 +187,8 @@ func Run(ctx context.Context, eng Engine, s *config.Settings, server string, opt
 		m.Files += v.Files
 		m.Bytes += v.Bytes
 	}
-	if b.Compression == config.CompressionGzip && validMembers(out.Members, out.Size) {
-		m.GzipMembers = out.Members
+	if indexable(b.Compression) && validBlocks(out.Blocks, out.Size) {
+		m.Blocks = out.Blocks
 	}
 	// The manifest is committed first: a crash before the archive's rename leaves a manifest without an
 	// archive, which listing ignores and pruning removes, never an archive without its checksum.
@@ -508,7 +508,7 @@ func (t *transfer) archiveEndpoint(ctx context.Context) (*helperResult, error) {
 		}
 	}
 	r.SHA256, r.Size = hex.EncodeToString(out.h.Sum(nil)), out.Size()
-	r.Members = gzipMembersOf(cw, t.comp)
+	r.Blocks = blocksOf(cw, t.comp)
 	return r, nil
 }
 

@@ -21,7 +21,7 @@ type Summary struct {
 	Volumes []VolumeStats
 	Files   int64
 	Bytes   int64
-	// Indexed tells that the gzip members were decompressed by the manifest's index, which therefore fits.
+	// Indexed tells that the blocks were decompressed by the manifest's index, which therefore fits.
 	Indexed bool
 }
 
@@ -48,23 +48,23 @@ func scan(r io.Reader, name string, comp config.Compression, visit func(entry, i
 	return scanIndexed(r, name, comp, nil, visit)
 }
 
-// scanIndexed is scan of a gzip archive whose members' compressed sizes are known (the manifest's
-// gzip_members), decompressed on every core; with no members, or for another compression, it is scan. An
-// index that does not fit the archive fails with an *IndexError.
-func scanIndexed(r io.Reader, name string, comp config.Compression, members []int64, visit func(entry, io.Reader) error) (Summary, error) {
+// scanIndexed is scan of a compressed archive whose blocks' compressed sizes are known (the manifest's
+// blocks), decompressed on every core; with no blocks, or uncompressed, it is scan. An index that does not
+// fit the archive fails, with an *IndexError where that is plain.
+func scanIndexed(r io.Reader, name string, comp config.Compression, blocks []int64, visit func(entry, io.Reader) error) (Summary, error) {
 	raw := newHashingReader(r)
 	defer raw.stop()
 	// Large reads below the tar reader's 512-byte ones, so that the hashing goroutine gets large pieces.
 	var dec io.ReadCloser
 	var err error
-	if comp == config.CompressionGzip && len(members) > 0 {
-		dec = newMemberReader(bufio.NewReaderSize(raw, 1<<20), members)
+	if indexable(comp) && len(blocks) > 0 {
+		dec = newBlockReader(bufio.NewReaderSize(raw, 1<<20), comp, blocks)
 	} else if dec, err = decompressor(bufio.NewReaderSize(raw, 1<<20), comp); err != nil {
 		return Summary{}, &TruncatedError{Archive: name, Err: err}
 	}
 	defer dec.Close()
 	var content io.Reader = dec
-	if _, indexed := dec.(*memberReader); !indexed && comp != config.CompressionNone && comp != "" {
+	if _, indexed := dec.(*blockReader); !indexed && comp != config.CompressionNone && comp != "" {
 		ahead := newAheadReader(dec)
 		defer ahead.stop() // before dec.Close
 		content = ahead
@@ -112,7 +112,7 @@ func scanIndexed(r io.Reader, name string, comp config.Compression, members []in
 	if _, err := io.Copy(io.Discard, raw); err != nil {
 		return Summary{}, fmt.Errorf("read archive %s: %w", name, err)
 	}
-	_, indexed := dec.(*memberReader)
+	_, indexed := dec.(*blockReader)
 	s := Summary{SHA256: raw.sum(), Size: raw.n, Indexed: indexed}
 	for _, v := range c.volumes {
 		s.Volumes = append(s.Volumes, *v)
