@@ -112,16 +112,27 @@ func removeByPrefix(t testing.TB, cli *dockerx.Client, prefix string) {
 		t.Errorf("cleanup: %v", err)
 		return
 	}
-	var mine []string
+	var mine, running []string
 	for _, c := range containers {
 		if strings.HasPrefix(c.Name, prefix) {
 			mine = append(mine, c.ID)
+			if c.Running() {
+				running = append(running, c.ID)
+			}
 		}
 	}
 	// A hundred containers on a loaded engine (a second or more each, whatever the parallelism) did not
 	// all go within cleanupTimeout: the removals get time for each on top of it, and run several at once.
 	rctx, rcancel := context.WithTimeout(context.Background(), cleanupTimeout+time.Duration(len(mine))*cleanupPerContainer)
 	defer rcancel()
+	// The running ones are killed one at a time first: Docker 20.10 loses decrements of a network's
+	// endpoint count when containers on it stop at once, and the network then cannot be removed until the
+	// engine restarts (moby/moby#42119). The removals of stopped containers below may run together.
+	for _, id := range running {
+		if err := cli.StopContainer(rctx, id, 0); err != nil && !dockerx.IsNotFound(err) {
+			t.Logf("cleanup: %v (removed by force below)", err)
+		}
+	}
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, cleanupParallel)
 	for _, id := range mine {
