@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"sync"
 
 	"github.com/bee2d/bee2d/pkg/config"
 )
@@ -74,7 +75,8 @@ func scanIndexed(r io.Reader, name string, comp config.Compression, blocks []int
 	c := newChecker(name)
 	last := ""
 	// Content nobody visits is skipped in large reads (io.Discard alone would read it 8 KiB at a time).
-	skip := make([]byte, 1<<20)
+	skip := getMiB()
+	defer putMiB(skip)
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -133,11 +135,18 @@ type hashingReader struct {
 	done chan struct{}
 }
 
+// mibBufs are the 1 MiB buffers of scan and its readers, kept between archives: a verify of every archive
+// of a server, or a fuzzer, would otherwise allocate a dozen of them for each.
+var mibBufs = sync.Pool{New: func() any { return make([]byte, 1<<20) }}
+
+func getMiB() []byte  { return mibBufs.Get().([]byte) }
+func putMiB(b []byte) { mibBufs.Put(b[:cap(b)]) }
+
 func newHashingReader(r io.Reader) *hashingReader {
 	h := &hashingReader{r: r, h: sha256.New(), ch: make(chan []byte, 4), free: make(chan []byte, 5), done: make(chan struct{})}
 	for range 5 {
 		// As large as the reads above it (scan's 1 MiB): a larger read would allocate a new buffer.
-		h.free <- make([]byte, 0, 1<<20)
+		h.free <- getMiB()[:0]
 	}
 	go func() {
 		defer close(h.done)
@@ -165,13 +174,17 @@ func (h *hashingReader) sum() string {
 	return hex.EncodeToString(h.h.Sum(nil))
 }
 
-// stop ends the hashing goroutine; safe to call more than once.
+// stop ends the hashing goroutine and gives its buffers back; safe to call more than once.
 func (h *hashingReader) stop() {
 	select {
 	case <-h.done:
 	default:
 		close(h.ch)
 		<-h.done
+		// Every buffer is back in free: the goroutine returned each one it took.
+		for range cap(h.free) {
+			putMiB(<-h.free)
+		}
 	}
 }
 
@@ -220,16 +233,16 @@ type aheadBuf struct {
 	err error
 }
 
-const (
-	aheadSize  = 1 << 20
-	aheadDepth = 4
-)
+const aheadDepth = 4
+
+// aheadSize is the size of the buffers aheadReader reads into, mibBufs'.
+const aheadSize = 1 << 20
 
 func newAheadReader(r io.Reader) *aheadReader {
 	a := &aheadReader{full: make(chan aheadBuf, aheadDepth), free: make(chan []byte, aheadDepth+1),
 		quit: make(chan struct{}), done: make(chan struct{})}
 	for range aheadDepth + 1 {
-		a.free <- make([]byte, aheadSize)
+		a.free <- getMiB()
 	}
 	go func() {
 		defer close(a.done)
@@ -277,12 +290,32 @@ func (a *aheadReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// stop ends the reading goroutine and waits for it, so that r may be closed; safe to call more than once.
+// stop ends the reading goroutine and waits for it, so that r may be closed, and gives the buffers back;
+// safe to call more than once.
 func (a *aheadReader) stop() {
 	select {
 	case <-a.quit:
+		return
 	default:
 		close(a.quit)
 	}
 	<-a.done
+	// The goroutine has exited: every buffer is in free, in full or the caller's current one.
+	for {
+		select {
+		case b := <-a.free:
+			putMiB(b)
+		case f := <-a.full:
+			putMiB(f.b)
+		default:
+			if a.cur.b != nil {
+				putMiB(a.cur.b)
+				a.cur = aheadBuf{err: errAheadStopped}
+			}
+			return
+		}
+	}
 }
+
+// errAheadStopped is what an aheadReader read after stop says.
+var errAheadStopped = errors.New("read after the archive's reader stopped")
