@@ -1,10 +1,8 @@
 package backup
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
@@ -62,28 +60,50 @@ func memDir(b *testing.B) string {
 	return b.TempDir()
 }
 
+// benchProbe is the probe file the helper checks beside an archive it writes or reads, with its token.
+const benchProbe = ".bee2d-probe-0123456789abcdef"
+
+// helperStore makes dir a storage directory the helper accepts (the probe is there) and returns it.
+func helperStore(b testing.TB, dir string) string {
+	if err := os.WriteFile(filepath.Join(dir, benchProbe), []byte("t"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return dir
+}
+
+// helperBackupFile runs the helper's backup of the volume "data" into archive, in a helperStore, and
+// returns its result.
+func helperBackupFile(b testing.TB, comp, archive string) *helperResult {
+	b.Helper()
+	code, res, msg := runHelperMain(b, []string{"backup", "--compression", comp, "--out", archive,
+		"--probe", benchProbe + ":t", "data"}, nil, nil)
+	if code != 0 || res == nil {
+		b.Fatalf("backup: exit %d: %s", code, msg)
+	}
+	return res
+}
+
+// benchBackups times the helper's backups of the volume "data", of size bytes, into out, in each compression.
+func benchBackups(b *testing.B, out string, size int64, comps ...string) {
+	for _, comp := range comps {
+		b.Run(comp, func(b *testing.B) {
+			b.SetBytes(size)
+			for i := range b.N {
+				archive := filepath.Join(out, fmt.Sprintf(".%d-volumes.tar.tmp", i))
+				helperBackupFile(b, comp, archive)
+				os.Remove(archive)
+			}
+		})
+	}
+}
+
 // BenchmarkHelperBackup runs the helper's backup in place, without Docker, on 256 MiB of text and random
 // data, writing the archive into a file as the bind-mount path does: what the data path costs in CPU.
 func BenchmarkHelperBackup(b *testing.B) {
 	vols := b.TempDir()
 	inPlace(b, vols)
 	size := largeFiles(filepath.Join(vols, "data"))
-	out := memDir(b)
-	os.WriteFile(filepath.Join(out, ".bee2d-probe-0123456789abcdef"), []byte("t"), 0o600)
-	for _, comp := range []string{"none", "zstd", "gzip"} {
-		b.Run(comp, func(b *testing.B) {
-			b.SetBytes(size)
-			for i := range b.N {
-				archive := filepath.Join(out, fmt.Sprintf(".%d-volumes.tar.tmp", i))
-				var stderr bytes.Buffer
-				if code := HelperMain([]string{"backup", "--compression", comp, "--out", archive,
-					"--probe", ".bee2d-probe-0123456789abcdef:t", "data"}, nil, nil, &stderr); code != 0 {
-					b.Fatal(stderr.String())
-				}
-				os.Remove(archive)
-			}
-		})
-	}
+	benchBackups(b, helperStore(b, memDir(b)), size, "none", "zstd", "gzip")
 }
 
 // BenchmarkHelperRestoreSmallFiles restores 20,000 small files in place, without Docker, over a volume that
@@ -95,21 +115,19 @@ func BenchmarkHelperRestoreSmallFiles(b *testing.B) {
 	vols := b.TempDir()
 	inPlace(b, vols)
 	size := smallFiles(filepath.Join(vols, "data"))
-	out := b.TempDir()
-	os.WriteFile(filepath.Join(out, ".bee2d-probe-0123456789abcdef"), []byte("t"), 0o600)
-	archive := filepath.Join(out, "1-volumes.tar")
-	var stderr bytes.Buffer
-	if code := HelperMain([]string{"backup", "--compression", "none", "--out", archive,
-		"--probe", ".bee2d-probe-0123456789abcdef:t", "data"}, nil, nil, &stderr); code != 0 {
-		b.Fatal(stderr.String())
-	}
+	archive := filepath.Join(helperStore(b, b.TempDir()), "1-volumes.tar")
+	helperBackupFile(b, "none", archive)
 	b.SetBytes(size)
 	b.ResetTimer()
 	for i := range b.N {
-		if code := HelperMain([]string{"restore", "--in", archive, "--probe", ".bee2d-probe-0123456789abcdef:t",
-			"--stamp", fmt.Sprint(i + 1), "data"}, nil, nil, &stderr); code != 0 {
-			b.Fatal(stderr.String())
-		}
+		benchRestore(b, []string{"--in", archive, "--probe", benchProbe + ":t", "--stamp", fmt.Sprint(i + 1)})
+	}
+}
+
+// benchRestore runs the helper's restore of the volume "data" with args.
+func benchRestore(b *testing.B, args []string) {
+	if code, _, msg := runHelperMain(b, append(append([]string{"restore"}, args...), "data"), nil, nil); code != 0 {
+		b.Fatalf("restore: exit %d: %s", code, msg)
 	}
 }
 
@@ -137,26 +155,7 @@ func BenchmarkHelperBackupSmallFiles(b *testing.B) {
 	vols := b.TempDir()
 	inPlace(b, vols)
 	size := smallFiles(filepath.Join(vols, "data"))
-	out := b.TempDir()
-	if d, err := os.MkdirTemp("/dev/shm", "bee2d-bench-"); err == nil {
-		out = d
-		b.Cleanup(func() { os.RemoveAll(d) })
-	}
-	os.WriteFile(filepath.Join(out, ".bee2d-probe-0123456789abcdef"), []byte("t"), 0o600)
-	for _, comp := range []string{"none", "zstd"} {
-		b.Run(comp, func(b *testing.B) {
-			b.SetBytes(size)
-			for i := range b.N {
-				archive := filepath.Join(out, fmt.Sprintf(".%d-volumes.tar.tmp", i))
-				var stderr bytes.Buffer
-				if code := HelperMain([]string{"backup", "--compression", comp, "--out", archive,
-					"--probe", ".bee2d-probe-0123456789abcdef:t", "data"}, nil, nil, &stderr); code != 0 {
-					b.Fatal(stderr.String())
-				}
-				os.Remove(archive)
-			}
-		})
-	}
+	benchBackups(b, helperStore(b, memDir(b)), size, "none", "zstd")
 }
 
 // BenchmarkHelperRestore restores the same 256 MiB in place, without Docker, from an archive of each
@@ -166,34 +165,21 @@ func BenchmarkHelperRestore(b *testing.B) {
 	vols := memDir(b)
 	inPlace(b, vols)
 	size := largeFiles(filepath.Join(vols, "data"))
-	out := memDir(b)
-	os.WriteFile(filepath.Join(out, ".bee2d-probe-0123456789abcdef"), []byte("t"), 0o600)
+	out := helperStore(b, memDir(b))
 	for _, run := range []struct {
 		name, comp string
 		index      bool
 	}{{"none", "none", false}, {"zstd", "zstd", false}, {"zstd-indexed", "zstd", true}, {"gzip", "gzip", false}, {"gzip-indexed", "gzip", true}} {
 		b.Run(run.name, func(b *testing.B) {
 			archive := filepath.Join(out, ArchiveName(1, config.Compression(run.comp)))
-			var stderr bytes.Buffer
-			if code := HelperMain([]string{"backup", "--compression", run.comp, "--out", archive,
-				"--probe", ".bee2d-probe-0123456789abcdef:t", "data"}, nil, nil, &stderr); code != 0 {
-				b.Fatal(stderr.String())
-			}
+			res := helperBackupFile(b, run.comp, archive)
 			defer os.Remove(archive)
 			sum, err := fileSHA256(archive)
 			if err != nil {
 				b.Fatal(err)
 			}
-			args := []string{"restore", "--compression", run.comp, "--sha256", sum, "--in", archive,
-				"--probe", ".bee2d-probe-0123456789abcdef:t"}
+			args := []string{"--compression", run.comp, "--sha256", sum, "--in", archive, "--probe", benchProbe + ":t"}
 			if run.index {
-				var res helperResult
-				for _, line := range strings.Split(stderr.String(), "\n") {
-					var ev event
-					if json.Unmarshal([]byte(line), &ev) == nil && ev.Result != nil {
-						res = *ev.Result
-					}
-				}
 				fi, _ := os.Stat(archive)
 				if !validBlocks(res.Blocks, fi.Size()) {
 					b.Fatalf("no block index: %v", res.Blocks)
@@ -209,9 +195,7 @@ func BenchmarkHelperRestore(b *testing.B) {
 			b.SetBytes(size)
 			b.ResetTimer()
 			for i := range b.N {
-				if code := HelperMain(append(args, "--stamp", fmt.Sprint(i+1), "data"), nil, nil, &stderr); code != 0 {
-					b.Fatal(stderr.String())
-				}
+				benchRestore(b, append(args, "--stamp", fmt.Sprint(i+1)))
 			}
 		})
 	}

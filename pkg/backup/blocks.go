@@ -87,8 +87,23 @@ type indexedBlock struct {
 // blockBufs hold a block's content: bee2d's blocks hold compressBlock bytes each.
 var blockBufs = sync.Pool{New: func() any { return make([]byte, 0, compressBlock) }}
 
-func newBlockReader(r io.Reader, comp config.Compression, sizes []int64) *blockReader {
+func newBlockReader(r io.Reader, comp config.Compression, sizes []int64) (*blockReader, error) {
 	workers := runtime.GOMAXPROCS(0)
+	// One zstd decoder a worker, each decoding one block at a time, bounded as the stream decoder is.
+	zds := make([]*zstd.Decoder, workers)
+	if comp == config.CompressionZstd {
+		for i := range zds {
+			zd, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxZstdWindow),
+				zstd.WithDecoderMaxMemory(maxBlockContent))
+			if err != nil {
+				for _, made := range zds[:i] {
+					made.Close()
+				}
+				return nil, err
+			}
+			zds[i] = zd
+		}
+	}
 	br := &blockReader{order: make(chan *indexedBlock, 2*workers), quit: make(chan struct{})}
 	work := make(chan *indexedBlock, workers)
 	br.wg.Add(1)
@@ -139,18 +154,11 @@ func newBlockReader(r io.Reader, comp config.Compression, sizes []int64) *blockR
 		close(end.ready)
 		send(end)
 	}()
-	for range workers {
+	for _, zd := range zds {
 		br.wg.Add(1)
 		go func() {
 			defer br.wg.Done()
-			var zd *zstd.Decoder
-			if comp == config.CompressionZstd {
-				var err error
-				zd, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxZstdWindow),
-					zstd.WithDecoderMaxMemory(maxBlockContent))
-				if err != nil {
-					panic(err) // only bad options fail here
-				}
+			if zd != nil {
 				defer zd.Close()
 			}
 			for b := range work {
@@ -164,7 +172,7 @@ func newBlockReader(r io.Reader, comp config.Compression, sizes []int64) *blockR
 			}
 		}()
 	}
-	return br
+	return br, nil
 }
 
 // decodeGzipBlock decompresses one gzip member, which must fill src exactly, into out.

@@ -308,7 +308,7 @@ func helperRestore(args []string, stdin io.Reader, ev *events) error {
 		r = f
 		if *index != "" {
 			// bee2d read the archive by this index a moment ago; should the manifest have changed since,
-			// the archive is read as any gzip stream (its sha256 is checked either way).
+			// the archive is read as one stream (its sha256 is checked either way).
 			if m, err := ReadManifest(*index); err == nil && indexable(config.Compression(*comp)) {
 				if fi, err := f.Stat(); err == nil && validBlocks(m.Blocks, fi.Size()) {
 					blocks = m.Blocks

@@ -7,9 +7,9 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/bee2d/bee2d/pkg/config"
-	"github.com/klauspost/compress/zstd"
 )
 
 // parallelWriter compresses blocks of its input on every CPU at once, each block as a complete zstd frame or

@@ -282,7 +282,7 @@ type restoreHelper struct {
 	archive Archive
 	spec    dockerx.HelperSpec
 	vols    []string
-	// indexed: the check read the archive by its manifest's gzip member index, which the helper may use too.
+	// indexed: the check read the archive by its manifest's block index, which the helper may use too.
 	indexed bool
 
 	id    string

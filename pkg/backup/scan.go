@@ -59,7 +59,9 @@ func scanIndexed(r io.Reader, name string, comp config.Compression, blocks []int
 	var dec io.ReadCloser
 	var err error
 	if indexable(comp) && len(blocks) > 0 {
-		dec = newBlockReader(bufio.NewReaderSize(raw, 1<<20), comp, blocks)
+		if dec, err = newBlockReader(bufio.NewReaderSize(raw, 1<<20), comp, blocks); err != nil {
+			return Summary{}, &TruncatedError{Archive: name, Err: err}
+		}
 	} else if dec, err = decompressor(bufio.NewReaderSize(raw, 1<<20), comp); err != nil {
 		return Summary{}, &TruncatedError{Archive: name, Err: err}
 	}

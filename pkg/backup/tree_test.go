@@ -110,6 +110,19 @@ func sameTree(t testing.TB, what string, got, want map[string]node) {
 	}
 }
 
+// withRootTimes returns got with the modification times of roots (snapshot keys) taken from want. A refused
+// restore makes and removes its stage in each volume's root: a root's own time may move (when the second
+// turned meanwhile), nothing in it may.
+func withRootTimes(got, want map[string]node, roots ...string) map[string]node {
+	for _, r := range roots {
+		if n, ok := got[r]; ok {
+			n.MTime = want[r].MTime
+			got[r] = n
+		}
+	}
+	return got
+}
+
 var fixedTime = time.Date(2021, 3, 4, 5, 6, 7, 0, time.UTC)
 
 // fillTree makes a tree with what a round trip must keep: nested directories with their own modes and owners,
