@@ -700,7 +700,9 @@ func TestDaemonSIGTERMDuringConverge(t *testing.T) {
 		}
 		t.Cleanup(func() { cmd.Process.Kill() })
 		signalled := make(chan struct{})
+		read := make(chan struct{})
 		go func() {
+			defer close(read)
 			sc := bufio.NewScanner(stderr)
 			sent := false
 			for sc.Scan() {
@@ -720,7 +722,12 @@ func TestDaemonSIGTERMDuringConverge(t *testing.T) {
 			t.Fatal("the line to stop at never came")
 		}
 		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
+		go func() {
+			// Wait closes stderr once the process has exited: its last lines ("daemon stopped") must have
+			// been read first.
+			<-read
+			exited <- cmd.Wait()
+		}()
 		select {
 		case err := <-exited:
 			if err != nil {
