@@ -20,7 +20,7 @@ import (
 
 	"github.com/bee2d/bee2d/internal/testdocker"
 	"github.com/bee2d/bee2d/pkg/dockerx"
-	"github.com/bee2d/bee2d/pkg/reconcile"
+	"github.com/bee2d/bee2d/pkg/labels"
 )
 
 const (
@@ -53,7 +53,7 @@ func TestFrontEnd(t *testing.T) {
 
 	// The network is made first, to know the host's address on it, where CertBot finds the ACME server.
 	network := prefix + "-network"
-	labels := map[string]string{reconcile.LabelOwner: reconcile.Owner, reconcile.LabelPrefix: prefix, reconcile.LabelServer: "local"}
+	labels := map[string]string{labels.Owner: labels.Bee2d, labels.Prefix: prefix, labels.Server: "local"}
 	if err := cli.CreateNetwork(ctx, network, labels); err != nil {
 		t.Fatal(err)
 	}

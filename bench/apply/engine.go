@@ -10,7 +10,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bee2d/bee2d/pkg/dockerx"
-	"github.com/bee2d/bee2d/pkg/reconcile"
+	"github.com/bee2d/bee2d/pkg/labels"
 )
 
 // composeProject is the label Docker Compose puts on its containers and networks.
@@ -29,7 +29,7 @@ const (
 // unique name, so nothing of anyone else's can match.
 func (b *bench) owns(c dockerx.Container) (owner, bool) {
 	switch {
-	case c.Labels[reconcile.LabelOwner] == reconcile.Owner && c.Labels[reconcile.LabelPrefix] == b.runID:
+	case c.Labels[labels.Owner] == labels.Bee2d && c.Labels[labels.Prefix] == b.runID:
 		return ownerBee2d, true
 	case c.Labels[composeProject] == b.project:
 		return ownerCompose, true
@@ -41,9 +41,9 @@ func (b *bench) owns(c dockerx.Container) (owner, bool) {
 // bee2d's cold apply must make, without anything else.
 func (b *bench) floor(ctx context.Context, par int) (time.Duration, error) {
 	labels := map[string]string{
-		reconcile.LabelOwner:  reconcile.Owner,
-		reconcile.LabelPrefix: b.runID,
-		reconcile.LabelServer: "local",
+		labels.Owner:  labels.Bee2d,
+		labels.Prefix: b.runID,
+		labels.Server: "local",
 	}
 	start := time.Now()
 	if err := b.cli.CreateNetwork(ctx, b.network, labels); err != nil {
@@ -143,7 +143,7 @@ func (b *bench) teardown(ctx context.Context) error {
 		return err
 	}
 	for _, n := range nets {
-		ours := (n.Name == b.network && n.Labels[reconcile.LabelPrefix] == b.runID) ||
+		ours := (n.Name == b.network && n.Labels[labels.Prefix] == b.runID) ||
 			(n.Name == b.project+"_default" && n.Labels[composeProject] == b.project)
 		if ours {
 			if err := b.removeNetwork(ctx, n); err != nil {

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/bee2d/bee2d/pkg/dockerx"
-	"github.com/bee2d/bee2d/pkg/reconcile"
+	"github.com/bee2d/bee2d/pkg/labels"
 )
 
 // seen is an engine event with when the bench received it. Every time the bench reports ends at such a
@@ -35,7 +35,7 @@ type eventLog struct {
 func followEvents(ctx context.Context, cli *dockerx.Client, runID string) (*eventLog, error) {
 	ectx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l := &eventLog{cancel: cancel, done: make(chan struct{}), changed: make(chan struct{})}
-	evs, errs := cli.Events(ectx, map[string]string{reconcile.LabelPrefix: runID})
+	evs, errs := cli.Events(ectx, map[string]string{labels.Prefix: runID})
 	go func() {
 		defer close(l.done)
 		for {

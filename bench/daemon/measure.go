@@ -15,6 +15,7 @@ import (
 
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/labels"
 	"github.com/bee2d/bee2d/pkg/reconcile"
 )
 
@@ -108,7 +109,7 @@ func (b *bench) editTrial(ctx context.Context, res *results, round int) error {
 		return err
 	}
 	ev, err := b.events.waitFor(ctx, from, "start of the edited probe", func(e dockerx.Event) bool {
-		return e.Action == "start" && e.Name == b.probeName() && e.Labels[reconcile.LabelSpecHash] == hash
+		return e.Action == "start" && e.Name == b.probeName() && e.Labels[labels.SpecHash] == hash
 	})
 	if err != nil {
 		return err
@@ -198,7 +199,7 @@ func (b *bench) floorSpec(round int) (dockerx.ContainerSpec, error) {
 		if c.Service == probe {
 			spec := c.ContainerSpec
 			spec.Name = fmt.Sprintf("%s-floor-%d", b.runID, round)
-			spec.Labels = map[string]string{reconcile.LabelPrefix: b.runID}
+			spec.Labels = map[string]string{labels.Prefix: b.runID}
 			return spec, nil
 		}
 	}
@@ -360,8 +361,8 @@ func (b *bench) waitConverged(ctx context.Context, want map[string]string, timeo
 			switch {
 			case !wanted:
 				problem = c.Name + " should not exist"
-			case !c.Running() || c.Labels[reconcile.LabelSpecHash] != hash:
-				problem = c.Name + " is " + c.State + " with spec hash " + c.Labels[reconcile.LabelSpecHash]
+			case !c.Running() || c.Labels[labels.SpecHash] != hash:
+				problem = c.Name + " is " + c.State + " with spec hash " + c.Labels[labels.SpecHash]
 			default:
 				ok++
 			}

@@ -17,7 +17,7 @@ import (
 
 	"github.com/bee2d/bee2d/internal/testdocker"
 	"github.com/bee2d/bee2d/pkg/dockerx"
-	"github.com/bee2d/bee2d/pkg/reconcile"
+	"github.com/bee2d/bee2d/pkg/labels"
 )
 
 // stack is a copy of examples/ in a temporary directory, renamed so that it cannot meet a stack started
@@ -250,7 +250,7 @@ func TestApplyExampleEndToEnd(t *testing.T) {
 			t.Errorf("apply = %d, want 1 naming the foreign container; stderr:\n%s", code, errOut)
 		}
 		c := st.containers()[st.name("extra")]
-		if c.ID != intruder || !c.Running() || c.Labels[reconcile.LabelOwner] != "" {
+		if c.ID != intruder || !c.Running() || c.Labels[labels.Owner] != "" {
 			t.Errorf("the foreign container was touched: %+v", c)
 		}
 		if err := st.cli.RemoveContainer(t.Context(), intruder); err != nil {

@@ -29,6 +29,7 @@ import (
 	"github.com/bee2d/bee2d/internal/testdocker"
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/labels"
 	"github.com/bee2d/bee2d/pkg/reconcile"
 	"github.com/bee2d/bee2d/pkg/reconcile/metrics"
 )
@@ -240,8 +241,8 @@ func (st *daemonStack) converged() error {
 			diffs = append(diffs, name+" missing")
 		case !c.Running():
 			diffs = append(diffs, name+" "+c.State)
-		case c.Labels[reconcile.LabelSpecHash] != hash:
-			diffs = append(diffs, name+" has spec hash "+c.Labels[reconcile.LabelSpecHash]+", want "+hash)
+		case c.Labels[labels.SpecHash] != hash:
+			diffs = append(diffs, name+" has spec hash "+c.Labels[labels.SpecHash]+", want "+hash)
 		}
 	}
 	for name := range have {
@@ -464,7 +465,7 @@ func TestDaemonHealsAfterAPrefixChange(t *testing.T) {
 		want := st.desired()
 		have := st.containers()
 		for name, hash := range want {
-			if c := have[name]; !c.Running() || c.Labels[reconcile.LabelSpecHash] != hash {
+			if c := have[name]; !c.Running() || c.Labels[labels.SpecHash] != hash {
 				return fmt.Errorf("%s: %s", name, c.State)
 			}
 		}
@@ -553,11 +554,11 @@ func TestDaemonReplacesAHandMadeContainer(t *testing.T) {
 		gate.Unlock()
 		t.Fatal(err)
 	}
-	labels := maps.Clone(orig.Labels)
-	labels[reconcile.LabelSpecHash] = "0000000000000000"
+	forged := maps.Clone(orig.Labels)
+	forged[labels.SpecHash] = "0000000000000000"
 	id, err := st.cli.CreateContainer(t.Context(), dockerx.ContainerSpec{Name: orig.Name, Image: st.image,
 		Env: []string{"GREETING=by-hand", "PORT=" + strconv.Itoa(port)}, Ports: []int{port}, RestartPolicy: "unless-stopped",
-		Network: config.NetworkName(st.prefix), Labels: labels})
+		Network: config.NetworkName(st.prefix), Labels: forged})
 	if err == nil {
 		err = st.cli.StartContainer(t.Context(), id)
 	}
@@ -613,7 +614,7 @@ func TestDaemonMetrics(t *testing.T) {
 		_, m := scrape()
 		want := map[string]float64{}
 		for name, c := range st.containers() {
-			if c.Labels[reconcile.LabelOwner] == reconcile.Owner {
+			if c.Labels[labels.Owner] == labels.Bee2d {
 				want[name] = 0
 				if c.Running() {
 					want[name] = 1
@@ -761,7 +762,7 @@ func TestDaemonSIGTERMDuringConverge(t *testing.T) {
 		switch {
 		case !ok:
 			t.Errorf("unexpected container %s", name)
-		case !c.Running() || c.Labels[reconcile.LabelOwner] != reconcile.Owner || c.Labels[reconcile.LabelSpecHash] != hash:
+		case !c.Running() || c.Labels[labels.Owner] != labels.Bee2d || c.Labels[labels.SpecHash] != hash:
 			t.Errorf("%s left half-made: state %s, labels %v", name, c.State, c.Labels)
 		default:
 			made++

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/bee2d/bee2d/pkg/reconcile"
+	"github.com/bee2d/bee2d/pkg/labels"
 )
 
 // sitegenSource is the job of the blog's pattern: it "builds a site" into /out from the repository's
@@ -157,8 +157,8 @@ func TestJobBuildsTheSiteAnApplicationServes(t *testing.T) {
 	}
 	job := st.containers()[st.prefix+"-job-site"]
 	head := repo.git("rev-parse", "HEAD")
-	if job.State != "exited" || job.Labels[reconcile.LabelCommit] != head {
-		t.Fatalf("job container %s (commit %s), want exited with commit %s", job.State, job.Labels[reconcile.LabelCommit], head)
+	if job.State != "exited" || job.Labels[labels.Commit] != head {
+		t.Fatalf("job container %s (commit %s), want exited with commit %s", job.State, job.Labels[labels.Commit], head)
 	}
 	if code, out, _ := st.bee2d("plan", "-c", st.settings, "--detailed-exitcode"); code != 0 {
 		t.Fatalf("after a successful run nothing is left to do, plan says %d:\n%s", code, out)

@@ -15,7 +15,7 @@ import (
 	"github.com/bee2d/bee2d/internal/pki"
 	"github.com/bee2d/bee2d/internal/testdocker"
 	"github.com/bee2d/bee2d/pkg/dockerx"
-	"github.com/bee2d/bee2d/pkg/reconcile"
+	"github.com/bee2d/bee2d/pkg/labels"
 )
 
 // threeServers is three Docker hosts on this machine: the machine's engine (web1), an engine of the test's
@@ -116,7 +116,7 @@ type eventLog struct {
 func (ts *threeServers) recordEvents(server string) *eventLog {
 	ctx, cancel := context.WithCancel(context.Background())
 	ts.t.Cleanup(cancel)
-	evs, _ := ts.clients[server].Events(ctx, map[string]string{reconcile.LabelPrefix: ts.prefix})
+	evs, _ := ts.clients[server].Events(ctx, map[string]string{labels.Prefix: ts.prefix})
 	l := &eventLog{}
 	go func() {
 		for ev := range evs {

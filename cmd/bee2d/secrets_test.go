@@ -14,7 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bee2d/bee2d/pkg/reconcile"
+	"github.com/bee2d/bee2d/pkg/labels"
 )
 
 // secretText is a distinctive value that can be searched for in everything bee2d prints.
@@ -110,8 +110,8 @@ applications:
 		l, env := st.inspect(st.name("web"))
 		b, _ := json.Marshal(l)
 		fmt.Fprintf(&seen, "--- labels\n%s\n", b)
-		if l[reconcile.LabelHashScheme] != "2" {
-			t.Errorf("hash scheme label %q, want 2", l[reconcile.LabelHashScheme])
+		if l[labels.HashScheme] != "2" {
+			t.Errorf("hash scheme label %q, want 2", l[labels.HashScheme])
 		}
 		// The engine has the value: it is the container's env, where it belongs.
 		if !strings.Contains(strings.Join(env, "\n"), "DB_PASSWORD="+all[len(all)-2]) {

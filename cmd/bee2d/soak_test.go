@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/bee2d/bee2d/pkg/dockerx"
-	"github.com/bee2d/bee2d/pkg/reconcile"
+	"github.com/bee2d/bee2d/pkg/labels"
 )
 
 // soakPlan is how long and how hard TestDaemonSoak shakes the daemon.
@@ -113,7 +113,7 @@ func TestDaemonSoak(t *testing.T) {
 	ctx, stop := context.WithCancel(t.Context())
 	defer stop()
 	tr := newFaultTracker(plan.recovery, st.cli.ListContainers)
-	evs, errs := st.cli.Events(ctx, map[string]string{reconcile.LabelOwner: reconcile.Owner, reconcile.LabelPrefix: st.prefix})
+	evs, errs := st.cli.Events(ctx, map[string]string{labels.Owner: labels.Bee2d, labels.Prefix: st.prefix})
 	trackerDone := make(chan error, 1)
 	go func() { trackerDone <- tr.run(ctx, evs, errs) }()
 
@@ -158,7 +158,7 @@ func TestDaemonSoak(t *testing.T) {
 	// label per application, whatever its name.
 	managed := 0
 	for _, c := range listAll(t, st.cli) {
-		if c.Labels[reconcile.LabelPrefix] == st.prefix {
+		if c.Labels[labels.Prefix] == st.prefix {
 			managed++
 		}
 	}
@@ -218,7 +218,7 @@ func chaos(t *testing.T, st *daemonStack, tr *faultTracker, rng *rand.Rand, plan
 		// fault is that fault's recovery.
 		var candidates []dockerx.Container
 		for _, c := range listAll(t, st.cli) {
-			if c.Labels[reconcile.LabelPrefix] == st.prefix && c.State == "running" && !tr.isPending(c.Name) &&
+			if c.Labels[labels.Prefix] == st.prefix && c.State == "running" && !tr.isPending(c.Name) &&
 				c.Name != "" && !strings.Contains(c.Name, "-bee2d-old-") {
 				candidates = append(candidates, c)
 			}

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/labels"
 )
 
 // Engine is what backups and restores need of a server's Docker engine; *dockerx.Client is one.
@@ -30,50 +32,19 @@ type Engine interface {
 	RemoveContainer(ctx context.Context, id string) error
 }
 
-// Labels bee2d puts on what it creates; the same keys and values as pkg/reconcile's, which this package cannot
-// import (the daemon there runs backups).
-const (
-	labelOwner   = "io.bee2d.owner"
-	labelPrefix  = "io.bee2d.prefix"
-	labelServer  = "io.bee2d.server"
-	labelKind    = "io.bee2d.kind"
-	labelName    = "io.bee2d.name"
-	labelBuiltBy = "io.bee2d.built-by"
-	owner        = "bee2d"
-	kindHelper   = "helper"
-	kindApp      = "app"
-	kindJob      = "job"
-	// LabelStoppedFor, on a helper, names the containers stopped for it (comma-separated): they are meant to
-	// be down while the helper exists, and a reconcile pass should leave them stopped.
-	LabelStoppedFor = "io.bee2d.stopped-for"
-)
-
 // HelperName is the container name of a server's backup or restore helper: <prefix>-helper-<task>-<server>.
 func HelperName(prefix, task, server string) string {
 	return prefix + "-helper-" + task + "-" + server
 }
 
 func helperLabels(prefix, server, task string, stopped []string) map[string]string {
-	l := map[string]string{
-		labelOwner:  owner,
-		labelPrefix: prefix,
-		labelServer: server,
-		labelKind:   kindHelper,
-		labelName:   task,
-	}
+	l := labels.ForServer(prefix, server)
+	l[labels.Kind] = labels.KindHelper
+	l[labels.Name] = task
 	if len(stopped) > 0 {
-		l[LabelStoppedFor] = strings.Join(stopped, ",")
+		l[labels.StoppedFor] = strings.Join(stopped, ",")
 	}
 	return l
-}
-
-// volumeLabels mark a volume that a restore created.
-func volumeLabels(prefix, server string) map[string]string {
-	return map[string]string{labelOwner: owner, labelPrefix: prefix, labelServer: server}
-}
-
-func ownedBy(c dockerx.Container, prefix, server string) bool {
-	return c.Labels[labelOwner] == owner && c.Labels[labelPrefix] == prefix && c.Labels[labelServer] == server
 }
 
 // cleanupTimeout bounds the calls that put things back (remove a helper, start stopped applications) after
@@ -97,7 +68,7 @@ func removeLeftoverHelper(ctx context.Context, eng Engine, prefix, server, name 
 		if c.Name != name {
 			continue
 		}
-		if !ownedBy(c, prefix, server) || c.Labels[labelKind] != kindHelper {
+		if !labels.OnServer(c.Labels, prefix, server) || c.Labels[labels.Kind] != labels.KindHelper {
 			return false, fmt.Errorf("a container named %s exists that bee2d did not create; it is left alone: remove or rename it", name)
 		}
 		if err := eng.RemoveContainer(ctx, c.ID); err != nil && !dockerx.IsNotFound(err) {
@@ -112,7 +83,7 @@ func removeLeftoverHelper(ctx context.Context, eng Engine, prefix, server, name 
 // server, applications and jobs) and others.
 func runningUsers(list []dockerx.Container, prefix, server string, vols []string) (own, foreign []dockerx.Container) {
 	for _, c := range list {
-		if !c.Running() || c.Labels[labelKind] == kindHelper {
+		if !c.Running() || c.Labels[labels.Kind] == labels.KindHelper {
 			continue
 		}
 		uses := slices.ContainsFunc(c.Mounts, func(m dockerx.Mount) bool {
@@ -121,7 +92,7 @@ func runningUsers(list []dockerx.Container, prefix, server string, vols []string
 		if !uses {
 			continue
 		}
-		if ownedBy(c, prefix, server) && (c.Labels[labelKind] == kindApp || c.Labels[labelKind] == kindJob) {
+		if labels.OnServer(c.Labels, prefix, server) && (c.Labels[labels.Kind] == string(config.KindApp) || c.Labels[labels.Kind] == string(config.KindJob)) {
 			own = append(own, c)
 		} else {
 			foreign = append(foreign, c)

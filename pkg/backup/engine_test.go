@@ -16,6 +16,7 @@ import (
 	"github.com/bee2d/bee2d/internal/testdocker"
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/labels"
 )
 
 // The engine tests run bee2d's own static binary as the helper, as a release does: the test binary itself
@@ -263,7 +264,7 @@ func TestRestoreCreatesMissingVolumeWithLabels(t *testing.T) {
 	}
 	vols, _ := f.cli.ListVolumes(t.Context())
 	for _, v := range vols {
-		if v.Name == f.vols[1] && (v.Labels[labelOwner] != owner || v.Labels[labelServer] != "web1" || v.Labels[labelPrefix] != f.prefix) {
+		if v.Name == f.vols[1] && (v.Labels[labels.Owner] != labels.Bee2d || v.Labels[labels.Server] != "web1" || v.Labels[labels.Prefix] != f.prefix) {
 			t.Errorf("labels %v", v.Labels)
 		}
 	}
@@ -303,8 +304,8 @@ func (f *fixture) running(name string) bool {
 }
 
 func appLabels(prefix, name string) map[string]string {
-	return map[string]string{labelOwner: owner, labelPrefix: prefix, labelServer: "web1", labelKind: kindApp,
-		labelName: name, "io.bee2d.spec-hash": "x"}
+	return map[string]string{labels.Owner: labels.Bee2d, labels.Prefix: prefix, labels.Server: "web1", labels.Kind: string(config.KindApp),
+		labels.Name: name, "io.bee2d.spec-hash": "x"}
 }
 
 // stop: applications are stopped for a backup and started again; a restore stops the applications that mount

@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/labels"
 )
 
 // The helper image is FROM scratch with bee2d's own binary in it, tagged <prefix>/bee2d-helper:<digest of the
@@ -169,7 +170,7 @@ func ensureImage(ctx context.Context, eng Engine, tag string, files map[string][
 	}()
 	_, err = eng.BuildImageFromTar(ctx, pr, dockerx.BuildRequest{
 		Tags:   []string{tag},
-		Labels: map[string]string{labelBuiltBy: owner},
+		Labels: map[string]string{labels.BuiltBy: labels.Bee2d},
 		Output: out,
 	})
 	pr.CloseWithError(io.ErrClosedPipe)
@@ -215,7 +216,7 @@ func removeOldHelpers(ctx context.Context, eng Engine, keep string) {
 		return
 	}
 	for _, img := range images {
-		if img.Labels[labelBuiltBy] != owner {
+		if img.Labels[labels.BuiltBy] != labels.Bee2d {
 			continue
 		}
 		for _, t := range img.Tags {

@@ -5,21 +5,19 @@ import (
 
 	"github.com/bee2d/bee2d/pkg/backup"
 	"github.com/bee2d/bee2d/pkg/dockerx"
-	"github.com/bee2d/bee2d/pkg/reconcile"
+	"github.com/bee2d/bee2d/pkg/labels"
 )
 
-// The helper's and restored volumes' labels are pkg/reconcile's, which this package cannot import.
-func TestLabelsMatchReconcile(t *testing.T) {
+// A helper is bee2d's on its server, and a helper: a pass never takes it for an application.
+func TestHelperLabels(t *testing.T) {
 	got := backup.HelperLabelsForTest("p", "web1")
-	for k, want := range map[string]string{
-		reconcile.LabelOwner: reconcile.Owner, reconcile.LabelPrefix: "p", reconcile.LabelServer: "web1",
-		reconcile.LabelKind: "helper", reconcile.LabelName: "backup",
-	} {
-		if got[k] != want {
-			t.Errorf("label %s = %q, want %q", k, got[k], want)
-		}
+	if !labels.OnServer(got, "p", "web1") || labels.OnServer(got, "p", "web2") || labels.OnServer(got, "q", "web1") {
+		t.Errorf("helper labels %v: not owned on p/web1 alone", got)
 	}
-	if len(got) != 5 {
+	if labels.Managed(got, "p", "web1") {
+		t.Errorf("helper labels %v read as a managed application", got)
+	}
+	if got[labels.Kind] != labels.KindHelper || got[labels.Name] != "backup" || len(got) != 5 {
 		t.Errorf("labels %v", got)
 	}
 }

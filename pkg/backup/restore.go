@@ -18,6 +18,7 @@ import (
 
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/labels"
 )
 
 // ChecksumError is an archive whose content is not what its manifest says.
@@ -202,7 +203,7 @@ func Restore(ctx context.Context, eng Engine, s *config.Settings, server string,
 		return res, err
 	}
 	for _, v := range missing {
-		if err := eng.CreateVolume(ctx, v, volumeLabels(prefix, server)); err != nil {
+		if err := eng.CreateVolume(ctx, v, labels.ForServer(prefix, server)); err != nil {
 			return res, err
 		}
 		log.Info("created the missing volume", zap.String("volume", v))

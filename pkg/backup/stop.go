@@ -9,6 +9,7 @@ import (
 
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/labels"
 )
 
 // stopped is what a run stopped and must start again.
@@ -62,7 +63,7 @@ func appContainers(list []dockerx.Container, prefix, server string, apps []strin
 	for _, app := range apps {
 		name := config.ContainerName(prefix, config.KindApp, app)
 		for _, c := range list {
-			if c.Name == name && c.Running() && ownedBy(c, prefix, server) {
+			if c.Name == name && c.Running() && labels.OnServer(c.Labels, prefix, server) {
 				out = append(out, c)
 			}
 		}

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/labels"
 	"github.com/bee2d/bee2d/pkg/reconcile/metrics"
 )
 
@@ -518,7 +519,7 @@ func TestWorkerFollowsAPrefixChange(t *testing.T) {
 		eng.mu.Lock()
 		var prefixes []string
 		for _, l := range eng.streams {
-			prefixes = append(prefixes, l[LabelPrefix])
+			prefixes = append(prefixes, l[labels.Prefix])
 		}
 		eng.mu.Unlock()
 		if !slices.Equal(prefixes, []string{"bee2", "bee3"}) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/labels"
 )
 
 // Desired is what one server should run according to the settings.
@@ -121,9 +122,6 @@ func DesireFrom(s *config.Settings, server string, src Sources) (*Desired, error
 	return d, nil
 }
 
-// LabelCommit names the git commit a container's image was built from.
-const LabelCommit = "io.bee2d.commit"
-
 func desireService(s *config.Settings, svc *config.Service, src Sources) (*Container, error) {
 	prefix := s.Docker.Prefix
 	kind := svc.Kind
@@ -146,7 +144,7 @@ func desireService(s *config.Settings, svc *config.Service, src Sources) (*Conta
 		c.RestartPolicy = "no"
 		repo = "job-" + svc.Name
 	}
-	c.Labels = ownerLabels(prefix, svc.Server)
+	c.Labels = labels.ForServer(prefix, svc.Server)
 	switch {
 	case svc.BuildDir != "":
 		dir := filepath.Join(s.Docker.Dockerfiles, svc.BuildDir)
@@ -165,7 +163,7 @@ func desireService(s *config.Settings, svc *config.Service, src Sources) (*Conta
 		c.Image = ImageTag(prefix, repo, withBuildArgs(commit, svc.BuildArgs))
 		c.Source.Build = &Build{Dir: svc.GitDir, Dockerfile: svc.Dockerfile, Display: config.RedactURL(svc.Git) + argsNote(svc.BuildArgs),
 			Git: &GitSource{URL: svc.Git, Branch: svc.Branch, Commit: commit}, Args: svc.BuildArgs}
-		c.Labels[LabelCommit] = commit
+		c.Labels[labels.Commit] = commit
 	default:
 		c.Image = svc.Image
 		c.Source.Pull = true
@@ -181,8 +179,8 @@ func desireService(s *config.Settings, svc *config.Service, src Sources) (*Conta
 	for _, l := range svc.Link {
 		c.DependsOn = append(c.DependsOn, config.ContainerName(prefix, config.KindApp, l))
 	}
-	c.Labels[LabelKind] = string(kind)
-	c.Labels[LabelName] = svc.Name
+	c.Labels[labels.Kind] = string(kind)
+	c.Labels[labels.Name] = svc.Name
 	secret := config.SecretKeys(svc)
 	if len(secret) > 0 && len(s.HashKey()) == 0 {
 		// Settings made without Load: a plain hash would put a guessable digest of the secret in a label.
@@ -190,9 +188,9 @@ func desireService(s *config.Settings, svc *config.Service, src Sources) (*Conta
 	}
 	c.Digest = digestOf(&c.ContainerSpec, secret, s.HashKey())
 	c.Hash = c.Digest.hash()
-	c.Labels[LabelSpecHash] = c.Hash
-	c.Labels[LabelHashScheme] = strconv.Itoa(schemeOf(secret))
-	c.Labels[LabelSpecDigest] = c.Digest.label()
+	c.Labels[labels.SpecHash] = c.Hash
+	c.Labels[labels.HashScheme] = strconv.Itoa(schemeOf(secret))
+	c.Labels[labels.SpecDigest] = c.Digest.label()
 	return c, nil
 }
 

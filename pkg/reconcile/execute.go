@@ -14,6 +14,7 @@ import (
 
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/labels"
 	"github.com/bee2d/bee2d/pkg/reconcile/gitsrc"
 )
 
@@ -225,7 +226,7 @@ func (e *Executor) logger() *zap.Logger {
 
 // apply makes the Docker calls of one action.
 func (e *Executor) apply(ctx context.Context, a Action) error {
-	labels := ownerLabels(e.Prefix, e.Server)
+	owned := labels.ForServer(e.Prefix, e.Server)
 	switch a.Op {
 	case OpRemoveContainer:
 		err := e.Engine.RemoveContainer(ctx, a.Live.ID)
@@ -234,13 +235,13 @@ func (e *Executor) apply(ctx context.Context, a Action) error {
 		}
 		return err
 	case OpCreateNetwork:
-		err := e.Engine.CreateNetwork(ctx, a.Resource, labels)
+		err := e.Engine.CreateNetwork(ctx, a.Resource, owned)
 		if dockerx.IsConflict(err) {
 			return nil
 		}
 		return err
 	case OpCreateVolume:
-		return e.Engine.CreateVolume(ctx, a.Resource, labels)
+		return e.Engine.CreateVolume(ctx, a.Resource, owned)
 	case OpBuildImage:
 		b := a.Container.Source.Build
 		dir := b.Dir
@@ -258,7 +259,7 @@ func (e *Executor) apply(ctx context.Context, a Action) error {
 			Tags:       []string{a.Resource},
 			// Containers inherit their image's labels, so an image must not carry the ownership labels:
 			// a container someone runs by hand from it would look like bee2d's.
-			Labels:    map[string]string{LabelBuiltBy: Owner, LabelBuiltFor: e.Server + "/" + a.Container.Service},
+			Labels:    map[string]string{labels.BuiltBy: labels.Bee2d, labels.BuiltFor: e.Server + "/" + a.Container.Service},
 			BuildArgs: buildArgs(b.Args),
 			NoCache:   a.NoCache,
 			Output:    e.Output,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bee2d/bee2d/internal/testdocker"
 	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/labels"
 	"github.com/bee2d/bee2d/pkg/reconcile/metrics"
 )
 
@@ -113,7 +114,7 @@ func (o *outageServers) converged(server, version string) bool {
 	}
 	for _, want := range d.Containers {
 		if want.Name == c.Name {
-			return c.Labels[LabelSpecHash] == want.Hash
+			return c.Labels[labels.SpecHash] == want.Hash
 		}
 	}
 	return false

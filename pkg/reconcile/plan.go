@@ -9,6 +9,7 @@ import (
 
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/labels"
 )
 
 // Op is what an action does.
@@ -158,10 +159,10 @@ func Diff(d *Desired, snap *Snapshot, opt Options) *Plan {
 	var leftovers []Action
 	if opt.Mode != RunJobs {
 		for _, c := range live.leftovers {
-			if opt.Only != "" && c.Labels[LabelName] != opt.Only {
+			if opt.Only != "" && c.Labels[labels.Name] != opt.Only {
 				continue
 			}
-			a := Action{Op: OpRemoveContainer, Resource: c.Name, Cause: "left over from an interrupted recreate of " + c.Labels[LabelName], Live: c}
+			a := Action{Op: OpRemoveContainer, Resource: c.Name, Cause: "left over from an interrupted recreate of " + c.Labels[labels.Name], Live: c}
 			if c.Running() {
 				p.Actions = append(p.Actions, a)
 			} else {
@@ -189,22 +190,22 @@ func sortLive(d *Desired, snap *Snapshot) liveState {
 	l := liveState{ours: map[string]*dockerx.Container{}, foreign: map[string]*dockerx.Container{}, stoppedFor: map[string]string{}}
 	for i := range snap.Containers {
 		c := &snap.Containers[i]
-		if stopped := c.Labels[LabelStoppedFor]; stopped != "" && c.Labels[LabelOwner] == Owner &&
-			c.Labels[LabelPrefix] == d.Prefix && c.Labels[LabelServer] == d.Server {
+		if stopped := c.Labels[labels.StoppedFor]; stopped != "" && c.Labels[labels.Owner] == labels.Bee2d &&
+			c.Labels[labels.Prefix] == d.Prefix && c.Labels[labels.Server] == d.Server {
 			// A backup or restore helper stopped these on purpose; they start again when it is done.
 			for _, name := range strings.Split(stopped, ",") {
 				l.stoppedFor[name] = c.Name
 			}
 		}
-		if !owned(c.Labels, d.Prefix, d.Server) {
+		if !labels.Managed(c.Labels, d.Prefix, d.Server) {
 			l.foreign[c.Name] = c
 			continue
 		}
-		kind := config.Kind(c.Labels[LabelKind])
+		kind := config.Kind(c.Labels[labels.Kind])
 		if kind != config.KindApp && kind != config.KindJob {
 			continue // helpers have their own life cycles
 		}
-		if c.Name == config.ContainerName(d.Prefix, kind, c.Labels[LabelName]) {
+		if c.Name == config.ContainerName(d.Prefix, kind, c.Labels[labels.Name]) {
 			l.ours[c.Name] = c
 		} else {
 			l.leftovers = append(l.leftovers, c)
@@ -419,17 +420,17 @@ func prerequisites(d *Desired, snap *Snapshot, creating []*Container, opt Option
 // changed compares a live container with the desired one. It returns the causes of a recreate, or
 // blocked=true with a reason when bee2d must not decide (a container from a newer bee2d).
 func changed(live *dockerx.Container, want *Container) (cause string, blocked bool) {
-	scheme, err := strconv.Atoi(live.Labels[LabelHashScheme])
+	scheme, err := strconv.Atoi(live.Labels[labels.HashScheme])
 	switch {
 	case err != nil:
 		return "spec hash scheme label missing", false
 	case scheme > HashScheme:
 		return fmt.Sprintf("created by a newer bee2d (hash scheme %d, this one knows %d); left alone", scheme, HashScheme), true
 	}
-	if live.Labels[LabelSpecHash] == want.Hash {
+	if live.Labels[labels.SpecHash] == want.Hash {
 		return "", false
 	}
-	if liveDigest, ok := parseDigestLabel(live.Labels[LabelSpecDigest]); ok {
+	if liveDigest, ok := parseDigestLabel(live.Labels[labels.SpecDigest]); ok {
 		if causes := diffDigest(liveDigest, want.Digest); len(causes) > 0 {
 			return strings.Join(causes, "; "), false
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/labels"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden plans under testdata/plans")
@@ -164,11 +165,11 @@ func TestDiffGolden(t *testing.T) {
 		{
 			name: "other-prefix-and-server-untouched", live: base, want: base,
 			snapshot: func(s *Snapshot) {
-				other := ownerLabels("bee3", "web1")
-				other[LabelKind], other[LabelName], other[LabelSpecHash] = "app", "gone", "h"
+				other := labels.ForServer("bee3", "web1")
+				other[labels.Kind], other[labels.Name], other[labels.SpecHash] = "app", "gone", "h"
 				s.Containers = append(s.Containers, dockerx.Container{ID: "b33", Name: "bee3-app-gone", State: "running", Labels: other})
-				web2 := ownerLabels("bee2", "web2")
-				web2[LabelKind], web2[LabelName], web2[LabelSpecHash] = "app", "gone", "h"
+				web2 := labels.ForServer("bee2", "web2")
+				web2[labels.Kind], web2[labels.Name], web2[labels.SpecHash] = "app", "gone", "h"
 				s.Containers = append(s.Containers, dockerx.Container{ID: "w2", Name: "bee2-app-gone", State: "running", Labels: web2})
 			},
 		},
@@ -177,7 +178,7 @@ func TestDiffGolden(t *testing.T) {
 			name: "container-run-from-bee2d-image-untouched", live: base, want: base,
 			snapshot: func(s *Snapshot) {
 				s.Containers = append(s.Containers, dockerx.Container{ID: "hand", Name: "bee2-app-static-copy", State: "running",
-					Labels: map[string]string{LabelBuiltBy: Owner, LabelBuiltFor: "web1/static"}})
+					Labels: map[string]string{labels.BuiltBy: labels.Bee2d, labels.BuiltFor: "web1/static"}})
 			},
 		},
 		{
@@ -185,8 +186,8 @@ func TestDiffGolden(t *testing.T) {
 			name: "stopped-for-a-backup", live: base, want: base,
 			snapshot: func(s *Snapshot) {
 				find(s, "bee2-app-static").State = "exited"
-				helper := ownerLabels("bee2", "web1")
-				helper[LabelKind], helper[LabelName], helper[LabelStoppedFor] = "helper", "backup", "bee2-app-static"
+				helper := labels.ForServer("bee2", "web1")
+				helper[labels.Kind], helper[labels.Name], helper[labels.StoppedFor] = "helper", "backup", "bee2-app-static"
 				s.Containers = append(s.Containers, dockerx.Container{ID: "h", Name: "bee2-helper-backup-web1", State: "running", Labels: helper})
 			},
 		},
@@ -216,7 +217,7 @@ func TestDiffGolden(t *testing.T) {
 		},
 		{
 			name: "newer-hash-scheme-left-alone", live: base, want: strings.Replace(base, "image: front:1", "image: front:2", 1),
-			snapshot: func(s *Snapshot) { find(s, "bee2-app-front").Labels[LabelHashScheme] = "99" },
+			snapshot: func(s *Snapshot) { find(s, "bee2-app-front").Labels[labels.HashScheme] = "99" },
 		},
 		{
 			name: "missing-network-and-volume", live: base, want: strings.Replace(base, "site:/www:ro", "site2:/www:ro", 1),
@@ -285,10 +286,10 @@ func TestDiffGolden(t *testing.T) {
 // relabel rewrites a live container's digest and hash labels as if it had been created from another spec.
 func relabel(s *Snapshot, name string, edit func(*Digest)) {
 	c := find(s, name)
-	d, _ := parseDigestLabel(c.Labels[LabelSpecDigest])
+	d, _ := parseDigestLabel(c.Labels[labels.SpecDigest])
 	edit(&d)
-	c.Labels[LabelSpecDigest] = d.label()
-	c.Labels[LabelSpecHash] = d.hash()
+	c.Labels[labels.SpecDigest] = d.label()
+	c.Labels[labels.SpecHash] = d.hash()
 }
 
 func golden(t *testing.T, path, got string) {
@@ -335,12 +336,12 @@ func TestDiffAsksForFullSnapshotOnlyWhenCreating(t *testing.T) {
 func TestSpecHashStable(t *testing.T) {
 	a, b := desired(t, base, ""), desired(t, base, "")
 	for i := range a.Containers {
-		if a.Containers[i].Hash != b.Containers[i].Hash || a.Containers[i].Labels[LabelSpecDigest] != b.Containers[i].Labels[LabelSpecDigest] {
+		if a.Containers[i].Hash != b.Containers[i].Hash || a.Containers[i].Labels[labels.SpecDigest] != b.Containers[i].Labels[labels.SpecDigest] {
 			t.Errorf("%s: hash differs between two identical loads", a.Containers[i].Name)
 		}
 	}
-	if strings.Contains(a.Containers[1].Labels[LabelSpecDigest], "s3cr3t") {
-		t.Errorf("digest label holds a secret value: %s", a.Containers[1].Labels[LabelSpecDigest])
+	if strings.Contains(a.Containers[1].Labels[labels.SpecDigest], "s3cr3t") {
+		t.Errorf("digest label holds a secret value: %s", a.Containers[1].Labels[labels.SpecDigest])
 	}
 }
 

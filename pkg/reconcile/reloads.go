@@ -6,6 +6,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/bee2d/bee2d/pkg/config"
+	"github.com/bee2d/bee2d/pkg/labels"
 	"github.com/bee2d/bee2d/pkg/reconcile/reload"
 )
 
@@ -42,7 +43,7 @@ func (w *worker) runReloads(ctx context.Context, log *zap.Logger, s *config.Sett
 	running := func(app string) string {
 		name := config.ContainerName(prefix, config.KindApp, app)
 		for _, c := range snap.Containers {
-			if c.Name == name && c.State == "running" && owned(c.Labels, prefix, w.server) {
+			if c.Name == name && c.State == "running" && labels.Managed(c.Labels, prefix, w.server) {
 				return c.ID
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/bee2d/bee2d/pkg/config"
+	"github.com/bee2d/bee2d/pkg/labels"
 )
 
 // secretSettings writes settings with one application whose DB_PASSWORD is a secret file (or, with
@@ -81,7 +82,7 @@ func scheme1Hash(t *testing.T, c *Container) string {
 func TestPlainSpecKeepsScheme1(t *testing.T) {
 	s := secretSettings(t, t.TempDir(), "hunter2", true)
 	c := desireDB(t, s)
-	if got := c.Labels[LabelHashScheme]; got != "1" {
+	if got := c.Labels[labels.HashScheme]; got != "1" {
 		t.Errorf("hash scheme label %q, want 1", got)
 	}
 	if want := scheme1Hash(t, c); c.Hash != want {
@@ -102,7 +103,7 @@ func TestSecretSpecHash(t *testing.T) {
 	const password = "hunter2"
 	s := secretSettings(t, dir, password, false)
 	c := desireDB(t, s)
-	if got := c.Labels[LabelHashScheme]; got != "2" {
+	if got := c.Labels[labels.HashScheme]; got != "2" {
 		t.Errorf("hash scheme label %q, want 2", got)
 	}
 	if !strings.Contains(strings.Join(c.Env, "\n"), "DB_PASSWORD="+password) {

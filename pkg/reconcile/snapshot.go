@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/labels"
 )
 
 // Snapshot is the live state of one server as the planner sees it.
@@ -35,7 +36,7 @@ type Observer interface {
 // ObserveContainers takes the cheap snapshot: the containers of prefix only. Other containers on the host,
 // however many, add nothing to its cost.
 func ObserveContainers(ctx context.Context, o Observer, prefix string) (*Snapshot, error) {
-	cs, err := o.ListContainersLabelled(ctx, map[string]string{LabelOwner: Owner, LabelPrefix: prefix})
+	cs, err := o.ListContainersLabelled(ctx, map[string]string{labels.Owner: labels.Bee2d, labels.Prefix: prefix})
 	if err != nil {
 		return nil, err
 	}

@@ -102,13 +102,13 @@ func (d Digest) hash() string {
 	return hex.EncodeToString(sum[:])
 }
 
-// label is the digest's form in LabelSpecDigest.
+// label is the digest's form in labels.SpecDigest.
 func (d Digest) label() string {
 	b, _ := json.Marshal(d)
 	return string(b)
 }
 
-// parseDigestLabel reads LabelSpecDigest; ok is false when it is missing or unreadable.
+// parseDigestLabel reads labels.SpecDigest; ok is false when it is missing or unreadable.
 func parseDigestLabel(s string) (Digest, bool) {
 	var d Digest
 	if s == "" || json.Unmarshal([]byte(s), &d) != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/labels"
 	"github.com/bee2d/bee2d/pkg/reconcile/metrics"
 )
 
@@ -427,10 +428,10 @@ var wakeActions = map[string]bool{"die": true, "stop": true, "kill": true, "dest
 // watchEvents wakes the worker on events of the server's managed containers. When the stream breaks it
 // reconnects with back-off, and wakes the worker after each reconnect, since events may have been missed.
 func (w *worker) watchEvents(ctx context.Context, conn Conn, prefix string) {
-	labels := map[string]string{LabelOwner: Owner, LabelPrefix: prefix, LabelServer: w.server}
+	filter := labels.ForServer(prefix, w.server)
 	backoff := backoffMin
 	for attempt := 0; ; attempt++ {
-		evs, errs := conn.Events(ctx, labels)
+		evs, errs := conn.Events(ctx, filter)
 		if attempt > 0 {
 			w.kick()
 		}
