@@ -22,7 +22,7 @@ import (
 
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/reconcile"
-	"github.com/bee2d/bee2d/pkg/reconcile/metrics"
+	"github.com/bee2d/bee2d/pkg/daemon/metrics"
 )
 
 // defaultGrace is `bee2d daemon --grace`'s default: how long the actions in flight may take after SIGTERM.

@@ -8,14 +8,15 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/bee2d/bee2d/pkg/reconcile"
-	"github.com/bee2d/bee2d/pkg/reconcile/metrics"
+	"github.com/bee2d/bee2d/pkg/daemon"
+	"github.com/bee2d/bee2d/pkg/daemon/metrics"
 )
 
 func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -37,16 +38,15 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer log.Sync()
 
 	m := metrics.New()
-	d := &reconcile.Daemon{
-		Path:        c.config,
-		Log:         log,
-		Metrics:     m,
-		Resync:      *resync,
-		Debounce:    *debounce,
-		Parallel:    *parallel,
-		StopTimeout: 10 * time.Second,
-		Grace:       *grace,
-		Version:     version,
+	d := &daemon.Daemon{
+		Path:     c.config,
+		Log:      log,
+		Metrics:  m,
+		Resync:   *resync,
+		Debounce: *debounce,
+		Parallel: *parallel,
+		Grace:    *grace,
+		Version:  version,
 		Ready: func() {
 			log.Info("first pass done on every server")
 			sdNotify("READY=1")
@@ -101,18 +101,23 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return err
 }
 
-func httpHandler(d *reconcile.Daemon, m *metrics.Metrics) http.Handler {
+func httpHandler(d *daemon.Daemon, m *metrics.Metrics) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		// The first line says ready or not; each line after it names a task that cannot run on a server.
+		problems := strings.Join(d.Problems(), "\n")
+		if problems != "" {
+			problems = "\n" + problems
+		}
 		if !d.IsReady() {
-			http.Error(w, "first pass not done on every server", http.StatusServiceUnavailable)
+			http.Error(w, "first pass not done on every server"+problems, http.StatusServiceUnavailable)
 			return
 		}
-		fmt.Fprintln(w, "ready")
+		fmt.Fprintln(w, "ready"+problems)
 	})
 	return mux
 }

@@ -28,10 +28,11 @@ import (
 
 	"github.com/bee2d/bee2d/internal/testdocker"
 	"github.com/bee2d/bee2d/pkg/config"
+	"github.com/bee2d/bee2d/pkg/daemon"
+	"github.com/bee2d/bee2d/pkg/daemon/metrics"
 	"github.com/bee2d/bee2d/pkg/dockerx"
 	"github.com/bee2d/bee2d/pkg/labels"
 	"github.com/bee2d/bee2d/pkg/reconcile"
-	"github.com/bee2d/bee2d/pkg/reconcile/metrics"
 )
 
 // eventually is how long a daemon gets to converge after a change. It bounds the wait only; no test
@@ -513,9 +514,9 @@ func TestDaemonReplacesAHandMadeContainer(t *testing.T) {
 	gate := &sync.RWMutex{}
 	core, logs := observer.New(zapcore.DebugLevel)
 	m := metrics.New()
-	d := &reconcile.Daemon{Path: st.file, Log: zap.New(core), Metrics: m, Resync: time.Hour, Debounce: 50 * time.Millisecond,
-		Parallel: 4, StopTimeout: 10 * time.Second, Grace: 30 * time.Second,
-		Connect: func(ctx context.Context, ep dockerx.Endpoint) (reconcile.Conn, error) {
+	d := &daemon.Daemon{Path: st.file, Log: zap.New(core), Metrics: m, Resync: time.Hour, Debounce: 50 * time.Millisecond,
+		Parallel: 4, Grace: 30 * time.Second,
+		Connect: func(ctx context.Context, ep dockerx.Endpoint) (daemon.Conn, error) {
 			c, err := dockerx.Connect(ctx, ep)
 			if err != nil {
 				return nil, err

@@ -12,7 +12,7 @@ import (
 	"syscall"
 
 	"github.com/bee2d/bee2d/pkg/backup"
-	"github.com/bee2d/bee2d/pkg/reconcile/reload"
+	"github.com/bee2d/bee2d/pkg/daemon/reload"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".

@@ -123,36 +123,28 @@ func (srv *server) plan(ctx context.Context, opt reconcile.Options) (*reconcile.
 	return reconcile.PlanServer(ctx, srv.client, srv.desired, opt)
 }
 
-// converge plans and applies; the plan is logged as it is applied, and the summary returned.
+// converge runs one pass, as the daemon does: observe, plan, execute, with the plan logged as it is
+// applied. It returns the summary; what the plan leaves alone is an error.
 func (srv *server) converge(ctx context.Context, opt reconcile.Options) (string, error) {
-	p, _, err := srv.plan(ctx, opt)
-	if err != nil {
-		return "", err
+	res, err := reconcile.Apply(ctx, srv.client, reconcile.Pass{
+		Desired: srv.desired,
+		Options: opt,
+		Executor: reconcile.Executor{
+			Output:    srv.sess.progress,
+			Parallel:  defaultParallel,
+			JobOutput: srv.sess.jobOutput,
+		},
+	}, srv.sess.log.With(zap.String("server", srv.name)))
+	var observe *reconcile.ObserveError
+	if errors.As(err, &observe) {
+		return "", observe.Err
 	}
-	var blocked error
-	for _, w := range p.Waiting {
-		srv.sess.log.Info("waiting", zap.String("server", srv.name), zap.String("name", w.Resource), zap.String("reason", w.Reason))
+	if res.Plan.Empty() {
+		return fmt.Sprintf("server %s: no changes\n", srv.name), res.Blocked()
 	}
-	for _, b := range p.Blocked {
-		srv.sess.log.Warn("left alone", zap.String("server", srv.name), zap.String("name", b.Resource), zap.String("reason", b.Reason))
-		blocked = errors.Join(blocked, fmt.Errorf("%s: %s", b.Resource, b.Reason))
-	}
-	if p.Empty() {
-		return fmt.Sprintf("server %s: no changes\n", srv.name), blocked
-	}
-	ex := &reconcile.Executor{
-		Engine:      srv.client,
-		Log:         srv.sess.log.With(zap.String("server", srv.name)),
-		Output:      srv.sess.progress,
-		Parallel:    defaultParallel,
-		StopTimeout: 10 * time.Second,
-		Prefix:      srv.desired.Prefix,
-		Server:      srv.name,
-		JobOutput:   srv.sess.jobOutput,
-	}
-	res, err := ex.Execute(ctx, p)
-	summary := fmt.Sprintf("server %s: %d applied, %d failed, %d skipped\n", srv.name, res.Applied, res.Failed, res.Skipped)
-	return summary, errors.Join(err, blocked)
+	r := res.Result
+	summary := fmt.Sprintf("server %s: %d applied, %d failed, %d skipped\n", srv.name, r.Applied, r.Failed, r.Skipped)
+	return summary, errors.Join(err, res.Blocked())
 }
 
 // defaultParallel bounds the container actions run at once on one server. The engine creates and starts

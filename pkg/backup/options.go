@@ -4,6 +4,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/bee2d/bee2d/pkg/config"
 	"go.uber.org/zap"
 )
 
@@ -44,7 +45,7 @@ type Options struct {
 	Progress func(Progress)
 	// BuildOutput receives the helper image's build output; nil discards it.
 	BuildOutput io.Writer
-	// StopTimeout is what an application gets to stop before it is killed (default 10s).
+	// StopTimeout is what an application gets to stop before it is killed (default config.StopTimeout).
 	StopTimeout time.Duration
 	// Now is the clock (default time.Now); Location the time zone of retention's days, weeks and months
 	// (default the local one).
@@ -70,7 +71,7 @@ func (o *Options) stopTimeout() time.Duration {
 	if o.StopTimeout > 0 {
 		return o.StopTimeout
 	}
-	return 10 * time.Second
+	return config.StopTimeout
 }
 
 func (o *Options) location() *time.Location {

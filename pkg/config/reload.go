@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -27,7 +28,23 @@ type ReloadRule struct {
 	Signal string
 	// VerifyTLSPort, when not 0, is the port inside the container where the certificates must be served.
 	VerifyTLSPort int
-	Pos           Pos
+	// Interval is how often the daemon looks at the watched directory besides its passes (files written
+	// into a volume raise no Docker event); DefaultReloadInterval when 0.
+	Interval time.Duration
+	Pos      Pos
+}
+
+// DefaultReloadInterval is how often the daemon looks at a reload rule's directory when the rule does not
+// say: a certificate written by CertBot is served within that long of being issued. A look is one archive
+// read of a small directory.
+const DefaultReloadInterval = 15 * time.Second
+
+// Every is how often the daemon looks at the rule's directory.
+func (r ReloadRule) Every() time.Duration {
+	if r.Interval > 0 {
+		return r.Interval
+	}
+	return DefaultReloadInterval
 }
 
 // Dir is the watched directory as the application's container sees it.
@@ -44,7 +61,7 @@ func (r ReloadRule) Watch() string {
 var Signals = []string{"HUP", "USR1", "USR2", "INT", "QUIT", "TERM", "WINCH", "ALRM"}
 
 var (
-	reloadKeys = []string{"watch", "signal", "verify"}
+	reloadKeys = []string{"watch", "signal", "verify", "interval"}
 	// buildArgRE is a build argument name, as Dockerfile ARG takes it.
 	buildArgRE = envKeyRE
 )
@@ -109,6 +126,17 @@ func (d *decoder) reloads(n *yaml.Node, listPath string, m *svcMeta) []ReloadRul
 					continue
 				}
 				r.VerifyTLSPort = port
+			case "interval":
+				v, ok := d.str(p.Val, fp)
+				if !ok {
+					continue
+				}
+				every, err := time.ParseDuration(v)
+				if err != nil || every < time.Second {
+					d.errorf(p.Val, fp, "invalid interval %q: want a duration of at least 1s such as 15s", v)
+					continue
+				}
+				r.Interval = every
 			default:
 				d.unknownKey(p, ip, reloadKeys)
 			}

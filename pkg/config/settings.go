@@ -16,6 +16,10 @@ const DefaultReadTimeout = 900 * time.Second
 // DefaultPoll is how often the daemon asks a job's git remote for a new commit.
 const DefaultPoll = 5 * time.Minute
 
+// StopTimeout is what a container gets to stop (SIGTERM) before it is killed, when bee2d recreates or
+// removes it and when a backup stops the applications using a volume.
+const StopTimeout = 10 * time.Second
+
 // Settings is one loaded and validated settings file.
 type Settings struct {
 	// File is the path the settings were read from, as given; Dir is its directory.

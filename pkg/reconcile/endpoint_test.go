@@ -1,16 +1,9 @@
 package reconcile
 
 import (
-	"context"
-	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
-
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
@@ -82,38 +75,5 @@ docker: {read_timeout: 60}
 				t.Errorf("got  %+v tls %+v ssh %+v\nwant %+v tls %+v ssh %+v", got, got.TLS, got.SSH, c.want, c.want.TLS, c.want.SSH)
 			}
 		})
-	}
-}
-
-// TestInsecureWarnedOncePerStart: the worker warns about a plain-TCP server at its first connection
-// attempt, not at every pass.
-func TestInsecureWarnedOncePerStart(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.Mkdir(filepath.Join(dir, "dockerfiles"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "settings.yml")
-	if err := os.WriteFile(path, []byte("servers:\n  lab:\n    docker: {host: \"tcp://10.0.0.9:2375\", insecure: true}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	core, logs := observer.New(zapcore.InfoLevel)
-	d := &Daemon{Path: path, Log: zap.New(core), Connect: func(context.Context, dockerx.Endpoint) (Conn, error) {
-		return nil, errors.New("down")
-	}}
-	if err := d.LoadInitial(); err != nil {
-		t.Fatal(err)
-	}
-	d.stop, d.work = t.Context(), t.Context()
-	d.workers = map[string]*worker{}
-	w := newWorker(d, "lab")
-	t.Cleanup(w.cancel)
-	for range 3 {
-		if _, err := w.connection(d.Settings()); err == nil {
-			t.Fatal("connected to nothing")
-		}
-	}
-	warned := logs.FilterMessageSnippet("without tls").FilterField(zap.String("server", "lab")).All()
-	if len(warned) != 1 || !strings.Contains(warned[0].ContextMap()["host"].(string), "10.0.0.9:2375") {
-		t.Errorf("warned %d times, want once with the host: %+v", len(warned), warned)
 	}
 }

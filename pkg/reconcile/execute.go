@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -40,7 +41,7 @@ type Executor struct {
 	Output io.Writer
 	// Parallel bounds how many container actions run at once; links are always respected.
 	Parallel int
-	// StopTimeout is how long a container gets to stop before it is killed.
+	// StopTimeout is how long a container gets to stop before it is killed; config.StopTimeout when zero.
 	StopTimeout time.Duration
 	// Prefix and Server label the networks and volumes created.
 	Prefix, Server string
@@ -183,7 +184,7 @@ func (r *execution) containers(ctx context.Context, actions []Action) {
 					<-ch
 				}
 			}
-			for _, dep := range a.deps() {
+			for _, dep := range a.Deps() {
 				ch, ok := done[dep]
 				if !ok {
 					continue
@@ -308,7 +309,7 @@ func (e *Executor) recreate(ctx context.Context, a Action) error {
 	stopped := make(chan error, 1)
 	if old != nil {
 		go func() {
-			err := e.Engine.StopContainer(ctx, old.ID, e.StopTimeout)
+			err := e.Engine.StopContainer(ctx, old.ID, cmp.Or(e.StopTimeout, config.StopTimeout))
 			if dockerx.IsNotFound(err) {
 				err = nil
 			}

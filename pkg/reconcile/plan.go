@@ -54,7 +54,7 @@ type Action struct {
 }
 
 // deps are the resources whose actions must succeed before this one.
-func (a Action) deps() []string {
+func (a Action) Deps() []string {
 	var out []string
 	if a.Container != nil && a.Op != OpBuildImage && a.Op != OpPullImage {
 		out = append(out, a.Container.DependsOn...)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
-	"github.com/bee2d/bee2d/pkg/reconcile/metrics"
+	"github.com/bee2d/bee2d/pkg/daemon/metrics"
 )
 
 // Results of a reload, as bee2_reload_total's result label says them.

@@ -1,24 +1,32 @@
-package reconcile
+// Package daemon is bee2d's runtime: it keeps the last good settings, runs one worker per server and, on
+// each, the tasks (convergence, job schedules, backups, reloads) that keep the server as the settings say.
+//
+// It decides nothing itself: the planner (pkg/reconcile) decides and its executor acts, pkg/backup takes
+// backups, package reload reloads. The runtime schedules them: level-triggered passes per server (an event
+// only wakes the server's worker), each task's own timers, back-off, panic recovery, metrics and drain.
+package daemon
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/bee2d/bee2d/pkg/config"
+	"github.com/bee2d/bee2d/pkg/daemon/metrics"
 	"github.com/bee2d/bee2d/pkg/dockerx"
-	"github.com/bee2d/bee2d/pkg/reconcile/metrics"
+	"github.com/bee2d/bee2d/pkg/reconcile"
+	"github.com/bee2d/bee2d/pkg/reconcile/gitsrc"
 )
 
-// Conn is a connection to one server's engine as the daemon uses it; *dockerx.Client is one.
+// Conn is a connection to one server's engine as the daemon uses it; *dockerx.Client is one. What tasks
+// need beyond events they state as Capabilities.
 type Conn interface {
-	Engine
-	Observer
 	Events(ctx context.Context, labels map[string]string) (<-chan dockerx.Event, <-chan error)
 	Close() error
 }
@@ -46,9 +54,11 @@ type Daemon struct {
 	// Connect opens a server's engine; dockerx.Connect when nil.
 	Connect func(context.Context, dockerx.Endpoint) (Conn, error)
 	// Digest hashes build directories; dockerx.ContextDigest when nil.
-	Digest DigestFunc
+	Digest reconcile.DigestFunc
 	// Head asks a git remote for a branch head; git ls-remote when nil.
-	Head HeadFunc
+	Head reconcile.HeadFunc
+	// Tasks are made for each server; the package's Tasks when nil.
+	Tasks []NewTask
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Ready, if set, is called once, when every server has had its first pass.
@@ -68,7 +78,8 @@ type Daemon struct {
 	jobSeries map[[2]string]bool // server, job: the job series created
 	readyOnce sync.Once
 
-	// The contexts of Run: stop ends taking work; work bounds the Docker calls in flight.
+	// The contexts of Run, kept for the workers that settings reloads start: stop ends taking work (no new
+	// pass or task starts); work bounds the Docker calls in flight and ends Grace after stop (the drain).
 	stop, work context.Context
 	wg         sync.WaitGroup
 }
@@ -203,7 +214,11 @@ func (d *Daemon) Reload() bool {
 	d.logWarnings(s)
 	d.follow(s)
 	d.syncWorkers()
-	d.KickAll()
+	d.mu.Lock()
+	for _, w := range d.workers {
+		w.settingsChanged()
+	}
+	d.mu.Unlock()
 	return true
 }
 
@@ -295,19 +310,22 @@ func (d *Daemon) syncWorkers() {
 		if _, ok := d.workers[srv.Name]; ok {
 			continue
 		}
-		w := newWorker(d, srv.Name)
+		w := d.newWorker(srv.Name)
 		d.workers[srv.Name] = w
 		if d.Metrics != nil {
-			ops := make([]string, len(Ops))
-			for i, o := range Ops {
+			ops := make([]string, len(reconcile.Ops))
+			for i, o := range reconcile.Ops {
 				ops[i] = o.Metric()
 			}
 			d.Metrics.InitServer(srv.Name, ops)
+			for _, t := range w.tasks {
+				d.Metrics.InitTask(srv.Name, t.task.Name())
+			}
 		}
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
-			w.run()
+			w.run(d.work)
 		}()
 	}
 	d.syncJobMetrics()
@@ -375,6 +393,23 @@ func (d *Daemon) checkReady() {
 	})
 }
 
+// Problems lists, per server, the tasks that cannot run on its engine and why, for /readyz: a task is
+// never skipped without a word.
+func (d *Daemon) Problems() []string {
+	d.mu.Lock()
+	ws := make([]*worker, 0, len(d.workers))
+	for _, w := range d.workers {
+		ws = append(ws, w)
+	}
+	d.mu.Unlock()
+	var out []string
+	for _, w := range ws {
+		out = append(out, w.problems()...)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // IsReady tells whether every server has had its first pass.
 func (d *Daemon) IsReady() bool {
 	d.mu.Lock()
@@ -397,14 +432,16 @@ func (d *Daemon) connect(ctx context.Context, ep dockerx.Endpoint) (Conn, error)
 	return dockerx.Connect(ctx, ep)
 }
 
-func (d *Daemon) head() HeadFunc {
+func (d *Daemon) head() reconcile.HeadFunc {
 	if d.Head != nil {
 		return d.Head
 	}
-	return defaultHead
+	return func(url, branch string) (string, error) {
+		return gitsrc.Head(context.Background(), url, branch)
+	}
 }
 
-func (d *Daemon) digest() DigestFunc {
+func (d *Daemon) digest() reconcile.DigestFunc {
 	if d.Digest != nil {
 		return d.Digest
 	}

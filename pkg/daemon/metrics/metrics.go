@@ -34,6 +34,7 @@ type Metrics struct {
 	jobs   *jobMetrics
 	backup *backupMetrics
 	certs  *certMetrics
+	tasks  *taskMetrics
 
 	mu sync.Mutex
 	// resources remembers which in-sync series exist per server, so that removed resources lose theirs.
@@ -85,6 +86,7 @@ func New() *Metrics {
 	m.jobs = newJobMetrics(m.reg)
 	m.backup = newBackupMetrics(m.reg)
 	m.certs = newCertMetrics(m.reg)
+	m.tasks = newTaskMetrics(m.reg)
 	return m
 }
 
@@ -134,6 +136,7 @@ func (m *Metrics) ForgetServer(server string) {
 	m.jobs.runs.DeletePartialMatch(l)
 	m.jobs.duration.DeletePartialMatch(l)
 	m.jobs.interval.DeletePartialMatch(l)
+	m.tasks.forget(l)
 	m.mu.Lock()
 	delete(m.resources, server)
 	m.mu.Unlock()

@@ -1,4 +1,4 @@
-package reconcile
+package daemon
 
 import (
 	"context"
@@ -19,9 +19,9 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/bee2d/bee2d/pkg/daemon/metrics"
 	"github.com/bee2d/bee2d/pkg/dockerx"
 	"github.com/bee2d/bee2d/pkg/labels"
-	"github.com/bee2d/bee2d/pkg/reconcile/metrics"
 )
 
 // The worker's timing cases (coalescing, back-off, holding a failing container, an engine whose list lags
@@ -223,7 +223,7 @@ func (e *fakeEngine) remove(w *worker, name string) {
 		}
 	}
 	e.mu.Unlock()
-	w.noteDeath(dockerx.Event{Action: "destroy", ID: id, Name: name})
+	w.converge().noteDeath(dockerx.Event{Action: "destroy", ID: id, Name: name}, time.Now())
 }
 
 func (e *fakeEngine) listCounts() (containers, prereq int) {
@@ -343,7 +343,7 @@ func (c *connector) times() []time.Time {
 }
 
 // testDaemon is a daemon as Run sets it up, with the worker of server web1 created but not running: a
-// test calls w.step() itself or starts w.run(). now nil means time.Now (the bubble's clock in synctest).
+// test calls w.passNow() itself or starts w.run(). now nil means time.Now (the bubble's clock in synctest).
 func testDaemon(t *testing.T, yml string, conn *connector, now func() time.Time) (*Daemon, *worker, *observer.ObservedLogs) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "settings.yml")
@@ -358,7 +358,7 @@ func testDaemon(t *testing.T, yml string, conn *connector, now func() time.Time)
 	}
 	d.stop, d.work = t.Context(), t.Context()
 	d.workers = map[string]*worker{}
-	w := newWorker(d, "web1")
+	w := d.newWorker("web1")
 	d.workers["web1"] = w
 	t.Cleanup(w.cancel)
 	return d, w, logs
@@ -392,10 +392,19 @@ func gauge(t *testing.T, m *metrics.Metrics, name string, labels map[string]stri
 	return 0, false
 }
 
+// state is the pass's count of runs, its failing streak and its back-off.
 func (w *worker) state() (passes, failures int, notBefore time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.passes, w.failures, w.notBefore
+	return w.pass.runs, w.pass.failures, w.pass.notBefore
+}
+
+// passNow runs a pass at once, as a wake-up does when the server is not backing off.
+func (w *worker) passNow(t *testing.T) {
+	w.mu.Lock()
+	w.passWant = true
+	w.mu.Unlock()
+	w.step(t.Context())
 }
 
 // Ten wake-ups during a pass make one more pass, not ten; and an idle worker does not poll.
@@ -409,7 +418,7 @@ func TestWorkerCoalescesWakeUps(t *testing.T) {
 			}
 		}
 		_, w, _ := testDaemon(t, twoApps, &connector{eng: eng}, nil)
-		go w.run()
+		go w.run(t.Context())
 
 		w.kick()
 		synctest.Wait() // the first pass is held in its first list call
@@ -461,7 +470,7 @@ func TestWorkerLooksAgainAfterADeath(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				eng := newFakeEngine()
 				_, w, _ := testDaemon(t, twoApps, &connector{eng: eng}, nil)
-				go w.run()
+				go w.run(t.Context())
 				w.kick()
 				synctest.Wait()
 				good, _ := eng.byName("bee2-app-good")
@@ -507,14 +516,14 @@ func TestWorkerFollowsAPrefixChange(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		eng := newFakeEngine()
 		d, w, _ := testDaemon(t, twoApps, &connector{eng: eng}, nil)
-		w.step()
+		w.passNow(t)
 		if err := os.WriteFile(d.Path, []byte(strings.Replace(twoApps, "prefix: bee2", "prefix: bee3", 1)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		if !d.Reload() {
 			t.Fatal("the new prefix was not loaded")
 		}
-		w.step()
+		w.passNow(t)
 		synctest.Wait()
 		eng.mu.Lock()
 		var prefixes []string
@@ -536,7 +545,7 @@ func TestWorkerBackOffInTheLoop(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		conn := &connector{eng: newFakeEngine(), fails: 3}
 		_, w, _ := testDaemon(t, twoApps, conn, nil)
-		go w.run()
+		go w.run(t.Context())
 		start := time.Now()
 		w.kick()
 		synctest.Wait()
@@ -589,7 +598,7 @@ func TestWorkerBackOffDoublesAndResets(t *testing.T) {
 
 	want := []time.Duration{1, 2, 4, 8, 16, 32, 60, 60, 60, 60, 60}
 	for i, secs := range want {
-		w.step()
+		w.passNow(t)
 		passes, failures, notBefore := w.state()
 		if got := notBefore.Sub(clock.Now()); got != secs*time.Second || failures != i+1 || passes != i+1 {
 			t.Fatalf("failure %d: retry in %v, failures %d, passes %d; want %v, %d, %d", i+1, got, failures, passes, secs*time.Second, i+1, i+1)
@@ -600,7 +609,7 @@ func TestWorkerBackOffDoublesAndResets(t *testing.T) {
 		clock.Advance(secs * time.Second)
 	}
 
-	w.step()
+	w.passNow(t)
 	if _, failures, notBefore := w.state(); failures != 0 || !notBefore.IsZero() {
 		t.Fatalf("after a good pass: failures %d, notBefore %v; want 0 and no back-off", failures, notBefore)
 	}
@@ -619,7 +628,7 @@ func TestWorkerBackOffDoublesAndResets(t *testing.T) {
 	conn.fails = len(conn.calls) + 1
 	conn.mu.Unlock()
 	w.closeConn()
-	w.step()
+	w.passNow(t)
 	if _, failures, notBefore := w.state(); failures != 1 || notBefore.Sub(clock.Now()) != time.Second {
 		t.Errorf("first failure after a good pass: failures %d, retry in %v; want 1, 1s", failures, notBefore.Sub(clock.Now()))
 	}
@@ -651,7 +660,7 @@ func TestWorkerHoldsBackAFailingContainer(t *testing.T) {
 	}
 
 	// Pass 1: both are created; bad's start fails.
-	w.step()
+	w.passNow(t)
 	good, _ := eng.byName("bee2-app-good")
 	if good.State != "running" {
 		t.Fatalf("good is %q, want running", good.State)
@@ -672,7 +681,7 @@ func TestWorkerHoldsBackAFailingContainer(t *testing.T) {
 	if !d.Reload() {
 		t.Fatal("the edited settings were not loaded")
 	}
-	w.step()
+	w.passNow(t)
 	if now, _ := eng.byName("bee2-app-good"); now.ID == good.ID || now.State != "running" {
 		t.Errorf("good was not recreated while bad is held: id %s -> %s, %s", good.ID[:8], now.ID[:8], now.State)
 	}
@@ -686,12 +695,12 @@ func TestWorkerHoldsBackAFailingContainer(t *testing.T) {
 
 	// Past the hold it is tried again and fails again: the hold doubles to two seconds.
 	clock.Advance(600 * time.Millisecond)
-	w.step()
+	w.passNow(t)
 	if n := startsOfBad(); n != 2 {
 		t.Fatalf("bad started %d times after its hold, want 2", n)
 	}
 	clock.Advance(1900 * time.Millisecond)
-	w.step()
+	w.passNow(t)
 	if n := startsOfBad(); n != 2 {
 		t.Errorf("bad was tried within its two-second hold (%d starts)", n)
 	}
@@ -702,13 +711,14 @@ func TestWorkerHoldsBackAFailingContainer(t *testing.T) {
 	eng.failStart["bee2-app-bad"] = false
 	eng.mu.Unlock()
 	clock.Advance(200 * time.Millisecond)
-	w.step()
+	w.passNow(t)
 	if bad, _ := eng.byName("bee2-app-bad"); bad.State != "running" {
 		t.Errorf("bad is %q after the cause went, want running", bad.State)
 	}
-	w.mu.Lock()
-	held := len(w.crashes)
-	w.mu.Unlock()
+	c := w.converge()
+	c.mu.Lock()
+	held := len(c.crashes)
+	c.mu.Unlock()
 	if held != 0 || inSync("bee2-app-bad") != 1 {
 		t.Errorf("after a good start: %d containers held, in sync %v; want 0, 1", held, inSync("bee2-app-bad"))
 	}
@@ -730,15 +740,15 @@ func TestWorkerHealsARemovedContainerWithOneList(t *testing.T) {
 		return ok && c.State == "running"
 	}
 
-	w.step() // creates the network, then both containers: nothing is cached
-	w.step() // a pass that creates nothing lists nothing but bee2d's containers
+	w.passNow(t) // creates the network, then both containers: nothing is cached
+	w.passNow(t) // a pass that creates nothing lists nothing but bee2d's containers
 	if !running("bee2-app-good") || !running("bee2-app-bad") {
 		t.Fatal("the first pass did not converge")
 	}
 
 	eng.remove(w, "bee2-app-good")
 	c0, p0 := eng.listCounts()
-	w.step() // no cache yet: a fresh complete snapshot, which is then kept
+	w.passNow(t) // no cache yet: a fresh complete snapshot, which is then kept
 	c1, p1 := eng.listCounts()
 	// Two container lists: the complete snapshot's (the destroy skips the cheap one) and the one after the
 	// actions, for the metrics.
@@ -748,7 +758,7 @@ func TestWorkerHealsARemovedContainerWithOneList(t *testing.T) {
 	}
 
 	eng.remove(w, "bee2-app-good")
-	w.step()
+	w.passNow(t)
 	c2, p2 := eng.listCounts()
 	if !running("bee2-app-good") || c2-c1 != 2 || p2 != p1 {
 		t.Errorf("second heal: running %v, %d container lists (want 2), %d other lists (want 0)", running("bee2-app-good"), c2-c1, p2-p1)
@@ -760,12 +770,12 @@ func TestWorkerHealsARemovedContainerWithOneList(t *testing.T) {
 	eng.networks = nil
 	eng.mu.Unlock()
 	eng.remove(w, "bee2-app-good")
-	w.step()
+	w.passNow(t)
 	if running("bee2-app-good") {
 		t.Fatal("the create succeeded without its network")
 	}
 	clock.Advance(2 * time.Second) // past the failed container's hold
-	w.step()
+	w.passNow(t)
 	_, p3 := eng.listCounts()
 	if !running("bee2-app-good") || p3 == p2 {
 		t.Errorf("after a failed create: running %v, %d other lists (want fresh ones)", running("bee2-app-good"), p3-p2)
@@ -810,20 +820,5 @@ func TestReloadKeepsTheLastGoodSettings(t *testing.T) {
 	}
 	if len(w.wake) != 1 {
 		t.Error("new settings did not wake the worker")
-	}
-}
-
-// A container the engine is removing (`docker rm -f` between its "die" and its "destroy") is neither
-// started nor recreated: the engine would refuse, and the failure would hold back its re-creation.
-func TestDiffLeavesAContainerBeingRemoved(t *testing.T) {
-	for _, want := range []string{base, strings.Replace(base, "root: /www", "root: /srv", 1)} {
-		snap := liveFrom(desired(t, base, ""))
-		find(snap, "bee2-app-static").State = "removing"
-		p := Diff(desired(t, want, ""), snap, Options{})
-		for _, a := range p.Actions {
-			if a.Resource == "bee2-app-static" {
-				t.Errorf("planned %s %s for a container being removed:\n%s", a.Op, a.Resource, p)
-			}
-		}
 	}
 }

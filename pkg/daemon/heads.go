@@ -1,13 +1,12 @@
-package reconcile
+package daemon
 
 import (
-	"context"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/bee2d/bee2d/pkg/config"
-	"github.com/bee2d/bee2d/pkg/reconcile/gitsrc"
+	"github.com/bee2d/bee2d/pkg/reconcile"
 )
 
 // headCache remembers the branch heads of git sources, so the daemon asks each remote once per poll
@@ -25,7 +24,7 @@ type headEntry struct {
 
 // lookup returns a HeadFunc that answers from the cache while an entry is younger than the shortest poll
 // of the services using that source, and asks ask otherwise.
-func (c *headCache) lookup(s *config.Settings, ask HeadFunc, now func() time.Time) HeadFunc {
+func (c *headCache) lookup(s *config.Settings, ask reconcile.HeadFunc, now func() time.Time) reconcile.HeadFunc {
 	return func(url, branch string) (string, error) {
 		key := url + "\x00" + branch
 		ttl := pollOf(s, url, branch)
@@ -83,9 +82,4 @@ func pollOf(s *config.Settings, url, branch string) time.Duration {
 		poll = config.DefaultPoll
 	}
 	return poll
-}
-
-// defaultHead asks the remote with git ls-remote.
-func defaultHead(url, branch string) (string, error) {
-	return gitsrc.Head(context.Background(), url, branch)
 }

@@ -1,4 +1,4 @@
-package reconcile
+package daemon
 
 import (
 	"context"
@@ -14,9 +14,10 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/bee2d/bee2d/internal/testdocker"
+	"github.com/bee2d/bee2d/pkg/daemon/metrics"
 	"github.com/bee2d/bee2d/pkg/dockerx"
 	"github.com/bee2d/bee2d/pkg/labels"
-	"github.com/bee2d/bee2d/pkg/reconcile/metrics"
+	"github.com/bee2d/bee2d/pkg/reconcile"
 )
 
 // outageServers is a daemon over three real engines: the machine's (web1), one of the test's own on a unix
@@ -108,7 +109,7 @@ func (o *outageServers) converged(server, version string) bool {
 	if up, _ := o.serverUp(server); up != 1 {
 		return false
 	}
-	d, err := Desire(settings, server, o.d.digest())
+	d, err := reconcile.Desire(settings, server, o.d.digest())
 	if err != nil {
 		return false
 	}
@@ -127,7 +128,7 @@ func (o *outageServers) failures(server string) int {
 	o.d.mu.Unlock()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.failures
+	return w.pass.failures
 }
 
 func (o *outageServers) waitFor(what string, timeout time.Duration, ok func() bool) {

@@ -21,7 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/bee2d/bee2d/pkg/config"
-	"github.com/bee2d/bee2d/pkg/reconcile/metrics"
+	"github.com/bee2d/bee2d/pkg/daemon/metrics"
 )
 
 // certPEM makes a self-signed certificate for name with the given serial, with its key, as a combined

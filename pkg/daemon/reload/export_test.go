@@ -3,7 +3,7 @@ package reload
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/bee2d/bee2d/pkg/reconcile/metrics"
+	"github.com/bee2d/bee2d/pkg/daemon/metrics"
 )
 
 // metricsReload and metricsExpiry find one series of the metrics the tracker sets.
