@@ -11,8 +11,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/bee2d/bee2d/pkg/config"
-	"github.com/bee2d/bee2d/pkg/dockerx"
 	"github.com/bee2d/bee2d/pkg/daemon/metrics"
+	"github.com/bee2d/bee2d/pkg/dockerx"
 )
 
 // Results of a reload, as bee2_reload_total's result label says them.
