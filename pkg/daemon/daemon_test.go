@@ -346,12 +346,18 @@ func (c *connector) times() []time.Time {
 // test calls w.passNow() itself or starts w.run(). now nil means time.Now (the bubble's clock in synctest).
 func testDaemon(t *testing.T, yml string, conn *connector, now func() time.Time) (*Daemon, *worker, *observer.ObservedLogs) {
 	t.Helper()
+	return testDaemonWith(t, yml, conn, now, nil)
+}
+
+// testDaemonWith is testDaemon with the given tasks; the package's Tasks when nil.
+func testDaemonWith(t *testing.T, yml string, conn *connector, now func() time.Time, tasks []NewTask) (*Daemon, *worker, *observer.ObservedLogs) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "settings.yml")
 	if err := os.WriteFile(path, []byte(yml), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	core, logs := observer.New(zapcore.DebugLevel)
-	d := &Daemon{Path: path, Log: zap.New(core), Metrics: metrics.New(), Parallel: 4, Now: now, Connect: conn.connect}
+	d := &Daemon{Path: path, Log: zap.New(core), Metrics: metrics.New(), Parallel: 4, Now: now, Connect: conn.connect, Tasks: tasks}
 	conn.now = d.now
 	if err := d.LoadInitial(); err != nil {
 		t.Fatal(err)
