@@ -54,7 +54,9 @@ func (e *reloadEngine) Platform(context.Context) (dockerx.Platform, error) {
 func (e *reloadEngine) BuildImageFromTar(context.Context, io.Reader, dockerx.BuildRequest) (string, error) {
 	return "", nil
 }
-func (e *reloadEngine) CreateProbe(context.Context, dockerx.ProbeSpec) (string, error) { return "", nil }
+func (e *reloadEngine) CreateProbe(context.Context, dockerx.ProbeSpec) (string, error) {
+	return "", nil
+}
 func (e *reloadEngine) RunHelper(context.Context, string, io.Reader, io.Writer, io.Writer) (int, error) {
 	return 0, nil
 }
