@@ -310,6 +310,7 @@ func registered(t *testing.T) map[string]family {
 	m.JobSchedule("web1", "dyject", time.Hour)
 	m.InitBackup("web1", now, 1)
 	m.BackupRun("web1", 1, time.Second, nil, now)
+	m.InitTask("web1", "converge")
 	mfs, err := m.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
