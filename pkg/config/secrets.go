@@ -262,7 +262,7 @@ func (d *decoder) checkKeyFiles(s *Settings) {
 		case c != nil && c.SSH != nil && c.SSH.Identity != "":
 			d.checkPrivate(s, s.ResolvePath(c.SSH.Identity))
 		case c == nil && len(srv.DNS.Private) > 0:
-			d.checkPrivate(s, filepath.Join(s.Dir, "conf", "docker", srv.Name, "docker-client.pem"))
+			d.checkPrivate(s, s.ServerTLSFiles(srv.Name).ClientKey)
 		}
 	}
 }
