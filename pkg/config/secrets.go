@@ -149,12 +149,9 @@ func (d *decoder) secretRef(n *yaml.Node, path string, v *EnvValue, m *svcMeta) 
 // loadSecrets reads the secrets and env_files the services name, then the hash key if any value is secret.
 // It runs after the rest of validation so that each service's env is complete.
 func (d *decoder) loadSecrets(s *Settings) {
-	dir := filepath.Join(s.Dir, DefaultSecretsDir)
+	dir := s.ResolvePath(DefaultSecretsDir)
 	if d.secretsDirNode != nil {
-		dir = d.secretsDir
-		if !filepath.IsAbs(dir) {
-			dir = filepath.Join(s.Dir, dir)
-		}
+		dir = s.ResolvePath(d.secretsDir)
 	}
 	s.Docker.SecretsDir = filepath.Clean(dir)
 	var first *yaml.Node // the first secret reference, where a hash key problem is reported
