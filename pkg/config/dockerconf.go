@@ -31,6 +31,9 @@ type ServerTLSFiles struct {
 	// CA is the CA certificate in Dir a client checks the engine with: CAFile, or LegacyCAFile when only that
 	// exists.
 	CA string
+	// CACopy is Dir's CAFile, where `tls init` copies CACert for the server and bee2d: CA, unless only Bee2's
+	// LegacyCAFile is there.
+	CACopy string
 	// ClientCert and ClientKey are what bee2d presents to the engine; ServerCert and ServerKey what the
 	// engine presents, once copied to the server.
 	ClientCert, ClientKey string
@@ -41,7 +44,8 @@ type ServerTLSFiles struct {
 func (s *Settings) ServerTLSFiles(server string) ServerTLSFiles {
 	caDir := s.ResolvePath(filepath.FromSlash(DockerConfDir))
 	dir := filepath.Join(caDir, server)
-	ca := filepath.Join(dir, CAFile)
+	caCopy := filepath.Join(dir, CAFile)
+	ca := caCopy
 	if _, err := os.Stat(ca); err != nil {
 		legacy := filepath.Join(dir, LegacyCAFile)
 		if _, err := os.Stat(legacy); err == nil {
@@ -54,6 +58,7 @@ func (s *Settings) ServerTLSFiles(server string) ServerTLSFiles {
 		CAKey:      filepath.Join(caDir, CAKeyFile),
 		Dir:        dir,
 		CA:         ca,
+		CACopy:     caCopy,
 		ClientCert: filepath.Join(dir, ClientCertFile),
 		ClientKey:  filepath.Join(dir, ClientKeyFile),
 		ServerCert: filepath.Join(dir, ServerCertFile),

@@ -30,7 +30,7 @@ func TestServerTLSFiles(t *testing.T) {
 			got := s.ServerTLSFiles(c.server)
 			want := ServerTLSFiles{
 				CADir: in(), CACert: in("ca.pem"), CAKey: in("ca-key.pem"),
-				Dir: in(c.server), CA: in(c.server, c.ca),
+				Dir: in(c.server), CA: in(c.server, c.ca), CACopy: in(c.server, "ca.pem"),
 				ClientCert: in(c.server, "docker-client.crt"), ClientKey: in(c.server, "docker-client.pem"),
 				ServerCert: in(c.server, "docker-server.crt"), ServerKey: in(c.server, "docker-server.pem"),
 			}
