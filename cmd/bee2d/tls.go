@@ -1,13 +1,11 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -16,20 +14,6 @@ import (
 
 	"github.com/bee2d/bee2d/internal/pki"
 	"github.com/bee2d/bee2d/pkg/config"
-)
-
-// remoteTLSDir is where the daemon.json that `tls init` prints expects the engine's files on the server.
-const remoteTLSDir = "/etc/docker/tls"
-
-// The files `tls init` writes to conf/docker/<server>/: the client's names are the ones Bee2 used, and the
-// ones bee2d looks for by default.
-const (
-	caFile         = "ca.pem"
-	caKeyFile      = "ca-key.pem"
-	serverCertFile = "docker-server.crt"
-	serverKeyFile  = "docker-server.pem"
-	clientCertFile = "docker-client.crt"
-	clientKeyFile  = "docker-client.pem"
 )
 
 const tlsSynopsis = "tls init SERVER -c settings.yml [--name NAME]... [--ip IP]... [--ipv6-subnet PREFIX] [--force]"
@@ -192,82 +176,16 @@ func fixedCIDRv6(subnet string) (string, error) {
 	return (&net.IPNet{IP: ipnet.IP, Mask: net.CIDRMask(80, 128)}).String(), nil
 }
 
-// daemonJSON is the engine's /etc/docker/daemon.json, in the order Bee2's Ansible template had.
-type daemonJSON struct {
-	TLS         bool     `json:"tls"`
-	TLSVerify   bool     `json:"tlsverify"`
-	TLSCACert   string   `json:"tlscacert"`
-	TLSCert     string   `json:"tlscert"`
-	TLSKey      string   `json:"tlskey"`
-	IPv6        bool     `json:"ipv6,omitempty"`
-	FixedCIDRv6 string   `json:"fixed-cidr-v6,omitempty"`
-	Hosts       []string `json:"hosts"`
-}
-
 func (req *tlsInit) run(s *config.Settings, now time.Time, stdout, stderr io.Writer) error {
-	confDir := filepath.Join(s.Dir, "conf", "docker")
-	dir := filepath.Join(confDir, req.server)
-	if !req.force {
-		for _, f := range []string{serverCertFile, clientCertFile} {
-			if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
-				return fmt.Errorf("%s already has certificates; --force replaces them (and %s then needs the new ones)", dir, req.server)
-			}
-		}
+	files := s.ServerTLSFiles(req.server)
+	made, err := pki.InitServer(pki.ServerRequest{
+		Files: pki.ServerFiles{CACert: files.CACert, CAKey: files.CAKey, CA: files.CACopy,
+			ServerCert: files.ServerCert, ServerKey: files.ServerKey, ClientCert: files.ClientCert, ClientKey: files.ClientKey},
+		Names: req.names, IPs: req.ips, FixedCIDRv6: req.ipv6Subnet, Force: req.force, Now: now,
+	})
+	if errors.Is(err, pki.ErrHasCertificates) {
+		return fmt.Errorf("%s already has certificates; --force replaces them (and %s then needs the new ones)", files.Dir, req.server)
 	}
-	ca, made, err := loadOrMakeCA(confDir, now)
-	if err != nil {
-		return err
-	}
-	cn := req.ips[0].String()
-	if len(req.names) > 0 {
-		cn = req.names[0]
-	}
-	notAfter := now.Add(pki.CertValidity)
-	if notAfter.After(ca.Cert.NotAfter) {
-		notAfter = ca.Cert.NotAfter // nothing it signs outlives the CA
-	}
-	ips := req.ips
-	if !containsIP(ips, net.IPv4(127, 0, 0, 1)) {
-		// daemon.json listens on 127.0.0.1:2376 too, for `docker --tlsverify` on the server itself.
-		ips = append(ips, net.IPv4(127, 0, 0, 1))
-	}
-	server, err := ca.Issue(pki.Template{Usage: pki.Server, CommonName: cn, DNSNames: req.names, IPs: ips,
-		NotBefore: now.Add(-time.Hour), NotAfter: notAfter})
-	if err != nil {
-		return err
-	}
-	client, err := ca.Issue(pki.Template{Usage: pki.Client, CommonName: "bee2d",
-		NotBefore: now.Add(-time.Hour), NotAfter: notAfter})
-	if err != nil {
-		return err
-	}
-	if err := pki.WriteFile(filepath.Join(dir, caFile), ca.CertPEM, 0o644); err != nil {
-		return err
-	}
-	if err := server.Save(filepath.Join(dir, serverCertFile), filepath.Join(dir, serverKeyFile)); err != nil {
-		return err
-	}
-	if err := client.Save(filepath.Join(dir, clientCertFile), filepath.Join(dir, clientKeyFile)); err != nil {
-		return err
-	}
-
-	dj := daemonJSON{
-		TLS: true, TLSVerify: true,
-		TLSCACert: remoteTLSDir + "/" + caFile,
-		TLSCert:   remoteTLSDir + "/" + serverCertFile,
-		TLSKey:    remoteTLSDir + "/" + serverKeyFile,
-		Hosts:     []string{"127.0.0.1:2376"},
-	}
-	for _, ip := range req.ips {
-		if !ip.IsLoopback() {
-			dj.Hosts = append(dj.Hosts, net.JoinHostPort(ip.String(), "2376"))
-		}
-	}
-	dj.Hosts = append(dj.Hosts, "fd://")
-	if req.ipv6Subnet != "" {
-		dj.IPv6, dj.FixedCIDRv6 = true, req.ipv6Subnet
-	}
-	out, err := json.MarshalIndent(dj, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -278,29 +196,30 @@ func (req *tlsInit) run(s *config.Settings, now time.Time, stdout, stderr io.Wri
 		}
 		return p
 	}
-	if made {
+	if made.MadeCA {
 		fmt.Fprintf(stderr, "made the CA %s (key %s, mode 0600): keep the key safe, every server trusts it\n",
-			rel(filepath.Join(confDir, caFile)), rel(filepath.Join(confDir, caKeyFile)))
+			rel(files.CACert), rel(files.CAKey))
 	} else {
-		fmt.Fprintf(stderr, "used the CA %s\n", rel(filepath.Join(confDir, caFile)))
+		fmt.Fprintf(stderr, "used the CA %s\n", rel(files.CACert))
 	}
-	names := append(append([]string{}, req.names...), ipStrings(ips)...)
+	cert := made.Server.Cert
+	names := append(append([]string{}, cert.DNSNames...), ipStrings(cert.IPAddresses)...)
 	fmt.Fprintf(stderr, "wrote %s/: %s, %s and %s (for %s, valid until %s), %s and %s (for bee2d)\n",
-		rel(dir), caFile, serverCertFile, serverKeyFile, strings.Join(names, ", "),
-		server.Cert.NotAfter.UTC().Format(time.DateOnly), clientCertFile, clientKeyFile)
+		rel(files.Dir), config.CAFile, config.ServerCertFile, config.ServerKeyFile, strings.Join(names, ", "),
+		cert.NotAfter.UTC().Format(time.DateOnly), config.ClientCertFile, config.ClientKeyFile)
 	fmt.Fprintf(stderr, "on %s: copy %s, %s and %s to %s/ (the key mode 0600), save the JSON below as\n"+
 		"/etc/docker/daemon.json and restart docker. Debian's docker.service passes -H fd:// itself, which\n"+
 		"dockerd refuses beside \"hosts\": override its ExecStart with plain /usr/sbin/dockerd.\n",
-		req.server, caFile, serverCertFile, serverKeyFile, remoteTLSDir)
-	if hint := settingsHint(s, req); hint != "" {
+		req.server, config.CAFile, config.ServerCertFile, config.ServerKeyFile, pki.DaemonTLSDir)
+	if hint := settingsHint(s, req, rel(files.CACopy), rel(files.ClientCert), rel(files.ClientKey)); hint != "" {
 		fmt.Fprint(stderr, hint)
 	}
-	fmt.Fprintf(stdout, "%s\n", out)
+	fmt.Fprintf(stdout, "%s\n", made.DaemonJSON)
 	return nil
 }
 
 // settingsHint says how the settings reach the server with these files, when they do not already.
-func settingsHint(s *config.Settings, req *tlsInit) string {
+func settingsHint(s *config.Settings, req *tlsInit, ca, cert, key string) string {
 	srv := s.Server(req.server)
 	if srv.Docker == nil && len(srv.DNS.Private) > 0 {
 		return "" // Bee2's default: tcp://<dns.private[0]>:2376 with conf/docker/<server>/ — these files.
@@ -309,46 +228,8 @@ func settingsHint(s *config.Settings, req *tlsInit) string {
 	if len(req.names) > 0 {
 		host = req.names[0]
 	}
-	d := filepath.Join("conf", "docker", req.server)
 	return fmt.Sprintf("settings: servers.%s.docker: {host: \"tcp://%s\", tls: {ca: %s, cert: %s, key: %s}}\n",
-		req.server, net.JoinHostPort(host, "2376"), filepath.Join(d, caFile), filepath.Join(d, clientCertFile), filepath.Join(d, clientKeyFile))
-}
-
-// loadOrMakeCA reads the CA of conf/docker/, or makes it when there is none.
-func loadOrMakeCA(dir string, now time.Time) (*pki.KeyPair, bool, error) {
-	certPath, keyPath := filepath.Join(dir, caFile), filepath.Join(dir, caKeyFile)
-	_, certErr := os.Stat(certPath)
-	_, keyErr := os.Stat(keyPath)
-	switch {
-	case certErr == nil && keyErr == nil:
-		ca, err := pki.Load(certPath, keyPath)
-		if err != nil {
-			return nil, false, fmt.Errorf("CA: %w", err)
-		}
-		if now.After(ca.Cert.NotAfter) {
-			return nil, false, fmt.Errorf("the CA %s expired on %s", certPath, ca.Cert.NotAfter.UTC().Format(time.DateOnly))
-		}
-		return ca, false, nil
-	case certErr == nil || keyErr == nil:
-		return nil, false, fmt.Errorf("%s and %s go together; one of them is missing", certPath, keyPath)
-	}
-	ca, err := pki.NewCA("bee2d CA", now, pki.CAValidity)
-	if err != nil {
-		return nil, false, err
-	}
-	if err := ca.Save(certPath, keyPath); err != nil {
-		return nil, false, err
-	}
-	return ca, true, nil
-}
-
-func containsIP(ips []net.IP, ip net.IP) bool {
-	for _, x := range ips {
-		if x.Equal(ip) {
-			return true
-		}
-	}
-	return false
+		req.server, net.JoinHostPort(host, "2376"), ca, cert, key)
 }
 
 func ipStrings(ips []net.IP) []string {

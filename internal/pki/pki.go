@@ -1,5 +1,6 @@
 // Package pki makes the certificates of a Docker engine's mutual TLS: a CA, server certificates and client
-// certificates, all ECDSA P-256, written as PEM files with private keys readable by their owner only.
+// certificates, all ECDSA P-256, written as PEM files with private keys readable by their owner only, and
+// the daemon.json that has an engine use them.
 package pki
 
 import (

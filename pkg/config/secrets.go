@@ -149,12 +149,9 @@ func (d *decoder) secretRef(n *yaml.Node, path string, v *EnvValue, m *svcMeta) 
 // loadSecrets reads the secrets and env_files the services name, then the hash key if any value is secret.
 // It runs after the rest of validation so that each service's env is complete.
 func (d *decoder) loadSecrets(s *Settings) {
-	dir := filepath.Join(s.Dir, DefaultSecretsDir)
+	dir := s.ResolvePath(DefaultSecretsDir)
 	if d.secretsDirNode != nil {
-		dir = d.secretsDir
-		if !filepath.IsAbs(dir) {
-			dir = filepath.Join(s.Dir, dir)
-		}
+		dir = s.ResolvePath(d.secretsDir)
 	}
 	s.Docker.SecretsDir = filepath.Clean(dir)
 	var first *yaml.Node // the first secret reference, where a hash key problem is reported
@@ -262,7 +259,7 @@ func (d *decoder) checkKeyFiles(s *Settings) {
 		case c != nil && c.SSH != nil && c.SSH.Identity != "":
 			d.checkPrivate(s, s.ResolvePath(c.SSH.Identity))
 		case c == nil && len(srv.DNS.Private) > 0:
-			d.checkPrivate(s, filepath.Join(s.Dir, "conf", "docker", srv.Name, "docker-client.pem"))
+			d.checkPrivate(s, s.ServerTLSFiles(srv.Name).ClientKey)
 		}
 	}
 }

@@ -133,10 +133,7 @@ func (d *decoder) checkBackup(s *Settings, b backupMeta, serverNames []string, f
 // run from its repository. It tells whether the directory exists.
 func (d *decoder) resolveDockerfiles(s *Settings) bool {
 	if d.dockerfilesNode != nil {
-		p := d.dockerfiles
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(s.Dir, p)
-		}
+		p := s.ResolvePath(d.dockerfiles)
 		s.Docker.Dockerfiles = filepath.Clean(p)
 		if !isDir(p) {
 			d.errorf(d.dockerfilesNode, "docker.dockerfiles", "no directory %q", d.dockerfiles)
@@ -144,7 +141,7 @@ func (d *decoder) resolveDockerfiles(s *Settings) bool {
 		}
 		return true
 	}
-	if p := filepath.Join(s.Dir, "dockerfiles"); isDir(p) {
+	if p := s.ResolvePath("dockerfiles"); isDir(p) {
 		s.Docker.Dockerfiles = p
 		return true
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"go.uber.org/zap"
@@ -74,32 +72,20 @@ func EndpointFor(s *config.Settings, server string) (dockerx.Endpoint, error) {
 		return dockerx.Endpoint{}, fmt.Errorf("no server %q in %s", server, s.File)
 	}
 	ep := dockerx.Endpoint{ReadTimeout: s.Docker.ReadTimeout}
-	abs := func(p string) string {
-		if p == "" || filepath.IsAbs(p) {
-			return p
-		}
-		return filepath.Join(s.Dir, p)
-	}
 	switch {
 	case srv.Docker != nil:
 		ep.Host = srv.Docker.Host
 		ep.Insecure = srv.Docker.Insecure
 		if t := srv.Docker.TLS; t != nil {
-			ep.TLS = &dockerx.TLSFiles{CA: abs(t.CA), Cert: abs(t.Cert), Key: abs(t.Key)}
+			ep.TLS = &dockerx.TLSFiles{CA: s.ResolvePath(t.CA), Cert: s.ResolvePath(t.Cert), Key: s.ResolvePath(t.Key)}
 		}
 		if f := srv.Docker.SSH; f != nil {
-			ep.SSH = &dockerx.SSHFiles{KnownHosts: abs(f.KnownHosts), Identity: abs(f.Identity)}
+			ep.SSH = &dockerx.SSHFiles{KnownHosts: s.ResolvePath(f.KnownHosts), Identity: s.ResolvePath(f.Identity)}
 		}
 	case len(srv.DNS.Private) > 0:
 		ep.Host = "tcp://" + net.JoinHostPort(srv.DNS.Private[0], "2376")
-		dir := filepath.Join(s.Dir, "conf", "docker", server)
-		ca := filepath.Join(dir, "ca.pem")
-		if _, err := os.Stat(ca); err != nil {
-			if _, err2 := os.Stat(filepath.Join(dir, "ca.crt")); err2 == nil {
-				ca = filepath.Join(dir, "ca.crt")
-			}
-		}
-		ep.TLS = &dockerx.TLSFiles{CA: ca, Cert: filepath.Join(dir, "docker-client.crt"), Key: filepath.Join(dir, "docker-client.pem")}
+		f := s.ServerTLSFiles(server)
+		ep.TLS = &dockerx.TLSFiles{CA: f.CA, Cert: f.ClientCert, Key: f.ClientKey}
 	}
 	if strings.HasPrefix(ep.Host, "tcp://") && ep.TLS == nil && !ep.Insecure {
 		return ep, fmt.Errorf("server %s: %s without TLS is refused; give docker.tls or set docker.insecure: true", server, ep.Host)

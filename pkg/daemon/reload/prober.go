@@ -1,16 +1,13 @@
 package reload
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"debug/elf"
-	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +15,8 @@ import (
 	"time"
 
 	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/dockerx/selfimage"
+	"github.com/bee2d/bee2d/pkg/labels"
 )
 
 // Client is what the task needs of a server's engine; *dockerx.Client is one.
@@ -32,9 +31,6 @@ type Client interface {
 	RemoveContainer(ctx context.Context, id string) error
 }
 
-// LabelProbe marks probe containers and images with the application they look at.
-const LabelProbe = "io.bee2d.probe"
-
 // Prober looks at what a container serves from inside its network namespace: a probe container runs
 // bee2d's own binary (ProbeMain), so the application's image needs no tool and the server's port need not
 // be reachable from the admin box. The image, FROM scratch with the binary, is built once per server and
@@ -42,7 +38,7 @@ const LabelProbe = "io.bee2d.probe"
 type Prober struct {
 	// Prefix names the probe image <prefix>/bee2d-probe:<digest> and containers <prefix>-probe-<app>.
 	Prefix string
-	// Binary is bee2d's executable; os.Executable() when empty.
+	// Binary is bee2d's executable; this very program when empty (see selfimage.Find).
 	Binary string
 
 	mu     sync.Mutex
@@ -81,7 +77,7 @@ func (p *Prober) verify(ctx context.Context, eng Client, id string, port int, wa
 		cmd = append(cmd, name+"="+want[name])
 	}
 	name := p.Prefix + "-probe-" + shortID(id)
-	spec := dockerx.ProbeSpec{Name: name, Image: img, Cmd: cmd, NetworkOf: id, Labels: map[string]string{LabelProbe: id}}
+	spec := dockerx.ProbeSpec{Name: name, Image: img, Cmd: cmd, NetworkOf: id, Labels: map[string]string{labels.Probe: id}}
 	pid, err := eng.CreateProbe(ctx, spec)
 	if dockerx.IsConflict(err) {
 		// Left over by a bee2d that stopped during a probe: it is ours by its name and label.
@@ -110,15 +106,7 @@ func (p *Prober) image(ctx context.Context, eng Client) (string, error) {
 	if img, ok := p.images[eng]; ok {
 		return img, nil
 	}
-	bin := p.Binary
-	if bin == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return "", err
-		}
-		bin = exe
-	}
-	data, err := os.ReadFile(bin)
+	bin, err := selfimage.Find(p.Binary)
 	if err != nil {
 		return "", err
 	}
@@ -126,40 +114,29 @@ func (p *Prober) image(ctx context.Context, eng Client) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if why := runsOn(data, plat); why != "" {
-		return "", fmt.Errorf("no probe: %s is %s", bin, why)
+	shown := bin
+	if bin == selfimage.ProcSelf {
+		shown = "this bee2d"
 	}
-	sum := sha256.Sum256(data)
-	tag := strings.ToLower(p.Prefix) + "/bee2d-probe:" + hex.EncodeToString(sum[:6])
-	images, err := eng.ListImages(ctx)
+	b, err := selfimage.Inspect(bin)
+	if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+		return "", err // unreadable, not unfit
+	}
+	if err != nil {
+		return "", fmt.Errorf("no probe: %s is not a Linux executable", shown)
+	}
+	switch b.Fit(plat) {
+	case selfimage.OtherOS, selfimage.OtherArch:
+		return "", fmt.Errorf("no probe: %s is built for linux/%s, the server is %s/%s", shown, b.Arch, plat.OS, plat.Arch)
+	case selfimage.Dynamic:
+		return "", fmt.Errorf("no probe: %s is linked dynamically (build it with CGO_ENABLED=0, as make build does)", shown)
+	}
+	digest, err := selfimage.Digest(bin)
 	if err != nil {
 		return "", err
 	}
-	for _, im := range images {
-		if slices.Contains(im.Tags, tag) {
-			p.remember(eng, tag)
-			return tag, nil
-		}
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	dockerfile := "FROM scratch\nCOPY bee2d /bee2d\nENTRYPOINT [\"/bee2d\"]\n"
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {"bee2d", 0o755, data}} {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), Typeflag: tar.TypeReg}); err != nil {
-			return "", err
-		}
-		if _, err := tw.Write(f.data); err != nil {
-			return "", err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return "", err
-	}
-	if _, err := eng.BuildImageFromTar(ctx, &buf, dockerx.BuildRequest{Tags: []string{tag}, Labels: map[string]string{LabelProbe: "tls"}}); err != nil {
+	tag := strings.ToLower(p.Prefix) + "/bee2d-probe:" + digest[:12]
+	if _, err := selfimage.Ensure(ctx, eng, selfimage.Image{Tag: tag, Binary: bin, Labels: map[string]string{labels.Probe: "tls"}}); err != nil {
 		return "", err
 	}
 	p.remember(eng, tag)
@@ -171,30 +148,6 @@ func (p *Prober) remember(eng Client, tag string) {
 		p.images = map[Client]string{}
 	}
 	p.images[eng] = tag
-}
-
-// elfArch maps ELF machines to Go's architecture names, as the engine reports them.
-var elfArch = map[elf.Machine]string{
-	elf.EM_X86_64: "amd64", elf.EM_AARCH64: "arm64", elf.EM_386: "386", elf.EM_ARM: "arm",
-	elf.EM_PPC64: "ppc64le", elf.EM_S390: "s390x", elf.EM_RISCV: "riscv64",
-}
-
-// runsOn says why a binary cannot run in a FROM scratch container on plat, "" when it can.
-func runsOn(data []byte, plat dockerx.Platform) string {
-	f, err := elf.NewFile(bytes.NewReader(data))
-	if err != nil {
-		return "not a Linux executable"
-	}
-	defer f.Close()
-	for _, prog := range f.Progs {
-		if prog.Type == elf.PT_INTERP {
-			return "linked dynamically (build it with CGO_ENABLED=0, as make build does)"
-		}
-	}
-	if plat.OS != "linux" || elfArch[f.Machine] != plat.Arch {
-		return fmt.Sprintf("built for linux/%s, the server is %s/%s", elfArch[f.Machine], plat.OS, plat.Arch)
-	}
-	return ""
 }
 
 func shortID(id string) string {
