@@ -11,7 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/bee2d/bee2d/pkg/config"
-	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/engine"
 )
 
 // PlanServer observes a server and plans its convergence. It lists bee2d's containers only, and lists all
@@ -68,12 +68,12 @@ func ObserveAll(ctx context.Context, o Observer) (*Snapshot, error) {
 // the settings (ca.pem, or ca.crt as Bee2's Ansible role saved it); else DOCKER_HOST or the local socket.
 // Files named in the settings are relative to the settings file. Plain tcp:// is refused unless the
 // settings say insecure: true; see InsecureWarning.
-func EndpointFor(s *config.Settings, server string) (dockerx.Endpoint, error) {
+func EndpointFor(s *config.Settings, server string) (engine.Endpoint, error) {
 	srv := s.Server(server)
 	if srv == nil {
-		return dockerx.Endpoint{}, fmt.Errorf("no server %q in %s", server, s.File)
+		return engine.Endpoint{}, fmt.Errorf("no server %q in %s", server, s.File)
 	}
-	ep := dockerx.Endpoint{ReadTimeout: s.Docker.ReadTimeout}
+	ep := engine.Endpoint{ReadTimeout: s.Docker.ReadTimeout}
 	abs := func(p string) string {
 		if p == "" || filepath.IsAbs(p) {
 			return p
@@ -85,10 +85,10 @@ func EndpointFor(s *config.Settings, server string) (dockerx.Endpoint, error) {
 		ep.Host = srv.Docker.Host
 		ep.Insecure = srv.Docker.Insecure
 		if t := srv.Docker.TLS; t != nil {
-			ep.TLS = &dockerx.TLSFiles{CA: abs(t.CA), Cert: abs(t.Cert), Key: abs(t.Key)}
+			ep.TLS = &engine.TLSFiles{CA: abs(t.CA), Cert: abs(t.Cert), Key: abs(t.Key)}
 		}
 		if f := srv.Docker.SSH; f != nil {
-			ep.SSH = &dockerx.SSHFiles{KnownHosts: abs(f.KnownHosts), Identity: abs(f.Identity)}
+			ep.SSH = &engine.SSHFiles{KnownHosts: abs(f.KnownHosts), Identity: abs(f.Identity)}
 		}
 	case len(srv.DNS.Private) > 0:
 		ep.Host = "tcp://" + net.JoinHostPort(srv.DNS.Private[0], "2376")
@@ -99,7 +99,7 @@ func EndpointFor(s *config.Settings, server string) (dockerx.Endpoint, error) {
 				ca = filepath.Join(dir, "ca.crt")
 			}
 		}
-		ep.TLS = &dockerx.TLSFiles{CA: ca, Cert: filepath.Join(dir, "docker-client.crt"), Key: filepath.Join(dir, "docker-client.pem")}
+		ep.TLS = &engine.TLSFiles{CA: ca, Cert: filepath.Join(dir, "docker-client.crt"), Key: filepath.Join(dir, "docker-client.pem")}
 	}
 	if strings.HasPrefix(ep.Host, "tcp://") && ep.TLS == nil && !ep.Insecure {
 		return ep, fmt.Errorf("server %s: %s without TLS is refused; give docker.tls or set docker.insecure: true", server, ep.Host)
@@ -110,7 +110,7 @@ func EndpointFor(s *config.Settings, server string) (dockerx.Endpoint, error) {
 // WarnInsecure logs, when ep is a server reached over TCP without TLS, that anyone who reaches it is root
 // on it; log names the server. Callers do this once each time bee2d starts, so the warning is seen at every
 // start but does not flood the log.
-func WarnInsecure(log *zap.Logger, ep dockerx.Endpoint) {
+func WarnInsecure(log *zap.Logger, ep engine.Endpoint) {
 	if ep.Insecure && ep.TLS == nil && strings.HasPrefix(ep.Host, "tcp://") {
 		log.Warn("docker api over tcp without tls: anyone who reaches it is root on the server",
 			zap.String("host", ep.Host), zap.String("because", "docker.insecure: true"))

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/bee2d/bee2d/pkg/config"
-	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/engine"
 	"github.com/bee2d/bee2d/pkg/labels"
 )
 
@@ -29,7 +29,7 @@ type Container struct {
 	// Service is the application or job name; Kind tells which.
 	Service string
 	Kind    config.Kind
-	dockerx.ContainerSpec
+	engine.ContainerSpec
 	Source ImageSource
 	// SourceErr is set when the image source could not be resolved (a git remote that does not answer):
 	// this container is left as it is, and the rest of the server converges.
@@ -128,7 +128,7 @@ func desireService(s *config.Settings, svc *config.Service, src Sources) (*Conta
 	c := &Container{
 		Service: svc.Name,
 		Kind:    kind,
-		ContainerSpec: dockerx.ContainerSpec{
+		ContainerSpec: engine.ContainerSpec{
 			Name:          config.ContainerName(prefix, kind, svc.Name),
 			Env:           config.RenderEnv(s, svc),
 			Binds:         svc.Volumes,

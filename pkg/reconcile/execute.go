@@ -13,7 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/bee2d/bee2d/pkg/config"
-	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/engine"
 	"github.com/bee2d/bee2d/pkg/labels"
 	"github.com/bee2d/bee2d/pkg/reconcile/gitsrc"
 )
@@ -22,9 +22,9 @@ import (
 type Engine interface {
 	CreateNetwork(ctx context.Context, name string, labels map[string]string) error
 	CreateVolume(ctx context.Context, name string, labels map[string]string) error
-	BuildImage(ctx context.Context, req dockerx.BuildRequest) (string, error)
+	BuildImage(ctx context.Context, req engine.BuildRequest) (string, error)
 	PullImage(ctx context.Context, ref string, out io.Writer) error
-	CreateContainer(ctx context.Context, spec dockerx.ContainerSpec) (string, error)
+	CreateContainer(ctx context.Context, spec engine.ContainerSpec) (string, error)
 	StartContainer(ctx context.Context, id string) error
 	StopContainer(ctx context.Context, id string, timeout time.Duration) error
 	RenameContainer(ctx context.Context, id, newName string) error
@@ -230,13 +230,13 @@ func (e *Executor) apply(ctx context.Context, a Action) error {
 	switch a.Op {
 	case OpRemoveContainer:
 		err := e.Engine.RemoveContainer(ctx, a.Live.ID)
-		if dockerx.IsNotFound(err) {
+		if engine.IsNotFound(err) {
 			return nil // already gone: the goal is met
 		}
 		return err
 	case OpCreateNetwork:
 		err := e.Engine.CreateNetwork(ctx, a.Resource, owned)
-		if dockerx.IsConflict(err) {
+		if engine.IsConflict(err) {
 			return nil
 		}
 		return err
@@ -253,7 +253,7 @@ func (e *Executor) apply(ctx context.Context, a Action) error {
 			defer cleanup()
 			dir = filepath.Join(clone, b.Dir)
 		}
-		_, err := e.Engine.BuildImage(ctx, dockerx.BuildRequest{
+		_, err := e.Engine.BuildImage(ctx, engine.BuildRequest{
 			ContextDir: dir,
 			Dockerfile: b.Dockerfile,
 			Tags:       []string{a.Resource},
@@ -300,7 +300,7 @@ func (e *Executor) recreate(ctx context.Context, a Action) error {
 	old := a.Live
 	aside := fmt.Sprintf("%s-bee2d-old-%s", a.Resource, shortID(old.ID))
 	if err := e.Engine.RenameContainer(ctx, old.ID, aside); err != nil {
-		if !dockerx.IsNotFound(err) {
+		if !engine.IsNotFound(err) {
 			return err // nothing changed: the old container runs on under its name
 		}
 		old = nil // removed meanwhile
@@ -309,7 +309,7 @@ func (e *Executor) recreate(ctx context.Context, a Action) error {
 	if old != nil {
 		go func() {
 			err := e.Engine.StopContainer(ctx, old.ID, e.StopTimeout)
-			if dockerx.IsNotFound(err) {
+			if engine.IsNotFound(err) {
 				err = nil
 			}
 			stopped <- err
@@ -340,7 +340,7 @@ func (e *Executor) recreate(ctx context.Context, a Action) error {
 		return err
 	}
 	if old != nil {
-		if err := e.Engine.RemoveContainer(ctx, old.ID); err != nil && !dockerx.IsNotFound(err) {
+		if err := e.Engine.RemoveContainer(ctx, old.ID); err != nil && !engine.IsNotFound(err) {
 			return fmt.Errorf("remove replaced container %s: %w", aside, err)
 		}
 	}
@@ -377,7 +377,7 @@ func (e *Executor) clone(ctx context.Context, g *GitSource) (string, func(), err
 // runs it to its end and turns a non-zero exit code into a JobError.
 func (e *Executor) runJob(ctx context.Context, a Action) error {
 	if a.Live != nil {
-		if err := e.Engine.RemoveContainer(ctx, a.Live.ID); err != nil && !dockerx.IsNotFound(err) {
+		if err := e.Engine.RemoveContainer(ctx, a.Live.ID); err != nil && !engine.IsNotFound(err) {
 			return err
 		}
 	}
@@ -407,13 +407,13 @@ const discardTimeout = 30 * time.Second
 func (e *Executor) discard(ctx context.Context, id string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), discardTimeout)
 	defer cancel()
-	if err := e.Engine.RemoveContainer(ctx, id); err != nil && !dockerx.IsNotFound(err) {
+	if err := e.Engine.RemoveContainer(ctx, id); err != nil && !engine.IsNotFound(err) {
 		e.logger().Warn("could not remove a container that failed to start", zap.String("id", shortID(id)), zap.Error(err))
 	}
 }
 
 // restart starts the old container again after a failed replacement, if it was running before.
-func (e *Executor) restart(old *dockerx.Container) {
+func (e *Executor) restart(old *engine.Container) {
 	if old.Running() {
 		_ = e.Engine.StartContainer(context.Background(), old.ID)
 	}

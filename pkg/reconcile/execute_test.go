@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/engine"
 )
 
 // recordingEngine records calls in order and fails the ones it is told to. It stands in for the engine
@@ -38,13 +38,13 @@ func (e *recordingEngine) CreateNetwork(_ context.Context, name string, _ map[st
 func (e *recordingEngine) CreateVolume(_ context.Context, name string, _ map[string]string) error {
 	return e.call("volume " + name)
 }
-func (e *recordingEngine) BuildImage(_ context.Context, r dockerx.BuildRequest) (string, error) {
+func (e *recordingEngine) BuildImage(_ context.Context, r engine.BuildRequest) (string, error) {
 	return "sha256:x", e.call(fmt.Sprintf("build %s nocache=%v", r.Tags[0], r.NoCache))
 }
 func (e *recordingEngine) PullImage(_ context.Context, ref string, _ io.Writer) error {
 	return e.call("pull " + ref)
 }
-func (e *recordingEngine) CreateContainer(_ context.Context, s dockerx.ContainerSpec) (string, error) {
+func (e *recordingEngine) CreateContainer(_ context.Context, s engine.ContainerSpec) (string, error) {
 	e.mu.Lock()
 	e.running++
 	e.peak = max(e.peak, e.running)
