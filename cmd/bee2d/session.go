@@ -15,6 +15,7 @@ import (
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
 	"github.com/bee2d/bee2d/pkg/reconcile"
+	"github.com/bee2d/bee2d/pkg/reconcile/gitsrc"
 )
 
 // session is one command's view of the settings: which servers it works on and how it logs.
@@ -149,6 +150,7 @@ func (srv *server) converge(ctx context.Context, opt reconcile.Options) (string,
 		Prefix:      srv.desired.Prefix,
 		Server:      srv.name,
 		JobOutput:   srv.sess.jobOutput,
+		Clone:       gitsrc.CloneTemp,
 	}
 	res, err := ex.Execute(ctx, p)
 	summary := fmt.Sprintf("server %s: %d applied, %d failed, %d skipped\n", srv.name, res.Applied, res.Failed, res.Skipped)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -15,7 +14,6 @@ import (
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/engine"
 	"github.com/bee2d/bee2d/pkg/labels"
-	"github.com/bee2d/bee2d/pkg/reconcile/gitsrc"
 )
 
 // Engine is what the executor needs of a Docker engine; *dockerx.Client is one.
@@ -51,8 +49,10 @@ type Executor struct {
 	Done func(a Action, err error, took time.Duration)
 	// JobOutput, if set, gives the writer a job's output goes to.
 	JobOutput func(job string) io.Writer
-	// Clone checks out a git source; gitsrc.Clone when nil.
-	Clone func(ctx context.Context, url, branch, dir string) (string, error)
+	// Clone checks out a git source into a directory of its own (gitsrc.CloneTemp does, with git) and returns
+	// that directory, the commit checked out and a cleanup that removes it. Required for plans that build
+	// from git: the executor runs no git itself.
+	Clone func(ctx context.Context, url, branch string) (dir, commit string, cleanup func(), err error)
 }
 
 // JobError is a job run that ended with a non-zero exit code.
@@ -347,21 +347,16 @@ func (e *Executor) recreate(ctx context.Context, a Action) error {
 	return nil
 }
 
-// clone checks out a git source at the commit the plan was made for, into a temporary directory.
+// errNoClone is a build from git given to an executor without a Clone.
+var errNoClone = errors.New("the executor has no Clone to check out git sources")
+
+// clone checks out a git source at the commit the plan was made for.
 func (e *Executor) clone(ctx context.Context, g *GitSource) (string, func(), error) {
-	tmp, err := os.MkdirTemp("", "bee2d-git-")
-	if err != nil {
-		return "", nil, err
+	if e.Clone == nil {
+		return "", nil, fmt.Errorf("git %s: %w", config.RedactURL(g.URL), errNoClone)
 	}
-	cleanup := func() { os.RemoveAll(tmp) }
-	clone := e.Clone
-	if clone == nil {
-		clone = gitsrc.Clone
-	}
-	dir := filepath.Join(tmp, "src")
-	commit, err := clone(ctx, g.URL, g.Branch, dir)
+	dir, commit, cleanup, err := e.Clone(ctx, g.URL, g.Branch)
 	if err != nil {
-		cleanup()
 		return "", nil, err
 	}
 	if commit != g.Commit {
