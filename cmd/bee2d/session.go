@@ -104,7 +104,7 @@ func (sess *session) eachServer(ctx context.Context, fn func(context.Context, *s
 // connect computes the server's desired state first, so that a bad build directory is reported before any
 // connection is made, then connects.
 func (sess *session) connect(ctx context.Context, name string) (*server, error) {
-	d, err := reconcile.Desire(sess.settings, name, dockerx.ContextDigest)
+	d, err := reconcile.DesireFrom(sess.settings, name, reconcile.Sources{Digest: dockerx.ContextDigest, Head: gitsrc.Heads(ctx)})
 	if err != nil {
 		return nil, err
 	}

@@ -75,16 +75,21 @@ type DigestFunc func(dir string) (string, error)
 // HeadFunc returns the commit a git branch points to ("" branch: the remote's HEAD).
 type HeadFunc func(url, branch string) (string, error)
 
-// Sources resolve image sources for Desire: build directories by content, git branches by commit.
+// Sources resolve image sources for DesireFrom: build directories by content, git branches by commit. The
+// planner does no I/O of its own: callers pass dockerx.ContextDigest and gitsrc.Heads, tests fakes. Each is
+// required when the server has a service of its kind (build_dir, git).
 type Sources struct {
 	Digest DigestFunc
 	Head   HeadFunc
 }
 
-// Desire computes the desired state of one server, hashing build directories with digest and asking git
-// remotes for their branch heads.
+// Desire computes the desired state of one server whose services use no git source, hashing build
+// directories with digest; a git source is an error, since Desire has no Head to resolve it.
+//
+// Deprecated: use DesireFrom, which takes the git Head too. Desire is kept for the daemon's outage test
+// until it moves to the daemon's own package.
 func Desire(s *config.Settings, server string, digest DigestFunc) (*Desired, error) {
-	return DesireFrom(s, server, Sources{Digest: digest, Head: defaultHead})
+	return DesireFrom(s, server, Sources{Digest: digest})
 }
 
 // DesireFrom computes the desired state of one server. The sources are its only I/O.
@@ -148,6 +153,9 @@ func desireService(s *config.Settings, svc *config.Service, src Sources) (*Conta
 	switch {
 	case svc.BuildDir != "":
 		dir := filepath.Join(s.Docker.Dockerfiles, svc.BuildDir)
+		if src.Digest == nil {
+			return nil, fmt.Errorf("%s %s: build_dir %s: no Digest to hash it with", kindName(kind), svc.Name, svc.BuildDir)
+		}
 		sum, err := src.Digest(dir)
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: build_dir %s: %w", kindName(kind), svc.Name, svc.BuildDir, err)
@@ -155,6 +163,9 @@ func desireService(s *config.Settings, svc *config.Service, src Sources) (*Conta
 		c.Image = ImageTag(prefix, repo, withBuildArgs(sum, svc.BuildArgs))
 		c.Source.Build = &Build{Dir: dir, Display: filepath.Join("dockerfiles", svc.BuildDir) + argsNote(svc.BuildArgs), Args: svc.BuildArgs}
 	case svc.Git != "":
+		if src.Head == nil {
+			return nil, fmt.Errorf("%s %s: git %s: no Head to resolve its branch with", kindName(kind), svc.Name, config.RedactURL(svc.Git))
+		}
 		commit, err := src.Head(svc.Git, svc.Branch)
 		if err != nil {
 			c.SourceErr = err

@@ -442,3 +442,38 @@ func TestDiffJobsGolden(t *testing.T) {
 		})
 	}
 }
+
+// The planner does no I/O: a source kind the caller gave no function for is an error, not a guess.
+func TestDesireNeedsTheSourcesItsServicesUse(t *testing.T) {
+	const git = `
+servers:
+  web1: {}
+applications:
+  site:
+    server: web1
+    git: https://deploy:s3cret@git.example.com/site.git
+`
+	for _, tc := range []struct {
+		name, yml string
+		src       Sources
+		wantErr   string
+	}{
+		{"git without Head", git, Sources{Digest: fakeDigest("")},
+			"application site: git https://deploy:***@git.example.com/site.git: no Head"},
+		{"build_dir without Digest", base, Sources{Head: fakeHead("")}, "build_dir Static: no Digest"},
+		{"git with Head only", git, Sources{Head: fakeHead("")}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := DesireFrom(settings(t, tc.yml), "web1", tc.src)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v; want it to say %q", err, tc.wantErr)
+			}
+		})
+	}
+}

@@ -46,6 +46,13 @@ func Head(ctx context.Context, url, branch string) (string, error) {
 	return "", fmt.Errorf("git %s: the remote has no HEAD", config.RedactURL(url))
 }
 
+// Heads is Head bound to ctx, in the form the planner's sources take (reconcile.Sources.Head).
+func Heads(ctx context.Context) func(url, branch string) (string, error) {
+	return func(url, branch string) (string, error) {
+		return Head(ctx, url, branch)
+	}
+}
+
 // CloneTemp makes a shallow clone of branch into a new temporary directory, for the executor's builds from
 // git. It returns the clone's directory, the commit checked out, and cleanup, which removes the clone; on an
 // error nothing is left behind.
