@@ -18,10 +18,10 @@ FUZZMINIMIZETIME ?= 5s
 EXAMPLES := static:Static front:Front
 
 .DEFAULT_GOAL := help
-.PHONY: help build examples run apply test fuzz e2e soak vet fmt bench compose clean down
+.PHONY: help build examples run apply test fuzz e2e soak vet staticcheck lint fmt bench compose clean down
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z0-9-]*:.*## / {printf "  %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z0-9-]*:.*## / {printf "  %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # Static (CGO_ENABLED=0): the same binary runs on the servers as the backup helper, in a FROM scratch image.
 build: ## build bin/bee2d (static), version from git describe
@@ -79,6 +79,22 @@ soak: ## the daemon on 100 apps for 10m (SOAK_APPS, SOAK) while containers are k
 
 vet: ## go vet ./...
 	$(GO) vet ./...
+
+# staticcheck is pinned, so that a new release's checks cannot fail a tree that passed. It is installed from the
+# Go module proxy into GOBIN (else GOPATH/bin) only when missing or another version. 0.8.2 is staticcheck
+# 2026.2.2, the newest release, made for Go 1.26.
+STATICCHECK_VERSION := 0.8.2
+STATICCHECK = $(or $(shell $(GO) env GOBIN),$(firstword $(subst :, ,$(shell $(GO) env GOPATH)))/bin)/staticcheck
+
+staticcheck: ## staticcheck ./..., installing the pinned version (STATICCHECK_VERSION) when missing or another
+	@case "$$($(STATICCHECK) -version 2>/dev/null)" in \
+	*"($(STATICCHECK_VERSION))") ;; \
+	*) echo "$(GO) install honnef.co/go/tools/cmd/staticcheck@v$(STATICCHECK_VERSION)"; \
+		$(GO) install honnef.co/go/tools/cmd/staticcheck@v$(STATICCHECK_VERSION) ;; \
+	esac
+	$(STATICCHECK) ./...
+
+lint: vet staticcheck ## go vet and staticcheck
 
 fmt: ## fail when a Go file is not gofmt-formatted (testdata excluded)
 	@files=$$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -not -path './bench/bin/*' \

@@ -21,6 +21,7 @@ import (
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
 	"github.com/bee2d/bee2d/pkg/reconcile"
+	"github.com/bee2d/bee2d/pkg/reconcile/gitsrc"
 )
 
 // bench is one run: its names, its files, and its connection to the engine.
@@ -182,7 +183,7 @@ func (b *bench) writeFiles() error {
 	if err != nil {
 		return err
 	}
-	d, err := reconcile.Desire(s, "local", dockerx.ContextDigest)
+	d, err := reconcile.DesireFrom(s, "local", reconcile.Sources{Digest: dockerx.ContextDigest, Head: gitsrc.Heads(context.Background())})
 	if err != nil {
 		return err
 	}

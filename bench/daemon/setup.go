@@ -18,6 +18,7 @@ import (
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
 	"github.com/bee2d/bee2d/pkg/reconcile"
+	"github.com/bee2d/bee2d/pkg/reconcile/gitsrc"
 )
 
 // probe is the application the trials change, remove and kill.
@@ -168,7 +169,7 @@ func (b *bench) desired(text string) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := reconcile.Desire(s, "local", dockerx.ContextDigest)
+	d, err := reconcile.DesireFrom(s, "local", reconcile.Sources{Digest: dockerx.ContextDigest, Head: gitsrc.Heads(context.Background())})
 	if err != nil {
 		return nil, err
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/bee2d/bee2d/pkg/dockerx"
 	"github.com/bee2d/bee2d/pkg/labels"
 	"github.com/bee2d/bee2d/pkg/reconcile"
+	"github.com/bee2d/bee2d/pkg/reconcile/gitsrc"
 )
 
 // eventually is how long a daemon gets to converge after a change. It bounds the wait only; no test
@@ -218,7 +219,7 @@ func (st *daemonStack) desired() map[string]string {
 	if err != nil {
 		st.t.Fatal(err)
 	}
-	d, err := reconcile.Desire(s, "local", dockerx.ContextDigest)
+	d, err := reconcile.DesireFrom(s, "local", reconcile.Sources{Digest: dockerx.ContextDigest, Head: gitsrc.Heads(st.t.Context())})
 	if err != nil {
 		st.t.Fatal(err)
 	}

@@ -243,15 +243,11 @@ func (ks *killStack) volumeFile(path string) (string, error) {
 	return string(b), err
 }
 
-// killAt runs bee2d with args as a process of its own, waits until the proxy holds its first call that
+// killAtBoth runs bee2d with args as a process of its own, waits until the proxy holds its first call that
 // matches method and path, and kills it with SIGKILL while that call is held: bee2d dies just before the
-// engine hears of it. It returns the call held.
-func (ks *killStack) killAt(method, path string, args ...string) string {
-	return ks.killAtBoth(method, path, "", args...)
-}
-
-// killAtBoth is killAt for a step of two concurrent calls: it holds the POST to alsoPath as well, kills
-// bee2d only once both are held, so that neither reaches the engine.
+// engine hears of it. It returns the call held. For a step of two concurrent calls, alsoPath names the
+// other's POST: it is held as well, and bee2d is killed only once both are held, so that neither reaches
+// the engine.
 func (ks *killStack) killAtBoth(method, path, alsoPath string, args ...string) string {
 	t := ks.t
 	t.Helper()

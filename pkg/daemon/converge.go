@@ -14,6 +14,7 @@ import (
 	"github.com/bee2d/bee2d/pkg/daemon/metrics"
 	"github.com/bee2d/bee2d/pkg/dockerx"
 	"github.com/bee2d/bee2d/pkg/reconcile"
+	"github.com/bee2d/bee2d/pkg/reconcile/gitsrc"
 )
 
 // convergeTask is the server's pass: it observes the server, plans and executes through reconcile.Apply,
@@ -77,7 +78,7 @@ func (c *convergeTask) forceJobs(due map[string]string) {
 func (c *convergeTask) Run(ctx context.Context, r *Run) Result {
 	d, s := r.d, r.Settings
 	c.recheck = r.w.kick
-	desired, err := reconcile.DesireFrom(s, c.server, reconcile.Sources{Digest: d.digest(), Head: c.heads.lookup(s, d.head(), d.now)})
+	desired, err := reconcile.DesireFrom(s, c.server, reconcile.Sources{Digest: d.digest(), Head: c.heads.lookup(s, d.head(ctx), d.now)})
 	if err != nil {
 		return Result{Err: err}
 	}
@@ -105,6 +106,7 @@ func (c *convergeTask) Run(ctx context.Context, r *Run) Result {
 			Parallel:    d.Parallel,
 			StopTimeout: d.StopTimeout,
 			Draining:    r.Draining,
+			Clone:       gitsrc.CloneTemp,
 			Done: func(a reconcile.Action, err error, took time.Duration) {
 				if m := r.Metrics; m != nil {
 					m.Action(c.server, a.Op.Metric(), err == nil)

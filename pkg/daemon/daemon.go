@@ -432,13 +432,11 @@ func (d *Daemon) connect(ctx context.Context, ep dockerx.Endpoint) (Conn, error)
 	return dockerx.Connect(ctx, ep)
 }
 
-func (d *Daemon) head() reconcile.HeadFunc {
+func (d *Daemon) head(ctx context.Context) reconcile.HeadFunc {
 	if d.Head != nil {
 		return d.Head
 	}
-	return func(url, branch string) (string, error) {
-		return gitsrc.Head(context.Background(), url, branch)
-	}
+	return gitsrc.Heads(ctx)
 }
 
 func (d *Daemon) digest() reconcile.DigestFunc {

@@ -109,7 +109,7 @@ func (o *outageServers) converged(server, version string) bool {
 	if up, _ := o.serverUp(server); up != 1 {
 		return false
 	}
-	d, err := reconcile.Desire(settings, server, o.d.digest())
+	d, err := reconcile.DesireFrom(settings, server, reconcile.Sources{Digest: o.d.digest(), Head: o.d.head(o.t.Context())})
 	if err != nil {
 		return false
 	}

@@ -48,8 +48,8 @@ func (p *panicky) Needs() []Capability { return nil }
 func (p *panicky) FollowsPasses() bool { return true }
 func (p *panicky) Run(context.Context, *Run) Result {
 	if p.server == p.on {
-		var m map[string]int
-		m["boom"]++ // assignment to entry in nil map
+		var fields []string
+		_ = fields[len(p.on)] // index out of range, as a parser's slip would be
 	}
 	return Result{}
 }

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"time"
 
-	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/client"
 )
 
@@ -189,17 +188,6 @@ func change(ctx context.Context) (context.Context, context.CancelFunc) {
 // long gives one build or pull its deadline.
 func (c *Client) long(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, c.readTimeout)
-}
-
-// IsNotFound tells whether err says the container, network, volume or image does not exist; removing something
-// missing can then count as done.
-func IsNotFound(err error) bool {
-	return cerrdefs.IsNotFound(err)
-}
-
-// IsConflict tells whether err says the thing already exists or is in use, e.g. a network created twice.
-func IsConflict(err error) bool {
-	return cerrdefs.IsConflict(err)
 }
 
 // errNoID guards against an engine that reports success without an id.

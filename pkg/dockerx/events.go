@@ -12,17 +12,6 @@ import (
 	"github.com/docker/docker/api/types/filters"
 )
 
-// Event is one container event.
-type Event struct {
-	// Action is Docker's: die, stop, kill, destroy, oom, start, health_status: unhealthy, ...
-	Action string
-	ID     string
-	// Name is the container's name, without the leading slash.
-	Name   string
-	Labels map[string]string
-	Time   time.Time
-}
-
 // ErrEventStreamClosed is sent when the engine ends the event stream without an error.
 var ErrEventStreamClosed = errors.New("event stream closed by the engine")
 

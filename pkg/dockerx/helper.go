@@ -11,26 +11,6 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 )
 
-// HelperSpec is a short-lived container that bee2d runs for its own work on a server (backups, restores):
-// no network, no log, a read-only root, root with only the capabilities to read and restore any file.
-type HelperSpec struct {
-	Name   string
-	Image  string
-	Cmd    []string
-	Mounts []HelperMount
-	Labels map[string]string
-	// Stdin keeps the container's stdin open for RunHelper to write to.
-	Stdin bool
-}
-
-// HelperMount is a named volume (Volume true) or a directory of the engine's host mounted into a helper.
-type HelperMount struct {
-	Volume   bool
-	Source   string // volume name, or host path
-	Target   string
-	ReadOnly bool
-}
-
 // helperCaps are what a helper needs to read every file of a volume and to restore owners, modes and times.
 var helperCaps = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID"}
 
@@ -140,11 +120,6 @@ func (c *Client) RunHelper(ctx context.Context, id string, stdin io.Reader, stdo
 		return -1, fmt.Errorf("send to helper %s: %w", shortName(id), inErr)
 	}
 	return code, nil
-}
-
-// Platform is the operating system and CPU architecture of an engine, in Go's terms (linux, amd64).
-type Platform struct {
-	OS, Arch string
 }
 
 // Platform asks the engine what it runs on, to tell whether a helper binary can run there.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"regexp"
-	"strconv"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
@@ -56,19 +54,4 @@ func shortName(id string) string {
 		return id[:12]
 	}
 	return id
-}
-
-var exitedStatus = regexp.MustCompile(`^Exited \((-?\d+)\)`)
-
-// ExitCode reads the exit code of an exited container from its list status ("Exited (1) 2 minutes ago").
-func (c Container) ExitCode() (int, bool) {
-	if c.State != "exited" {
-		return 0, false
-	}
-	m := exitedStatus.FindStringSubmatch(c.Status)
-	if m == nil {
-		return 0, false
-	}
-	code, err := strconv.Atoi(m[1])
-	return code, err == nil
 }

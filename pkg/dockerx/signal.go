@@ -93,18 +93,6 @@ func (c *Client) NetworkGateways(ctx context.Context, name string) ([]string, er
 	return out, nil
 }
 
-// ProbeSpec is a short-lived container that bee2d runs in the network namespace of another container, to
-// look at it from inside (e.g. the certificate a TLS server serves on 127.0.0.1) without any tool in that
-// container's image. It has no capabilities, a read-only root and no log of its own; RunHelper runs it.
-type ProbeSpec struct {
-	Name   string
-	Image  string
-	Cmd    []string
-	Labels map[string]string
-	// NetworkOf is the id of the container whose network namespace the probe joins.
-	NetworkOf string
-}
-
 // CreateProbe creates (but does not start) the probe spec describes and returns its id.
 func (c *Client) CreateProbe(ctx context.Context, spec ProbeSpec) (string, error) {
 	cfg := &container.Config{

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/bee2d/bee2d/pkg/config"
-	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/engine"
 )
 
 // TestBuildArgs checks that build arguments reach the build, name another image (so a container built
@@ -43,7 +43,7 @@ func TestBuildArgs(t *testing.T) {
 	if a.Source.Build.Display != "dockerfiles/HAProxy with build args BASE" {
 		t.Errorf("display %q", a.Source.Build.Display)
 	}
-	if cause, _ := changed(&dockerx.Container{Labels: b.Labels}, a); !strings.Contains(cause, "image bee2/haproxy:") {
+	if cause, _ := changed(&engine.Container{Labels: b.Labels}, a); !strings.Contains(cause, "image bee2/haproxy:") {
 		t.Errorf("other build args: cause %q; want a recreate for the image", cause)
 	}
 
@@ -60,10 +60,10 @@ func TestBuildArgs(t *testing.T) {
 // buildRecorder is an engine that only records a build request.
 type buildRecorder struct {
 	Engine
-	req dockerx.BuildRequest
+	req engine.BuildRequest
 }
 
-func (b *buildRecorder) BuildImage(_ context.Context, req dockerx.BuildRequest) (string, error) {
+func (b *buildRecorder) BuildImage(_ context.Context, req engine.BuildRequest) (string, error) {
 	b.req = req
 	return "sha256:1", nil
 }

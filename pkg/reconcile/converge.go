@@ -9,7 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/bee2d/bee2d/pkg/config"
-	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/engine"
 )
 
 // PlanServer observes a server and plans its convergence. It lists bee2d's containers only, and lists all
@@ -66,26 +66,26 @@ func ObserveAll(ctx context.Context, o Observer) (*Snapshot, error) {
 // the settings (ca.pem, or ca.crt as Bee2's Ansible role saved it); else DOCKER_HOST or the local socket.
 // Files named in the settings are relative to the settings file. Plain tcp:// is refused unless the
 // settings say insecure: true; see InsecureWarning.
-func EndpointFor(s *config.Settings, server string) (dockerx.Endpoint, error) {
+func EndpointFor(s *config.Settings, server string) (engine.Endpoint, error) {
 	srv := s.Server(server)
 	if srv == nil {
-		return dockerx.Endpoint{}, fmt.Errorf("no server %q in %s", server, s.File)
+		return engine.Endpoint{}, fmt.Errorf("no server %q in %s", server, s.File)
 	}
-	ep := dockerx.Endpoint{ReadTimeout: s.Docker.ReadTimeout}
+	ep := engine.Endpoint{ReadTimeout: s.Docker.ReadTimeout}
 	switch {
 	case srv.Docker != nil:
 		ep.Host = srv.Docker.Host
 		ep.Insecure = srv.Docker.Insecure
 		if t := srv.Docker.TLS; t != nil {
-			ep.TLS = &dockerx.TLSFiles{CA: s.ResolvePath(t.CA), Cert: s.ResolvePath(t.Cert), Key: s.ResolvePath(t.Key)}
+			ep.TLS = &engine.TLSFiles{CA: s.ResolvePath(t.CA), Cert: s.ResolvePath(t.Cert), Key: s.ResolvePath(t.Key)}
 		}
 		if f := srv.Docker.SSH; f != nil {
-			ep.SSH = &dockerx.SSHFiles{KnownHosts: s.ResolvePath(f.KnownHosts), Identity: s.ResolvePath(f.Identity)}
+			ep.SSH = &engine.SSHFiles{KnownHosts: s.ResolvePath(f.KnownHosts), Identity: s.ResolvePath(f.Identity)}
 		}
 	case len(srv.DNS.Private) > 0:
 		ep.Host = "tcp://" + net.JoinHostPort(srv.DNS.Private[0], "2376")
 		f := s.ServerTLSFiles(server)
-		ep.TLS = &dockerx.TLSFiles{CA: f.CA, Cert: f.ClientCert, Key: f.ClientKey}
+		ep.TLS = &engine.TLSFiles{CA: f.CA, Cert: f.ClientCert, Key: f.ClientKey}
 	}
 	if strings.HasPrefix(ep.Host, "tcp://") && ep.TLS == nil && !ep.Insecure {
 		return ep, fmt.Errorf("server %s: %s without TLS is refused; give docker.tls or set docker.insecure: true", server, ep.Host)
@@ -96,7 +96,7 @@ func EndpointFor(s *config.Settings, server string) (dockerx.Endpoint, error) {
 // WarnInsecure logs, when ep is a server reached over TCP without TLS, that anyone who reaches it is root
 // on it; log names the server. Callers do this once each time bee2d starts, so the warning is seen at every
 // start but does not flood the log.
-func WarnInsecure(log *zap.Logger, ep dockerx.Endpoint) {
+func WarnInsecure(log *zap.Logger, ep engine.Endpoint) {
 	if ep.Insecure && ep.TLS == nil && strings.HasPrefix(ep.Host, "tcp://") {
 		log.Warn("docker api over tcp without tls: anyone who reaches it is root on the server",
 			zap.String("host", ep.Host), zap.String("because", "docker.insecure: true"))

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/bee2d/bee2d/pkg/config"
-	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/engine"
 	"github.com/bee2d/bee2d/pkg/labels"
 )
 
@@ -29,7 +29,7 @@ type Container struct {
 	// Service is the application or job name; Kind tells which.
 	Service string
 	Kind    config.Kind
-	dockerx.ContainerSpec
+	engine.ContainerSpec
 	Source ImageSource
 	// SourceErr is set when the image source could not be resolved (a git remote that does not answer):
 	// this container is left as it is, and the rest of the server converges.
@@ -75,16 +75,12 @@ type DigestFunc func(dir string) (string, error)
 // HeadFunc returns the commit a git branch points to ("" branch: the remote's HEAD).
 type HeadFunc func(url, branch string) (string, error)
 
-// Sources resolve image sources for Desire: build directories by content, git branches by commit.
+// Sources resolve image sources for DesireFrom: build directories by content, git branches by commit. The
+// planner does no I/O of its own: callers pass dockerx.ContextDigest and gitsrc.Heads, tests fakes. Each is
+// required when the server has a service of its kind (build_dir, git).
 type Sources struct {
 	Digest DigestFunc
 	Head   HeadFunc
-}
-
-// Desire computes the desired state of one server, hashing build directories with digest and asking git
-// remotes for their branch heads.
-func Desire(s *config.Settings, server string, digest DigestFunc) (*Desired, error) {
-	return DesireFrom(s, server, Sources{Digest: digest, Head: defaultHead})
 }
 
 // DesireFrom computes the desired state of one server. The sources are its only I/O.
@@ -128,7 +124,7 @@ func desireService(s *config.Settings, svc *config.Service, src Sources) (*Conta
 	c := &Container{
 		Service: svc.Name,
 		Kind:    kind,
-		ContainerSpec: dockerx.ContainerSpec{
+		ContainerSpec: engine.ContainerSpec{
 			Name:          config.ContainerName(prefix, kind, svc.Name),
 			Env:           config.RenderEnv(s, svc),
 			Binds:         svc.Volumes,
@@ -148,6 +144,9 @@ func desireService(s *config.Settings, svc *config.Service, src Sources) (*Conta
 	switch {
 	case svc.BuildDir != "":
 		dir := filepath.Join(s.Docker.Dockerfiles, svc.BuildDir)
+		if src.Digest == nil {
+			return nil, fmt.Errorf("%s %s: build_dir %s: no Digest to hash it with", kindName(kind), svc.Name, svc.BuildDir)
+		}
 		sum, err := src.Digest(dir)
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: build_dir %s: %w", kindName(kind), svc.Name, svc.BuildDir, err)
@@ -155,6 +154,9 @@ func desireService(s *config.Settings, svc *config.Service, src Sources) (*Conta
 		c.Image = ImageTag(prefix, repo, withBuildArgs(sum, svc.BuildArgs))
 		c.Source.Build = &Build{Dir: dir, Display: filepath.Join("dockerfiles", svc.BuildDir) + argsNote(svc.BuildArgs), Args: svc.BuildArgs}
 	case svc.Git != "":
+		if src.Head == nil {
+			return nil, fmt.Errorf("%s %s: git %s: no Head to resolve its branch with", kindName(kind), svc.Name, config.RedactURL(svc.Git))
+		}
 		commit, err := src.Head(svc.Git, svc.Branch)
 		if err != nil {
 			c.SourceErr = err

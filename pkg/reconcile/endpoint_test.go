@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/bee2d/bee2d/pkg/config"
-	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/engine"
 )
 
 func TestEndpointFor(t *testing.T) {
@@ -51,20 +51,20 @@ docker: {read_timeout: 60}
 	rt := s.Docker.ReadTimeout
 	for _, c := range []struct {
 		server string
-		want   dockerx.Endpoint
+		want   engine.Endpoint
 	}{
-		{"web1", dockerx.Endpoint{Host: "tcp://web1.example.net:2376", ReadTimeout: rt,
-			TLS: &dockerx.TLSFiles{CA: in("conf", "ca.pem"), Cert: "/etc/bee2d/cert.pem", Key: in("conf", "key.pem")}}},
-		{"web2", dockerx.Endpoint{Host: "ssh://deploy@web2.example.net:2222", ReadTimeout: rt,
-			SSH: &dockerx.SSHFiles{KnownHosts: in("conf", "known_hosts"), Identity: "/root/.ssh/bee2d"}}},
-		{"web3", dockerx.Endpoint{Host: "tcp://web3.vpn.example.net:2376", ReadTimeout: rt,
-			TLS: &dockerx.TLSFiles{CA: in("conf", "docker", "web3", "ca.pem"),
+		{"web1", engine.Endpoint{Host: "tcp://web1.example.net:2376", ReadTimeout: rt,
+			TLS: &engine.TLSFiles{CA: in("conf", "ca.pem"), Cert: "/etc/bee2d/cert.pem", Key: in("conf", "key.pem")}}},
+		{"web2", engine.Endpoint{Host: "ssh://deploy@web2.example.net:2222", ReadTimeout: rt,
+			SSH: &engine.SSHFiles{KnownHosts: in("conf", "known_hosts"), Identity: "/root/.ssh/bee2d"}}},
+		{"web3", engine.Endpoint{Host: "tcp://web3.vpn.example.net:2376", ReadTimeout: rt,
+			TLS: &engine.TLSFiles{CA: in("conf", "docker", "web3", "ca.pem"),
 				Cert: in("conf", "docker", "web3", "docker-client.crt"), Key: in("conf", "docker", "web3", "docker-client.pem")}}},
-		{"web4", dockerx.Endpoint{Host: "tcp://[fd00::4]:2376", ReadTimeout: rt,
-			TLS: &dockerx.TLSFiles{CA: in("conf", "docker", "web4", "ca.crt"),
+		{"web4", engine.Endpoint{Host: "tcp://[fd00::4]:2376", ReadTimeout: rt,
+			TLS: &engine.TLSFiles{CA: in("conf", "docker", "web4", "ca.crt"),
 				Cert: in("conf", "docker", "web4", "docker-client.crt"), Key: in("conf", "docker", "web4", "docker-client.pem")}}},
-		{"lab", dockerx.Endpoint{Host: "tcp://10.0.0.9:2375", Insecure: true, ReadTimeout: rt}},
-		{"local", dockerx.Endpoint{ReadTimeout: rt}},
+		{"lab", engine.Endpoint{Host: "tcp://10.0.0.9:2375", Insecure: true, ReadTimeout: rt}},
+		{"local", engine.Endpoint{ReadTimeout: rt}},
 	} {
 		t.Run(c.server, func(t *testing.T) {
 			got, err := EndpointFor(s, c.server)

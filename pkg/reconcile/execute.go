@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -14,18 +13,17 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/bee2d/bee2d/pkg/config"
-	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/engine"
 	"github.com/bee2d/bee2d/pkg/labels"
-	"github.com/bee2d/bee2d/pkg/reconcile/gitsrc"
 )
 
 // Engine is what the executor needs of a Docker engine; *dockerx.Client is one.
 type Engine interface {
 	CreateNetwork(ctx context.Context, name string, labels map[string]string) error
 	CreateVolume(ctx context.Context, name string, labels map[string]string) error
-	BuildImage(ctx context.Context, req dockerx.BuildRequest) (string, error)
+	BuildImage(ctx context.Context, req engine.BuildRequest) (string, error)
 	PullImage(ctx context.Context, ref string, out io.Writer) error
-	CreateContainer(ctx context.Context, spec dockerx.ContainerSpec) (string, error)
+	CreateContainer(ctx context.Context, spec engine.ContainerSpec) (string, error)
 	StartContainer(ctx context.Context, id string) error
 	StopContainer(ctx context.Context, id string, timeout time.Duration) error
 	RenameContainer(ctx context.Context, id, newName string) error
@@ -52,8 +50,10 @@ type Executor struct {
 	Done func(a Action, err error, took time.Duration)
 	// JobOutput, if set, gives the writer a job's output goes to.
 	JobOutput func(job string) io.Writer
-	// Clone checks out a git source; gitsrc.Clone when nil.
-	Clone func(ctx context.Context, url, branch, dir string) (string, error)
+	// Clone checks out a git source into a directory of its own (gitsrc.CloneTemp does, with git) and returns
+	// that directory, the commit checked out and a cleanup that removes it. Required for plans that build
+	// from git: the executor runs no git itself.
+	Clone func(ctx context.Context, url, branch string) (dir, commit string, cleanup func(), err error)
 }
 
 // JobError is a job run that ended with a non-zero exit code.
@@ -231,13 +231,13 @@ func (e *Executor) apply(ctx context.Context, a Action) error {
 	switch a.Op {
 	case OpRemoveContainer:
 		err := e.Engine.RemoveContainer(ctx, a.Live.ID)
-		if dockerx.IsNotFound(err) {
+		if engine.IsNotFound(err) {
 			return nil // already gone: the goal is met
 		}
 		return err
 	case OpCreateNetwork:
 		err := e.Engine.CreateNetwork(ctx, a.Resource, owned)
-		if dockerx.IsConflict(err) {
+		if engine.IsConflict(err) {
 			return nil
 		}
 		return err
@@ -254,7 +254,7 @@ func (e *Executor) apply(ctx context.Context, a Action) error {
 			defer cleanup()
 			dir = filepath.Join(clone, b.Dir)
 		}
-		_, err := e.Engine.BuildImage(ctx, dockerx.BuildRequest{
+		_, err := e.Engine.BuildImage(ctx, engine.BuildRequest{
 			ContextDir: dir,
 			Dockerfile: b.Dockerfile,
 			Tags:       []string{a.Resource},
@@ -301,7 +301,7 @@ func (e *Executor) recreate(ctx context.Context, a Action) error {
 	old := a.Live
 	aside := fmt.Sprintf("%s-bee2d-old-%s", a.Resource, shortID(old.ID))
 	if err := e.Engine.RenameContainer(ctx, old.ID, aside); err != nil {
-		if !dockerx.IsNotFound(err) {
+		if !engine.IsNotFound(err) {
 			return err // nothing changed: the old container runs on under its name
 		}
 		old = nil // removed meanwhile
@@ -310,7 +310,7 @@ func (e *Executor) recreate(ctx context.Context, a Action) error {
 	if old != nil {
 		go func() {
 			err := e.Engine.StopContainer(ctx, old.ID, cmp.Or(e.StopTimeout, config.StopTimeout))
-			if dockerx.IsNotFound(err) {
+			if engine.IsNotFound(err) {
 				err = nil
 			}
 			stopped <- err
@@ -341,28 +341,23 @@ func (e *Executor) recreate(ctx context.Context, a Action) error {
 		return err
 	}
 	if old != nil {
-		if err := e.Engine.RemoveContainer(ctx, old.ID); err != nil && !dockerx.IsNotFound(err) {
+		if err := e.Engine.RemoveContainer(ctx, old.ID); err != nil && !engine.IsNotFound(err) {
 			return fmt.Errorf("remove replaced container %s: %w", aside, err)
 		}
 	}
 	return nil
 }
 
-// clone checks out a git source at the commit the plan was made for, into a temporary directory.
+// errNoClone is a build from git given to an executor without a Clone.
+var errNoClone = errors.New("the executor has no Clone to check out git sources")
+
+// clone checks out a git source at the commit the plan was made for.
 func (e *Executor) clone(ctx context.Context, g *GitSource) (string, func(), error) {
-	tmp, err := os.MkdirTemp("", "bee2d-git-")
-	if err != nil {
-		return "", nil, err
+	if e.Clone == nil {
+		return "", nil, fmt.Errorf("git %s: %w", config.RedactURL(g.URL), errNoClone)
 	}
-	cleanup := func() { os.RemoveAll(tmp) }
-	clone := e.Clone
-	if clone == nil {
-		clone = gitsrc.Clone
-	}
-	dir := filepath.Join(tmp, "src")
-	commit, err := clone(ctx, g.URL, g.Branch, dir)
+	dir, commit, cleanup, err := e.Clone(ctx, g.URL, g.Branch)
 	if err != nil {
-		cleanup()
 		return "", nil, err
 	}
 	if commit != g.Commit {
@@ -378,7 +373,7 @@ func (e *Executor) clone(ctx context.Context, g *GitSource) (string, func(), err
 // runs it to its end and turns a non-zero exit code into a JobError.
 func (e *Executor) runJob(ctx context.Context, a Action) error {
 	if a.Live != nil {
-		if err := e.Engine.RemoveContainer(ctx, a.Live.ID); err != nil && !dockerx.IsNotFound(err) {
+		if err := e.Engine.RemoveContainer(ctx, a.Live.ID); err != nil && !engine.IsNotFound(err) {
 			return err
 		}
 	}
@@ -408,13 +403,13 @@ const discardTimeout = 30 * time.Second
 func (e *Executor) discard(ctx context.Context, id string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), discardTimeout)
 	defer cancel()
-	if err := e.Engine.RemoveContainer(ctx, id); err != nil && !dockerx.IsNotFound(err) {
+	if err := e.Engine.RemoveContainer(ctx, id); err != nil && !engine.IsNotFound(err) {
 		e.logger().Warn("could not remove a container that failed to start", zap.String("id", shortID(id)), zap.Error(err))
 	}
 }
 
 // restart starts the old container again after a failed replacement, if it was running before.
-func (e *Executor) restart(old *dockerx.Container) {
+func (e *Executor) restart(old *engine.Container) {
 	if old.Running() {
 		_ = e.Engine.StartContainer(context.Background(), old.ID)
 	}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/engine"
 )
 
 // recordingEngine records calls in order and fails the ones it is told to. It stands in for the engine
@@ -38,13 +38,13 @@ func (e *recordingEngine) CreateNetwork(_ context.Context, name string, _ map[st
 func (e *recordingEngine) CreateVolume(_ context.Context, name string, _ map[string]string) error {
 	return e.call("volume " + name)
 }
-func (e *recordingEngine) BuildImage(_ context.Context, r dockerx.BuildRequest) (string, error) {
+func (e *recordingEngine) BuildImage(_ context.Context, r engine.BuildRequest) (string, error) {
 	return "sha256:x", e.call(fmt.Sprintf("build %s nocache=%v", r.Tags[0], r.NoCache))
 }
 func (e *recordingEngine) PullImage(_ context.Context, ref string, _ io.Writer) error {
 	return e.call("pull " + ref)
 }
-func (e *recordingEngine) CreateContainer(_ context.Context, s dockerx.ContainerSpec) (string, error) {
+func (e *recordingEngine) CreateContainer(_ context.Context, s engine.ContainerSpec) (string, error) {
 	e.mu.Lock()
 	e.running++
 	e.peak = max(e.peak, e.running)
@@ -212,5 +212,72 @@ func TestParallelBound(t *testing.T) {
 	}
 	if eng.peak < 2 {
 		t.Errorf("creates never overlapped (peak %d): the executor is serial", eng.peak)
+	}
+}
+
+func TestExecuteBuildFromGit(t *testing.T) {
+	const planned = "0123456789abcdef0123456789abcdef01234567"
+	const url = "https://deploy:s3cret@git.example.net/site.git"
+	build := Action{Op: OpBuildImage, Resource: "bee2/job-site:" + planned[:12], Container: &Container{
+		Service: "site",
+		Source: ImageSource{Build: &Build{Dir: "web", Dockerfile: "Dockerfile.prod",
+			Git: &GitSource{URL: url, Branch: "main", Commit: planned}}},
+	}}
+	for _, tc := range []struct {
+		name      string
+		commit    string // checked out by the clone
+		cloneErr  error
+		noClone   bool
+		wantErr   string // "" for a build
+		wantClean bool
+	}{
+		{name: "the planned commit is built", commit: planned, wantClean: true},
+		{name: "a branch moved since planning is not built", commit: "fedcba9876543210fedcba9876543210fedcba98",
+			wantErr: "moved from 0123456789ab to fedcba987654 while planning", wantClean: true},
+		{name: "a failed clone is the action's error", cloneErr: errors.New("git clone: no such repository"),
+			wantErr: "no such repository"},
+		{name: "an executor without Clone refuses, naming the source without its password", noClone: true,
+			wantErr: "git https://deploy:***@git.example.net/site.git: the executor has no Clone"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eng := &buildRecorder{}
+			ex := &Executor{Engine: eng, Server: "web1"}
+			var cloned []string
+			cleaned := 0
+			if !tc.noClone {
+				ex.Clone = func(_ context.Context, url, branch string) (string, string, func(), error) {
+					cloned = append(cloned, url+"@"+branch)
+					if tc.cloneErr != nil {
+						return "", "", nil, tc.cloneErr
+					}
+					return "/tmp/clone", tc.commit, func() { cleaned++ }, nil
+				}
+			}
+			err := ex.apply(t.Context(), build)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if eng.req.ContextDir != "/tmp/clone/web" || eng.req.Dockerfile != "Dockerfile.prod" || !slices.Equal(eng.req.Tags, []string{build.Resource}) {
+					t.Errorf("built %+v; want the clone's web/ with Dockerfile.prod, tagged %s", eng.req, build.Resource)
+				}
+			} else {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v; want it to say %q", err, tc.wantErr)
+				}
+				if strings.Contains(err.Error(), "s3cret") {
+					t.Errorf("the error shows the URL's password: %v", err)
+				}
+				if eng.req.ContextDir != "" {
+					t.Errorf("built %+v after a failed checkout", eng.req)
+				}
+			}
+			if !tc.noClone && !slices.Equal(cloned, []string{url + "@main"}) {
+				t.Errorf("cloned %q; want the source's URL and branch once", cloned)
+			}
+			if want := map[bool]int{true: 1, false: 0}[tc.wantClean]; cleaned != want {
+				t.Errorf("cleanup ran %d times, want %d", cleaned, want)
+			}
+		})
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/bee2d/bee2d/pkg/config"
-	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/engine"
 	"github.com/bee2d/bee2d/pkg/labels"
 )
 
@@ -44,7 +44,7 @@ type Action struct {
 	// Container is the desired container for create, recreate and build.
 	Container *Container
 	// Live is the existing container for recreate, start and remove.
-	Live *dockerx.Container
+	Live *engine.Container
 	// NoCache builds the image afresh (rebuild).
 	NoCache bool
 	// Needs names further actions (by resource) that must succeed first, beyond the container's links.
@@ -178,16 +178,16 @@ func Diff(d *Desired, snap *Snapshot, opt Options) *Plan {
 // liveState is a snapshot's containers sorted for the planner.
 type liveState struct {
 	// ours are bee2d's containers of this server under their final names; leftovers under other names.
-	ours      map[string]*dockerx.Container
-	leftovers []*dockerx.Container
+	ours      map[string]*engine.Container
+	leftovers []*engine.Container
 	// foreign are all other containers, by name.
-	foreign map[string]*dockerx.Container
+	foreign map[string]*engine.Container
 	// stoppedFor maps containers a backup or restore stopped to the helper that did.
 	stoppedFor map[string]string
 }
 
 func sortLive(d *Desired, snap *Snapshot) liveState {
-	l := liveState{ours: map[string]*dockerx.Container{}, foreign: map[string]*dockerx.Container{}, stoppedFor: map[string]string{}}
+	l := liveState{ours: map[string]*engine.Container{}, foreign: map[string]*engine.Container{}, stoppedFor: map[string]string{}}
 	for i := range snap.Containers {
 		c := &snap.Containers[i]
 		if stopped := c.Labels[labels.StoppedFor]; stopped != "" && c.Labels[labels.Owner] == labels.Bee2d &&
@@ -419,7 +419,7 @@ func prerequisites(d *Desired, snap *Snapshot, creating []*Container, opt Option
 
 // changed compares a live container with the desired one. It returns the causes of a recreate, or
 // blocked=true with a reason when bee2d must not decide (a container from a newer bee2d).
-func changed(live *dockerx.Container, want *Container) (cause string, blocked bool) {
+func changed(live *engine.Container, want *Container) (cause string, blocked bool) {
 	scheme, err := strconv.Atoi(live.Labels[labels.HashScheme])
 	switch {
 	case err != nil:

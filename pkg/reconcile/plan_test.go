@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/bee2d/bee2d/pkg/config"
-	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/engine"
 	"github.com/bee2d/bee2d/pkg/labels"
 )
 
@@ -88,7 +88,7 @@ func desired(t *testing.T, yml, version string) *Desired {
 
 // liveFrom makes the snapshot a server would show after bee2d created d's containers and they started.
 func liveFrom(d *Desired) *Snapshot {
-	s := &Snapshot{Complete: true, Networks: []dockerx.Network{{Name: d.Network}}}
+	s := &Snapshot{Complete: true, Networks: []engine.Network{{Name: d.Network}}}
 	seenVol := map[string]bool{}
 	for i, c := range append(slices.Clone(d.Containers), d.Jobs...) {
 		labels := map[string]string{}
@@ -99,14 +99,14 @@ func liveFrom(d *Desired) *Snapshot {
 		if c.Kind == config.KindJob {
 			state, status = "exited", "Exited (0) 1 minute ago"
 		}
-		s.Containers = append(s.Containers, dockerx.Container{
+		s.Containers = append(s.Containers, engine.Container{
 			ID: strings.Repeat(string(rune('a'+i)), 64), Name: c.Name, Image: c.Image, State: state, Status: status,
 			Labels: labels, Networks: []string{d.Network},
 		})
-		s.Images = append(s.Images, dockerx.Image{ID: "sha256:" + c.Image, Tags: []string{c.Image}})
+		s.Images = append(s.Images, engine.Image{ID: "sha256:" + c.Image, Tags: []string{c.Image}})
 		for _, v := range c.Volumes {
 			if !seenVol[v] {
-				s.Volumes = append(s.Volumes, dockerx.Volume{Name: v})
+				s.Volumes = append(s.Volumes, engine.Volume{Name: v})
 				seenVol[v] = true
 			}
 		}
@@ -114,7 +114,7 @@ func liveFrom(d *Desired) *Snapshot {
 	return s
 }
 
-func find(s *Snapshot, name string) *dockerx.Container {
+func find(s *Snapshot, name string) *engine.Container {
 	for i := range s.Containers {
 		if s.Containers[i].Name == name {
 			return &s.Containers[i]
@@ -159,7 +159,7 @@ func TestDiffGolden(t *testing.T) {
 		{
 			name: "unmanaged-container-with-managed-name", want: base,
 			snapshot: func(s *Snapshot) {
-				s.Containers = append(s.Containers, dockerx.Container{ID: "f00d", Name: "bee2-app-front", State: "running", Labels: map[string]string{"maintainer": "someone"}})
+				s.Containers = append(s.Containers, engine.Container{ID: "f00d", Name: "bee2-app-front", State: "running", Labels: map[string]string{"maintainer": "someone"}})
 			},
 		},
 		{
@@ -167,17 +167,17 @@ func TestDiffGolden(t *testing.T) {
 			snapshot: func(s *Snapshot) {
 				other := labels.ForServer("bee3", "web1")
 				other[labels.Kind], other[labels.Name], other[labels.SpecHash] = "app", "gone", "h"
-				s.Containers = append(s.Containers, dockerx.Container{ID: "b33", Name: "bee3-app-gone", State: "running", Labels: other})
+				s.Containers = append(s.Containers, engine.Container{ID: "b33", Name: "bee3-app-gone", State: "running", Labels: other})
 				web2 := labels.ForServer("bee2", "web2")
 				web2[labels.Kind], web2[labels.Name], web2[labels.SpecHash] = "app", "gone", "h"
-				s.Containers = append(s.Containers, dockerx.Container{ID: "w2", Name: "bee2-app-gone", State: "running", Labels: web2})
+				s.Containers = append(s.Containers, engine.Container{ID: "w2", Name: "bee2-app-gone", State: "running", Labels: web2})
 			},
 		},
 		{
 			// A container run by hand from an image bee2d built shares no ownership label with bee2d's.
 			name: "container-run-from-bee2d-image-untouched", live: base, want: base,
 			snapshot: func(s *Snapshot) {
-				s.Containers = append(s.Containers, dockerx.Container{ID: "hand", Name: "bee2-app-static-copy", State: "running",
+				s.Containers = append(s.Containers, engine.Container{ID: "hand", Name: "bee2-app-static-copy", State: "running",
 					Labels: map[string]string{labels.BuiltBy: labels.Bee2d, labels.BuiltFor: "web1/static"}})
 			},
 		},
@@ -188,7 +188,7 @@ func TestDiffGolden(t *testing.T) {
 				find(s, "bee2-app-static").State = "exited"
 				helper := labels.ForServer("bee2", "web1")
 				helper[labels.Kind], helper[labels.Name], helper[labels.StoppedFor] = "helper", "backup", "bee2-app-static"
-				s.Containers = append(s.Containers, dockerx.Container{ID: "h", Name: "bee2-helper-backup-web1", State: "running", Labels: helper})
+				s.Containers = append(s.Containers, engine.Container{ID: "h", Name: "bee2-helper-backup-web1", State: "running", Labels: helper})
 			},
 		},
 		{
@@ -227,7 +227,7 @@ func TestDiffGolden(t *testing.T) {
 			// Bee2's build: the missing static is created; front differs from the settings but exists, so it
 			// stays as it is.
 			name: "build-creates-missing-only", live: strings.Replace(base, "image: front:1", "image: front:0", 1), want: base,
-			snapshot: func(s *Snapshot) { s.Containers = []dockerx.Container{*find(s, "bee2-app-front")} },
+			snapshot: func(s *Snapshot) { s.Containers = []engine.Container{*find(s, "bee2-app-front")} },
 			opt:      Options{Mode: CreateMissing},
 		},
 		{
@@ -406,7 +406,7 @@ func TestDiffJobsGolden(t *testing.T) {
 			name: "job-in-progress-app-waits", live: jobsBase, want: jobsBase,
 			snapshot: func(s *Snapshot) {
 				find(s, "bee2-job-site").State = "running"
-				s.Containers = slices.DeleteFunc(s.Containers, func(c dockerx.Container) bool { return c.Name == "bee2-app-nginx" })
+				s.Containers = slices.DeleteFunc(s.Containers, func(c engine.Container) bool { return c.Name == "bee2-app-nginx" })
 			},
 		},
 		{
@@ -414,7 +414,7 @@ func TestDiffJobsGolden(t *testing.T) {
 			snapshot: func(s *Snapshot) {
 				exited("bee2-job-site", 1)(s)
 				find(s, "bee2-job-site").State = "running" // its retry is under way
-				s.Containers = slices.DeleteFunc(s.Containers, func(c dockerx.Container) bool { return c.Name == "bee2-app-nginx" })
+				s.Containers = slices.DeleteFunc(s.Containers, func(c engine.Container) bool { return c.Name == "bee2-app-nginx" })
 			},
 		},
 		{name: "schedule-fired", live: jobsBase, want: jobsBase, opt: Options{ForceJobs: map[string]string{"report": "schedule @hourly fired"}}},
@@ -439,6 +439,41 @@ func TestDiffJobsGolden(t *testing.T) {
 				t.Errorf("plan shows a git credential:\n%s", got)
 			}
 			golden(t, filepath.Join("testdata", "plans", "jobs-"+tt.name+".plan"), got)
+		})
+	}
+}
+
+// The planner does no I/O: a source kind the caller gave no function for is an error, not a guess.
+func TestDesireNeedsTheSourcesItsServicesUse(t *testing.T) {
+	const git = `
+servers:
+  web1: {}
+applications:
+  site:
+    server: web1
+    git: https://deploy:s3cret@git.example.com/site.git
+`
+	for _, tc := range []struct {
+		name, yml string
+		src       Sources
+		wantErr   string
+	}{
+		{"git without Head", git, Sources{Digest: fakeDigest("")},
+			"application site: git https://deploy:***@git.example.com/site.git: no Head"},
+		{"build_dir without Digest", base, Sources{Head: fakeHead("")}, "build_dir Static: no Digest"},
+		{"git with Head only", git, Sources{Head: fakeHead("")}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := DesireFrom(settings(t, tc.yml), "web1", tc.src)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v; want it to say %q", err, tc.wantErr)
+			}
 		})
 	}
 }

@@ -6,7 +6,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/engine"
 	"github.com/bee2d/bee2d/pkg/labels"
 )
 
@@ -15,22 +15,22 @@ type Snapshot struct {
 	// Containers, running or not: one list call. In the cheap snapshot only those labelled with bee2d's
 	// owner and the settings' prefix, which are all a pass needs when nothing is missing; in the complete
 	// one every container, so that a name taken by a container bee2d did not make is seen before a create.
-	Containers []dockerx.Container
+	Containers []engine.Container
 	// Complete is set when networks, volumes, images and all containers were listed. They are only needed
 	// when something is to be created, so a pass where nothing changed costs a single list call.
 	Complete bool
-	Networks []dockerx.Network
-	Volumes  []dockerx.Volume
-	Images   []dockerx.Image
+	Networks []engine.Network
+	Volumes  []engine.Volume
+	Images   []engine.Image
 }
 
 // Observer lists live state; *dockerx.Client is one.
 type Observer interface {
-	ListContainers(ctx context.Context) ([]dockerx.Container, error)
-	ListContainersLabelled(ctx context.Context, labels map[string]string) ([]dockerx.Container, error)
-	ListNetworks(ctx context.Context) ([]dockerx.Network, error)
-	ListVolumes(ctx context.Context) ([]dockerx.Volume, error)
-	ListImages(ctx context.Context) ([]dockerx.Image, error)
+	ListContainers(ctx context.Context) ([]engine.Container, error)
+	ListContainersLabelled(ctx context.Context, labels map[string]string) ([]engine.Container, error)
+	ListNetworks(ctx context.Context) ([]engine.Network, error)
+	ListVolumes(ctx context.Context) ([]engine.Volume, error)
+	ListImages(ctx context.Context) ([]engine.Image, error)
 }
 
 // ObserveContainers takes the cheap snapshot: the containers of prefix only. Other containers on the host,

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/engine"
 )
 
 // HashScheme is the version of the spec hash. It changes only when the way a spec is hashed changes, and a
@@ -52,7 +52,7 @@ type Digest struct {
 
 // digestOf computes the digest of a container spec. The values of the env keys in secret are hashed with
 // key, which must then be set.
-func digestOf(c *dockerx.ContainerSpec, secret map[string]bool, key []byte) Digest {
+func digestOf(c *engine.ContainerSpec, secret map[string]bool, key []byte) Digest {
 	d := Digest{
 		Image:   c.Image,
 		Cmd:     c.Cmd,

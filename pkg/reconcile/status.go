@@ -3,7 +3,7 @@ package reconcile
 import (
 	"strconv"
 
-	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/engine"
 )
 
 // ResourceStatus is one managed resource of a server compared with the settings.
@@ -102,7 +102,7 @@ func Status(d *Desired, snap *Snapshot) []ResourceStatus {
 	return out
 }
 
-func findContainer(snap *Snapshot, name string) *dockerx.Container {
+func findContainer(snap *Snapshot, name string) *engine.Container {
 	for i := range snap.Containers {
 		if snap.Containers[i].Name == name {
 			return &snap.Containers[i]

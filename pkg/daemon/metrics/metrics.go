@@ -137,6 +137,7 @@ func (m *Metrics) ForgetServer(server string) {
 	m.jobs.duration.DeletePartialMatch(l)
 	m.jobs.interval.DeletePartialMatch(l)
 	m.tasks.forget(l)
+	m.forgetCerts(server)
 	m.mu.Lock()
 	delete(m.resources, server)
 	m.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -43,6 +44,31 @@ func Head(ctx context.Context, url, branch string) (string, error) {
 		return "", fmt.Errorf("git %s: no branch %q", config.RedactURL(url), branch)
 	}
 	return "", fmt.Errorf("git %s: the remote has no HEAD", config.RedactURL(url))
+}
+
+// Heads is Head bound to ctx, in the form the planner's sources take (reconcile.Sources.Head).
+func Heads(ctx context.Context) func(url, branch string) (string, error) {
+	return func(url, branch string) (string, error) {
+		return Head(ctx, url, branch)
+	}
+}
+
+// CloneTemp makes a shallow clone of branch into a new temporary directory, for the executor's builds from
+// git. It returns the clone's directory, the commit checked out, and cleanup, which removes the clone; on an
+// error nothing is left behind.
+func CloneTemp(ctx context.Context, url, branch string) (dir, commit string, cleanup func(), err error) {
+	tmp, err := os.MkdirTemp("", "bee2d-git-")
+	if err != nil {
+		return "", "", nil, err
+	}
+	cleanup = func() { os.RemoveAll(tmp) }
+	dir = filepath.Join(tmp, "src")
+	commit, err = Clone(ctx, url, branch, dir)
+	if err != nil {
+		cleanup()
+		return "", "", nil, err
+	}
+	return dir, commit, cleanup, nil
 }
 
 // Clone makes a shallow clone of branch (the default branch when empty) into dir, which must not exist,

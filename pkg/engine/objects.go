@@ -1,0 +1,100 @@
+package engine
+
+import (
+	"regexp"
+	"strconv"
+	"time"
+)
+
+// Container is what one list call tells about a container.
+type Container struct {
+	ID   string
+	Name string // without the leading slash
+	// Image is the reference the container was created from; ImageID its resolved id.
+	Image   string
+	ImageID string
+	// State is Docker's: created, running, paused, restarting, removing, exited, dead.
+	State  string
+	Status string // human form, e.g. "Exited (1) 2 minutes ago"
+	Labels map[string]string
+	// Networks the container is attached to, by name.
+	Networks []string
+	Ports    []Port
+	Mounts   []Mount
+	Created  time.Time
+}
+
+// Running tells whether the container is up (running or restarting by itself).
+func (c Container) Running() bool {
+	return c.State == "running" || c.State == "restarting"
+}
+
+var exitedStatus = regexp.MustCompile(`^Exited \((-?\d+)\)`)
+
+// ExitCode reads the exit code of an exited container from its list status ("Exited (1) 2 minutes ago").
+func (c Container) ExitCode() (int, bool) {
+	if c.State != "exited" {
+		return 0, false
+	}
+	m := exitedStatus.FindStringSubmatch(c.Status)
+	if m == nil {
+		return 0, false
+	}
+	code, err := strconv.Atoi(m[1])
+	return code, err == nil
+}
+
+// Port is a published port.
+type Port struct {
+	HostIP        string
+	HostPort      int
+	ContainerPort int
+	Proto         string
+}
+
+// Mount is a volume or bind mounted into a container.
+type Mount struct {
+	Type        string // volume, bind, tmpfs
+	Name        string // volume name, for Type volume
+	Source      string
+	Destination string
+	RW          bool
+}
+
+// Network is a Docker network.
+type Network struct {
+	ID     string
+	Name   string
+	Driver string
+	Labels map[string]string
+}
+
+// Volume is a Docker named volume.
+type Volume struct {
+	Name   string
+	Driver string
+	Labels map[string]string
+}
+
+// Image is one local image with its tags.
+type Image struct {
+	ID     string
+	Tags   []string
+	Labels map[string]string
+}
+
+// Event is one container event.
+type Event struct {
+	// Action is Docker's: die, stop, kill, destroy, oom, start, health_status: unhealthy, ...
+	Action string
+	ID     string
+	// Name is the container's name, without the leading slash.
+	Name   string
+	Labels map[string]string
+	Time   time.Time
+}
+
+// Platform is the operating system and CPU architecture of an engine, in Go's terms (linux, amd64).
+type Platform struct {
+	OS, Arch string
+}
