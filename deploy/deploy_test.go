@@ -21,8 +21,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/bee2d/bee2d/pkg/config"
-	"github.com/bee2d/bee2d/pkg/reconcile"
 	"github.com/bee2d/bee2d/pkg/daemon/metrics"
+	"github.com/bee2d/bee2d/pkg/reconcile"
 )
 
 // defaultGrace is `bee2d daemon --grace`'s default: how long the actions in flight may take after SIGTERM.

@@ -54,5 +54,4 @@ var exceptions = []exception{
 	// For good: EndpointFor, beside the planner, is pure apart from this.
 	{rule: "planner-does-no-io", from: m + "pkg/reconcile", imports: "net", files: []string{"converge.go"},
 		why: "EndpointFor joins a host and port 2376 with net.JoinHostPort, which does no I/O"},
-
 }
