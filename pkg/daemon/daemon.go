@@ -31,10 +31,10 @@ type Conn interface {
 	Close() error
 }
 
-// Daemon keeps every server converged to the last good settings. It is level-triggered: a settings
-// change, a Docker event on a managed container, the resync timer or a signal only wakes a server's
-// worker, which then re-reads the settings and the server's whole live state and converges it. Wake-ups
-// coalesce; each server has its own worker and its own back-off.
+// Daemon keeps every server converged to the last good settings and runs its tasks. It is level-triggered:
+// a settings change, a Docker event on a managed container, the resync timer or a signal only wakes a
+// server's worker, which then re-reads the settings and the server's whole live state in a pass. Wake-ups
+// coalesce; each server has its own worker, and each of its tasks its own timer and back-off.
 type Daemon struct {
 	// Path is the settings file.
 	Path string
@@ -47,7 +47,7 @@ type Daemon struct {
 	Debounce time.Duration
 	// Parallel bounds concurrent container actions per server.
 	Parallel int
-	// StopTimeout is what a container gets to stop before it is killed.
+	// StopTimeout is what a container gets to stop before it is killed; config.StopTimeout when zero.
 	StopTimeout time.Duration
 	// Grace bounds how long the actions in flight may take after Run's context ends.
 	Grace time.Duration
