@@ -3,7 +3,6 @@ package main
 import (
 	"archive/tar"
 	"bytes"
-	"debug/elf"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/bee2d/bee2d/internal/testdocker"
+	"github.com/bee2d/bee2d/pkg/dockerx/selfimage"
 )
 
 func TestParseMixed(t *testing.T) {
@@ -160,15 +160,9 @@ func TestBackupRestoreCommands(t *testing.T) {
 // dynamic tells whether the test binary needs a program interpreter (cgo, as with -race): then it cannot be
 // the helper, and bee2d falls back as it would on a server of another platform.
 func dynamic(t *testing.T) bool {
-	f, err := elf.Open("/proc/self/exe")
+	b, err := selfimage.Inspect(selfimage.ProcSelf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			return true
-		}
-	}
-	return false
+	return !b.Static
 }

@@ -1,7 +1,6 @@
 package backup
 
 import (
-	"debug/elf"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -75,15 +74,9 @@ func TestHelperImage(t *testing.T) {
 
 // dynamicTest tells whether the test binary needs a program interpreter (cgo, as with -race).
 func dynamicTest(t *testing.T) bool {
-	f, err := elf.Open(selfimage.ProcSelf)
+	b, err := selfimage.Inspect(selfimage.ProcSelf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			return true
-		}
-	}
-	return false
+	return !b.Static
 }

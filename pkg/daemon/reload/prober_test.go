@@ -2,7 +2,6 @@ package reload
 
 import (
 	"crypto/sha256"
-	"debug/elf"
 	"encoding/hex"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/bee2d/bee2d/internal/testdocker"
 	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/dockerx/selfimage"
 	"github.com/bee2d/bee2d/pkg/labels"
 )
 
@@ -63,15 +63,9 @@ func TestProbeImage(t *testing.T) {
 
 // dynamic tells whether the test binary needs a program interpreter (cgo, as with -race).
 func dynamic(t *testing.T) bool {
-	f, err := elf.Open("/proc/self/exe")
+	b, err := selfimage.Inspect(selfimage.ProcSelf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			return true
-		}
-	}
-	return false
+	return !b.Static
 }
