@@ -503,12 +503,9 @@ func (d *decoder) serviceField(m *svcMeta, f pair) {
 			svc.Schedule = v
 			return
 		}
-		dur, err := time.ParseDuration(v)
-		if err != nil || dur < time.Second {
-			d.errorf(f.Val, fp, "invalid poll %q: want a duration of at least 1s such as 5m", v)
-			return
+		if dur, ok := d.period(f.Val, fp, "poll", v, "5m"); ok {
+			svc.Poll = dur
 		}
-		svc.Poll = dur
 	case "branch", "git_dir", "dockerfile":
 		m.gitOpts = append(m.gitOpts, f)
 		v, ok := nonEmpty()
@@ -622,4 +619,14 @@ func values(items []strItem) []string {
 		out[i] = it.val
 	}
 	return out
+}
+
+// period reads a duration of at least a second (a poll, an interval), or says what is wrong with v.
+func (d *decoder) period(n *yaml.Node, path, what, v, example string) (time.Duration, bool) {
+	dur, err := time.ParseDuration(v)
+	if err != nil || dur < time.Second {
+		d.errorf(n, path, "invalid %s %q: want a duration of at least 1s such as %s", what, v, example)
+		return 0, false
+	}
+	return dur, true
 }

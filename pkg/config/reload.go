@@ -131,12 +131,9 @@ func (d *decoder) reloads(n *yaml.Node, listPath string, m *svcMeta) []ReloadRul
 				if !ok {
 					continue
 				}
-				every, err := time.ParseDuration(v)
-				if err != nil || every < time.Second {
-					d.errorf(p.Val, fp, "invalid interval %q: want a duration of at least 1s such as 15s", v)
-					continue
+				if every, ok := d.period(p.Val, fp, "interval", v, "15s"); ok {
+					r.Interval = every
 				}
-				r.Interval = every
 			default:
 				d.unknownKey(p, ip, reloadKeys)
 			}
