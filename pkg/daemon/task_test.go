@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/zap"
@@ -221,3 +222,70 @@ type funcTask struct {
 func (f *funcTask) Name() string                         { return f.name }
 func (f *funcTask) Needs() []Capability                  { return nil }
 func (f *funcTask) Run(_ context.Context, r *Run) Result { return f.run(r) }
+
+const scheduledJob = `
+servers:
+  web1: {}
+docker:
+  prefix: bee2
+jobs:
+  tick:
+    server: web1
+    image: good:1
+    schedule: "@every 2s"
+`
+
+// A job's schedule, watched by the schedule task, asks for a pass, which runs the job: every firing makes
+// one run, with no other wake-up.
+func TestScheduleFiresAPass(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		eng := newFakeEngine()
+		d, w, logs := testDaemon(t, scheduledJob, &connector{eng: eng}, nil)
+		go w.run(t.Context())
+		w.kick()
+		synctest.Wait()
+		runs := func() float64 {
+			v, _ := counter(t, d, "bee2_job_runs_total", map[string]string{"server": "web1", "job": "tick", "result": "success"})
+			return v
+		}
+		first := runs() // the first pass runs a job that never ran
+
+		time.Sleep(7 * time.Second)
+		synctest.Wait()
+
+		if got := runs() - first; got != 3 {
+			t.Errorf("%v runs in 7s of an @every 2s schedule, want 3", got)
+		}
+		if n := logs.FilterMessage("job run succeeded").FilterField(zap.String("cause", "schedule @every 2s fired")).Len(); n != 3 {
+			t.Errorf("%d runs logged with the schedule as their cause, want 3", n)
+		}
+		w.cancel()
+		synctest.Wait()
+	})
+}
+
+// counter reads one series of a counter from the daemon's registry.
+func counter(t *testing.T, d *Daemon, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
+	families, err := d.Metrics.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			match := true
+			for _, l := range s.GetLabel() {
+				if v, ok := labels[l.GetName()]; ok && v != l.GetValue() {
+					match = false
+				}
+			}
+			if match {
+				return s.GetCounter().GetValue(), true
+			}
+		}
+	}
+	return 0, false
+}

@@ -156,20 +156,19 @@ func (w *worker) step(ctx context.Context) {
 	}
 	w.passSnapshot = nil
 	defer func() { w.passSnapshot = nil }()
-	inPass := false
-	var log *zap.Logger
+	w.mu.Lock()
+	// A pass was asked for and the server is not backing off: this step is one. A task that asks for a pass
+	// during the step gets it in the next, which arm starts at once.
+	inPass := w.passWant && (w.pass == nil || !w.d.now().Before(w.pass.notBefore))
+	if inPass {
+		w.passWant = false
+		w.passes++
+	}
+	log := w.log.With(zap.Int64("pass", w.passes))
+	w.mu.Unlock()
 	for _, t := range w.tasks {
 		now := w.d.now()
 		w.mu.Lock()
-		if !inPass && w.passWant && (w.pass == nil || !now.Before(w.pass.notBefore)) {
-			// A pass starts: asked for by a wake-up, or by a task before convergence.
-			inPass, w.passWant = true, false
-			w.passes++
-			log = w.log.With(zap.Int64("pass", w.passes))
-		}
-		if log == nil {
-			log = w.log.With(zap.Int64("pass", w.passes))
-		}
 		run := w.due(t, now, inPass)
 		down := w.down
 		w.mu.Unlock()
