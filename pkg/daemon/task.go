@@ -65,7 +65,8 @@ type Result struct {
 type Run struct {
 	Server   string
 	Settings *config.Settings
-	// Conn is the server's engine; it offers every Capability the task Needs.
+	// Conn is the server's engine; it offers every Capability the task Needs. It is nil for a task that
+	// needs nothing of the engine.
 	Conn Conn
 	Log  *zap.Logger
 	// Metrics may be nil.

@@ -167,15 +167,25 @@ func (w *worker) step(ctx context.Context) {
 	log := w.log.With(zap.Int64("pass", w.passes))
 	w.mu.Unlock()
 	for _, t := range w.tasks {
+		select {
+		case <-w.draining:
+			return // stopping: no task starts; those that ran have finished
+		default:
+		}
 		now := w.d.now()
 		w.mu.Lock()
 		run := w.due(t, now, inPass)
 		down := w.down
 		w.mu.Unlock()
-		if !run || (down && t != w.pass) {
+		needsEngine := t == w.pass || len(t.task.Needs()) > 0
+		if !run || (down && needsEngine && t != w.pass) {
 			continue // the others wait for a pass that reaches the engine
 		}
-		conn, err := w.connection(s)
+		var conn Conn
+		var err error
+		if needsEngine {
+			conn, err = w.connection(s)
+		}
 		if err != nil {
 			w.mu.Lock()
 			w.down = true
@@ -323,7 +333,7 @@ func (w *worker) arm() {
 		consider(at)
 	}
 	for _, t := range w.tasks {
-		if t == w.pass || w.down {
+		if t == w.pass || w.down && len(t.task.Needs()) > 0 {
 			continue
 		}
 		consider(t.next)
@@ -345,6 +355,9 @@ func (w *worker) arm() {
 
 // able tells whether conn offers what t needs; the first time it does not, per connection, it says so.
 func (w *worker) able(t *taskState, conn Conn) bool {
+	if conn == nil {
+		return true // the task needs nothing of the engine
+	}
 	why := missing(t.task, conn)
 	w.mu.Lock()
 	t.unable = why
