@@ -1,5 +1,5 @@
 // Package metrics holds bee2d's Prometheus metrics: what a dashboard and alerts need to see drift,
-// unreachable servers, failed reloads and slow passes.
+// unreachable servers, failed reloads, slow passes and tasks that fail, panic or cannot run.
 package metrics
 
 import (

@@ -1,4 +1,4 @@
-// Package reload is the reconcile task behind an application's reload rules: it reads the fingerprints of
+// Package reload is the work of the daemon's reload task, an application's reload rules: it reads the fingerprints of
 // the watched files through the Docker API, signals the application when they change, checks that a TLS
 // server now serves the certificates among them, and reports certificate expiry.
 package reload
