@@ -379,7 +379,7 @@ func testDaemonWith(t *testing.T, yml string, conn *connector, now func() time.T
 	return d, w, logs
 }
 
-// gauge reads one series of a gauge from the daemon's registry.
+// gauge reads one series of a gauge (or a counter) from the daemon's registry.
 func gauge(t *testing.T, m *metrics.Metrics, name string, labels map[string]string) (float64, bool) {
 	t.Helper()
 	families, err := m.Registry().Gather()
@@ -398,6 +398,9 @@ func gauge(t *testing.T, m *metrics.Metrics, name string, labels map[string]stri
 			match := true
 			for k, v := range labels {
 				match = match && got[k] == v
+			}
+			if match && s.GetCounter() != nil {
+				return s.GetCounter().GetValue(), true
 			}
 			if match {
 				return s.GetGauge().GetValue(), true
