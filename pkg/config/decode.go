@@ -579,7 +579,7 @@ func (d *decoder) serviceField(m *svcMeta, f pair) {
 				d.errorf(item, ip, "port %d is out of range 1-65535", v)
 				continue
 			}
-			svc.Ports = append(svc.Ports, int(v))
+			svc.Ports = append(svc.Ports, Port{ContainerPort: int(v), HostPort: int(v), Proto: "tcp"})
 			m.ports = append(m.ports, portItem{port: int(v), node: item, path: ip})
 		}
 	default:

@@ -36,6 +36,15 @@ type Settings struct {
 	// Sections Bee2 used for provisioning (provisioner, inventory, openvpn, security), kept as written.
 	Extra map[string]*yaml.Node
 
+	// Security is Bee2's security section: with PGPID set, database passwords live in Bee2's pass store.
+	Security Security
+	// Sync is sync.<server>.push: what `bee2d sync` (Bee2's -s) copies to each server, by server name.
+	Sync map[string][]SyncPush
+	// SSHKey is provisioner.ssh_key.private as written (the key sync logs in with); StateFile is
+	// provisioner.state_file as written, read for the servers' IPv6 subnets.
+	SSHKey    string
+	StateFile string
+
 	// Inputs are the files read besides the settings file (secrets, env_files, the hash key).
 	Inputs []Input
 	// Warnings are problems that do not stop the settings from loading, such as a key file readable by others.
@@ -51,9 +60,82 @@ type Server struct {
 	// Docker is the explicit connection, nil when the settings give none.
 	Docker *Connection
 	DNS    DNS
-	// Keys Bee2 used for provisioning (plan, os, private_ip, playbook), kept as written.
+	// IP is servers.<s>.ip: host addresses by network name; a network of that name binds its published
+	// ports to them.
+	IP map[string]HostIP
+	// IPv6Docker is servers.<s>.ipv6.docker: the suffixes that, appended to the provisioner state file's
+	// subnet of this server, give the default network's subnet and the address of ipv6_web containers.
+	IPv6Docker IPv6Docker
+	// StateIPv6Subnet is servers.<s>.ipv6.subnet of the provisioner's state file, empty when there is none.
+	StateIPv6Subnet string
+	// Keys Bee2 used for provisioning (plan, os, private_ip, playbook, region, vpn, mail, ...), kept as written.
 	Extra map[string]*yaml.Node
 	Pos   Pos
+
+	// Section is docker.<s> of Bee2's later layout, nil when the file has none for this server.
+	Section *Section
+	// Implicit is set for a server that only a docker.<s> section names (no servers.<s> entry): it is reached
+	// like a server with no docker key (DOCKER_HOST, else the local socket).
+	Implicit bool
+}
+
+// HostIP is one servers.<s>.ip.<name> entry.
+type HostIP struct {
+	IPv4, IPv6 string
+}
+
+// IPv6Docker is servers.<s>.ipv6.docker.
+type IPv6Docker struct {
+	// SuffixNet is appended to the state file's subnet for the default network (e.g. "2:0:0/96").
+	SuffixNet string
+	// StaticWeb is appended to it for the address of ipv6_web containers.
+	StaticWeb string
+}
+
+// Section is docker.<server> in Bee2's later layout: what that server runs.
+type Section struct {
+	// Prefix as written; "" when the section sets none (Settings.Prefix gives the one in force).
+	Prefix string
+	// Networks are the named networks, in file order.
+	Networks []*Network
+	// EnvKeysAsWritten keeps plain env keys as written (env_keys: as-written, Bee2's 2021 code) instead of
+	// upper-casing them.
+	EnvKeysAsWritten bool
+	Pos              Pos
+}
+
+// Network is docker.<server>.networks.<name>: a user-defined bridge network <prefix>-<name>.
+type Network struct {
+	// Name is as written; the Docker name is NetworkName(prefix) for the default network, else prefix-name.
+	Name string
+	// IPv4 and IPv6 are the subnets as written (CIDR, or a bare address as Bee2's specs write them); IPv6 set,
+	// or the ipv6 key present, enables IPv6.
+	IPv4, IPv6 string
+	EnableIPv6 bool
+	// Masquerade false turns off IP masquerading (com.docker.network.bridge.enable_ip_masquerade); nil leaves
+	// the engine's default (on).
+	Masquerade *bool
+	// Bridge is the Linux bridge's name; IfPrefix the prefix of the containers' interfaces.
+	Bridge, IfPrefix string
+	// HostIPv4 and HostIPv6 are servers.<s>.ip.<name>: the host addresses published ports bind to.
+	HostIPv4, HostIPv6 string
+	Pos                Pos
+}
+
+// Security is Bee2's security section.
+type Security struct {
+	// PGPID is the key database passwords are encrypted to in the pass store; empty: no pass store.
+	PGPID string
+	// Folder is the store's folder under ~/.password-store (default bee2); PasswordStore the whole store
+	// directory when set (relative to the settings file).
+	Folder        string
+	PasswordStore string
+}
+
+// SyncPush is one "local:remote" entry of sync.<server>.push.
+type SyncPush struct {
+	Local, Remote string
+	Pos           Pos
 }
 
 // DNS holds the server's names; Bee2 used the first private name as the Docker host.
@@ -162,7 +244,7 @@ type Service struct {
 	BuildDir string
 	Git      string
 	Image    string
-	// Git options (jobs).
+	// Git options.
 	Branch     string
 	GitDir     string
 	Dockerfile string
@@ -173,7 +255,46 @@ type Service struct {
 	EnvFiles []string
 	Link     []string
 	Volumes  []string
-	Ports    []int
+	// Ports are the published ports in file order.
+	Ports []Port
+
+	// Cmd and Entrypoint replace the image's when not nil. A string cmd is split on whitespace as Bee2 did;
+	// a list is taken as it is.
+	Cmd, Entrypoint []string
+	User            string
+	WorkingDir      string
+	Hostname        string
+	// Labels are the labels key (and traefik's), verbatim; bee2d's own labels cannot be set here.
+	Labels map[string]string
+	// Networks are the network names as written (Bee2's networks key); the first is the primary one, "network"
+	// is the default network. Empty: the default network only.
+	Networks []string
+	// StaticIPv4 and StaticIPv6 are the container's addresses on its primary network (static_ip; ipv6_web
+	// gives StaticIPv6 from the provisioner's state file).
+	StaticIPv4, StaticIPv6 string
+	// ExtraHosts are "host:ip" entries (internal_dns), resolved from the named applications' static_ip.
+	ExtraHosts []string
+	CapAdd     []string
+	// DB lists the databases this container asks for (db: type or type:name).
+	DB []DBRef
+
+	// Limits and runtime options; zero values leave the engine's defaults.
+	Memory    int64 // bytes
+	NanoCPUs  int64 // cpus × 1e9
+	PidsLimit int64
+	// Restart is the restart policy; "" means unless-stopped for applications, no for jobs.
+	Restart    string
+	StopSignal string
+	// StopGrace is how long the container gets to stop before it is killed; 0 means config.StopTimeout.
+	StopGrace time.Duration
+	ReadOnly  bool
+	// Tmpfs maps a container path to its mount options ("" for none).
+	Tmpfs   map[string]string
+	Sysctls map[string]string
+	Ulimits []Ulimit
+	// Devices are docker run --device strings: host[:container[:permissions]].
+	Devices []string
+	Log     *LogConfig
 
 	// Schedule is a cron spec (jobs only) on which the job runs again; empty for none.
 	Schedule string
@@ -186,6 +307,33 @@ type Service struct {
 	Reload []ReloadRule
 
 	Pos Pos
+}
+
+// Port is one published port. HostIPs lists the host addresses it binds; none binds every address.
+type Port struct {
+	ContainerPort int
+	HostPort      int
+	// Proto is "tcp" or "udp".
+	Proto   string
+	HostIPs []string
+}
+
+// DBRef is one db entry: a database of Type (postgres, mysql, ...) for Name (the container's own name when
+// the entry gives none).
+type DBRef struct {
+	Type, Name string
+}
+
+// Ulimit is one ulimits entry.
+type Ulimit struct {
+	Name       string
+	Soft, Hard int64
+}
+
+// LogConfig is the log key: the container's log driver and its options.
+type LogConfig struct {
+	Driver  string
+	Options map[string]string
 }
 
 // EnvVar is one env entry as written in the settings.
@@ -208,9 +356,19 @@ type EnvValue struct {
 	List []string
 	// JSON is the JSON form of a sequence or mapping.
 	JSON string
+	// Job is the job a string "+name" refers to; empty otherwise.
+	Job string
+	// DB is set for a database value (_type^password, _type:name^password, _type^adminpass, _dbmap).
+	DB *DBVar
 	// Secret is set for a value read from a file ({secret: name} or an env_file); it is never shown.
 	Secret *SecretSource
 	Pos    Pos
+}
+
+// DBVar is a database env value: Var is "password" (of Type for Name, Name "" meaning the container's
+// own), "adminpass" (of Type) or "dbmap" (every database of the server as JSON).
+type DBVar struct {
+	Type, Name, Var string
 }
 
 // Pos is a place in the settings file.

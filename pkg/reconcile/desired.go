@@ -128,7 +128,7 @@ func desireService(s *config.Settings, svc *config.Service, src Sources) (*Conta
 			Name:          config.ContainerName(prefix, kind, svc.Name),
 			Env:           config.RenderEnv(s, svc),
 			Binds:         svc.Volumes,
-			Ports:         svc.Ports,
+			Ports:         simplePorts(svc.Ports),
 			RestartPolicy: "unless-stopped",
 			Network:       config.NetworkName(prefix),
 			Aliases:       []string{svc.Name},
@@ -268,4 +268,13 @@ func startOrder(list []*Container, byService map[string]*Container, s *config.Se
 		}
 	}
 	return out, nil
+}
+
+// simplePorts is the container ports of ps. (Until ContainerSpec carries the full form.)
+func simplePorts(ps []config.Port) []int {
+	var out []int
+	for _, p := range ps {
+		out = append(out, p.ContainerPort)
+	}
+	return out
 }
