@@ -129,8 +129,8 @@ func runLegacy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return exitCode(fmt.Errorf("-d %s: %s is not supported yet", d, cmd.Action), stderr)
 	}
 	if cmd.Arg != "" {
-		app := s.Application(cmd.Arg)
-		if app == nil || app.Server != cmd.Server {
+		app := s.App(cmd.Server, cmd.Arg)
+		if app == nil {
 			return exitCode(fmt.Errorf("-d %s: no application %q on server %s", d, cmd.Arg, cmd.Server), stderr)
 		}
 	}

@@ -45,7 +45,7 @@ func runJobs(ctx context.Context, c common, serverName, job string, stdout, stde
 		return exitCode(fmt.Errorf("no server %q in %s", serverName, s.File), stderr)
 	}
 	if job != "" {
-		if j := s.Job(job); j == nil || j.Server != serverName {
+		if j := s.JobOn(serverName, job); j == nil {
 			return exitCode(fmt.Errorf("no job %q on server %s", job, serverName), stderr)
 		}
 	} else if len(s.ServicesOn(serverName, config.KindJob)) == 0 {

@@ -172,7 +172,7 @@ func Restore(ctx context.Context, eng Engine, s *config.Settings, server string,
 		return res, fmt.Errorf("archive %s holds no volume", a.Name)
 	}
 
-	prefix := s.Docker.Prefix
+	prefix := s.Prefix(server)
 	name := HelperName(prefix, "restore", server)
 	h, err := prepareHelper(ctx, eng, prefix, opts.Helper, opts.BuildOutput)
 	if err != nil {

@@ -68,7 +68,7 @@ func Run(ctx context.Context, eng Engine, s *config.Settings, server string, opt
 	if res.Leftovers, err = removeLeftovers(dir); err != nil {
 		return res, err
 	}
-	prefix := s.Docker.Prefix
+	prefix := s.Prefix(server)
 	name := HelperName(prefix, "backup", server)
 	// Three independent looks at the engine, at once: on a busy engine each round trip is slow.
 	var (

@@ -233,7 +233,7 @@ func renderValue(s *Settings, svc *Service, e EnvVar) string {
 	case v.Tag != "!!str":
 		return v.Text
 	case v.Ref != "":
-		return ContainerName(s.Docker.Prefix, KindApp, v.Ref)
+		return ContainerName(s.Prefix(svc.Server), KindApp, v.Ref)
 	case strings.HasPrefix(v.Text, "$$"):
 		return v.Text[1:]
 	}
@@ -250,7 +250,7 @@ func DomainsAll(s *Settings, server string) string {
 		}
 		for _, e := range app.Env {
 			if isDomains(e.Key) && !e.Value.Scalar && len(e.Value.List) > 0 {
-				entries = append(entries, ContainerName(s.Docker.Prefix, KindApp, app.Name)+":"+strings.Join(e.Value.List, ","))
+				entries = append(entries, ContainerName(s.Prefix(server), KindApp, app.Name)+":"+strings.Join(e.Value.List, ","))
 			}
 		}
 	}

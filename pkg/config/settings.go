@@ -430,3 +430,40 @@ func (s *Settings) ServicesOn(server string, kind Kind) []*Service {
 	}
 	return out
 }
+
+// Prefix is the container name prefix of a server: its docker.<server>.prefix when set, else docker.prefix,
+// else Bee2's default.
+func (s *Settings) Prefix(server string) string {
+	if srv := s.Server(server); srv != nil && srv.Section != nil && srv.Section.Prefix != "" {
+		return srv.Section.Prefix
+	}
+	return s.Docker.Prefix
+}
+
+// App returns the application with that name on that server, or nil.
+func (s *Settings) App(server, name string) *Service {
+	for _, a := range s.Applications {
+		if a.Name == name && a.Server == server {
+			return a
+		}
+	}
+	return nil
+}
+
+// JobOn returns the job with that name on that server, or nil.
+func (s *Settings) JobOn(server, name string) *Service {
+	for _, j := range s.Jobs {
+		if j.Name == name && j.Server == server {
+			return j
+		}
+	}
+	return nil
+}
+
+// Networks returns the named networks of a server (docker.<server>.networks), in file order.
+func (s *Settings) Networks(server string) []*Network {
+	if srv := s.Server(server); srv != nil && srv.Section != nil {
+		return srv.Section.Networks
+	}
+	return nil
+}

@@ -42,7 +42,7 @@ func (t *reloadTask) Run(ctx context.Context, r *Run) Result {
 	if err != nil {
 		return Result{Err: err}
 	}
-	prefix := s.Docker.Prefix
+	prefix := s.Prefix(t.server)
 	t.prober.Prefix = prefix
 	t.tracker.Log = r.Log
 	running := func(app string) string {

@@ -94,7 +94,7 @@ func (r *Run) Snapshot(ctx context.Context) (*reconcile.Snapshot, error) {
 	if !ok {
 		return nil, errors.New("the engine cannot list containers")
 	}
-	return reconcile.ObserveContainers(ctx, obs, r.Settings.Docker.Prefix)
+	return reconcile.ObserveContainers(ctx, obs, r.Settings.Prefix(r.Server))
 }
 
 // Capability is something a task needs of a server's engine.

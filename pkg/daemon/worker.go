@@ -400,7 +400,7 @@ func (w *worker) connection(s *config.Settings) (Conn, error) {
 	}
 	w.mu.Lock()
 	// The event stream filters on the prefix: a new prefix needs a new stream.
-	conn, same := w.conn, w.connHost.Equal(ep) && w.connPrefix == s.Docker.Prefix
+	conn, same := w.conn, w.connHost.Equal(ep) && w.connPrefix == s.Prefix(w.server)
 	w.mu.Unlock()
 	if conn != nil && same {
 		return conn, nil
@@ -412,7 +412,7 @@ func (w *worker) connection(s *config.Settings) (Conn, error) {
 	}
 	ctx, cancel := context.WithCancel(w.d.work)
 	w.mu.Lock()
-	w.conn, w.connHost, w.connPrefix, w.stopEvents = conn, ep, s.Docker.Prefix, cancel
+	w.conn, w.connHost, w.connPrefix, w.stopEvents = conn, ep, s.Prefix(w.server), cancel
 	w.unableSaid = map[string]bool{}
 	w.mu.Unlock()
 	if m := w.d.Metrics; m != nil {
@@ -420,7 +420,7 @@ func (w *worker) connection(s *config.Settings) (Conn, error) {
 			m.TaskRunnable(w.server, t.name, missing(t.task, conn) == "")
 		}
 	}
-	go w.watchEvents(ctx, conn, s.Docker.Prefix)
+	go w.watchEvents(ctx, conn, s.Prefix(w.server))
 	return conn, nil
 }
 

@@ -90,8 +90,8 @@ func DesireFrom(s *config.Settings, server string, src Sources) (*Desired, error
 	}
 	d := &Desired{
 		Server:  server,
-		Prefix:  s.Docker.Prefix,
-		Network: config.NetworkName(s.Docker.Prefix),
+		Prefix:  s.Prefix(server),
+		Network: config.NetworkName(s.Prefix(server)),
 	}
 	byName := map[string]*Container{}
 	var inFileOrder []*Container
@@ -103,7 +103,7 @@ func DesireFrom(s *config.Settings, server string, src Sources) (*Desired, error
 		byName[svc.Name] = c
 		inFileOrder = append(inFileOrder, c)
 	}
-	ordered, err := startOrder(inFileOrder, byName, s)
+	ordered, err := startOrder(inFileOrder, byName, s, server)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +119,7 @@ func DesireFrom(s *config.Settings, server string, src Sources) (*Desired, error
 }
 
 func desireService(s *config.Settings, svc *config.Service, src Sources) (*Container, error) {
-	prefix := s.Docker.Prefix
+	prefix := s.Prefix(svc.Server)
 	kind := svc.Kind
 	c := &Container{
 		Service: svc.Name,
@@ -239,7 +239,7 @@ func namedVolume(bind string) (string, bool) {
 
 // startOrder sorts containers so that each comes after everything it links to, keeping file order
 // otherwise. The settings were validated, so a cycle here is a bug, reported as an error.
-func startOrder(list []*Container, byService map[string]*Container, s *config.Settings) ([]*Container, error) {
+func startOrder(list []*Container, byService map[string]*Container, s *config.Settings, server string) ([]*Container, error) {
 	var out []*Container
 	state := map[*Container]int{} // 0 new, 1 visiting, 2 done
 	var visit func(c *Container) error
@@ -251,7 +251,7 @@ func startOrder(list []*Container, byService map[string]*Container, s *config.Se
 			return nil
 		}
 		state[c] = 1
-		for _, l := range s.Application(c.Service).Link {
+		for _, l := range s.App(server, c.Service).Link {
 			if dep, ok := byService[l]; ok {
 				if err := visit(dep); err != nil {
 					return err
