@@ -207,3 +207,28 @@ func TestLaterLayoutDatabaseValues(t *testing.T) {
 		t.Errorf("no warning for test: off in %v", s.Warnings)
 	}
 }
+
+func TestImplicitServerIsWarned(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "settings.yml")
+	data := "servers:\n  kara: {}\ndocker:\n  karra:\n    applications:\n      web: {image: web:1}\n"
+	if err := os.WriteFile(file, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := s.Server("karra")
+	if srv == nil || !srv.Implicit || srv.Docker != nil || s.App("karra", "web") == nil {
+		t.Fatalf("karra: %+v", srv)
+	}
+	if len(s.Warnings) != 1 {
+		t.Fatalf("warnings %v, want one", s.Warnings)
+	}
+	w := s.Warnings[0].String()
+	want := file + `:4:3: docker.karra: no servers.karra entry: reached like a server without a docker key (DOCKER_HOST, else the local socket) (did you mean "kara"?)`
+	if w != want {
+		t.Errorf("warning\n %s\nwant\n %s", w, want)
+	}
+}
