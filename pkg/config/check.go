@@ -201,3 +201,36 @@ func (d *decoder) checkPorts() {
 		seen = append(seen, u)
 	}
 }
+
+// checkAddresses reports a static address given to two containers on one network of a server: the engine
+// would refuse the second. (Bee2 gave every ipv6_web container the same address.)
+func (d *decoder) checkAddresses(s *Settings) {
+	type key struct{ server, network, addr string }
+	first := map[key]*svcMeta{}
+	for _, m := range d.svcs {
+		svc := m.svc
+		if m.c.staticIP == nil && m.c.ipv6Web == nil {
+			continue
+		}
+		network := "network"
+		if len(svc.Networks) > 0 {
+			network = svc.Networks[0]
+		}
+		for _, a := range []string{svc.StaticIPv4, svc.StaticIPv6} {
+			if a == "" {
+				continue
+			}
+			k := key{svc.Server, network, a}
+			if f := first[k]; f != nil {
+				at := m.c.staticIP
+				if at == nil || (a == svc.StaticIPv6 && m.c.ipv6Web != nil) {
+					at = m.c.ipv6Web
+				}
+				d.errorf(at, joinPath(m.path, at.Value), "address %s is also %s %q's (line %d): two containers cannot share an address on one network",
+					a, kindWord(f.svc.Kind), f.svc.Name, f.key.Line)
+				continue
+			}
+			first[k] = m
+		}
+	}
+}

@@ -109,6 +109,7 @@ func (d *decoder) validate(s *Settings) {
 	}
 	d.checkLinkCycles(s)
 	d.checkPorts()
+	d.checkAddresses(s)
 	for _, b := range d.backupMeta {
 		d.checkBackup(s, b, serverNames, findApp)
 	}
