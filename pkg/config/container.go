@@ -35,7 +35,7 @@ type containerMeta struct {
 
 var (
 	capName     = regexp.MustCompile(`^(CAP_)?[A-Z][A-Z0-9_]*$`)
-	hostnameRE  = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$`)
+	hostnameRE  = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?)*$`)
 	sysctlRE    = regexp.MustCompile(`^[a-z0-9_]+([./][a-zA-Z0-9_-]+)+$`)
 	labelKeyRE  = regexp.MustCompile(`^[^\s=]+$`)
 	dbTypeRE    = regexp.MustCompile(`^[a-z][a-z0-9]*$`)

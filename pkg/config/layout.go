@@ -401,10 +401,21 @@ func (d *decoder) layout(s *Settings) {
 			d.errorAt(srv.Pos.Line, srv.Pos.Col, joinPath("servers", srv.Name),
 				"a server cannot be named %q: docker.%s is docker's own key, so its docker section could not be told apart", srv.Name, srv.Name)
 		}
+		bridges := map[string]*Network{}
 		for _, nw := range s.Networks(srv.Name) {
 			if h, ok := srv.IP[nw.Name]; ok {
 				nw.HostIPv4, nw.HostIPv6 = h.IPv4, h.IPv6
 			}
+			if nw.Bridge == "" {
+				continue
+			}
+			if first := bridges[nw.Bridge]; first != nil {
+				// The engine refuses a second network on one bridge (Bee2's multinet spec names br10 twice).
+				d.errorAt(nw.Pos.Line, nw.Pos.Col, joinPath(joinPath(joinPath("docker", srv.Name), "networks"), nw.Name),
+					"bridge %s is also network %s's (line %d): each network needs a bridge of its own", nw.Bridge, first.Name, first.Pos.Line)
+				continue
+			}
+			bridges[nw.Bridge] = nw
 		}
 	}
 	for _, list := range [][]*Service{s.Applications, s.Jobs} {
