@@ -15,7 +15,7 @@ import (
 const nameRule = "a name must match [a-zA-Z0-9][a-zA-Z0-9_.-]*"
 
 var (
-	topKeys     = []string{"servers", "docker", "applications", "jobs", "provisioner", "inventory", "openvpn", "security"}
+	topKeys     = []string{"servers", "docker", "applications", "jobs", "provisioner", "inventory", "openvpn", "security", "sync"}
 	serverKeys  = []string{"docker", "dns", "plan", "os", "private_ip", "playbook"}
 	connKeys    = []string{"host", "tls", "insecure", "ssh"}
 	tlsKeys     = []string{"ca", "cert", "key"}
@@ -94,6 +94,8 @@ func (d *decoder) settings(root *yaml.Node) *Settings {
 			s.Applications = d.services(p.Val, "applications", KindApp)
 		case "jobs":
 			s.Jobs = d.services(p.Val, "jobs", KindJob)
+		case "sync":
+			d.syncSection(s, p.Val)
 		case "provisioner", "inventory", "openvpn", "security":
 			if s.Extra == nil {
 				s.Extra = map[string]*yaml.Node{}
