@@ -62,11 +62,6 @@ func TestRunAllJobs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	bee2d := func(args ...string) (int, string, string) {
-		t.Helper()
-		st := &stack{t: t}
-		return st.bee2d(args...)
-	}
 	containers := func() map[string]struct{ id, state, status string } {
 		t.Helper()
 		list, err := cli.ListContainers(t.Context())
@@ -86,7 +81,7 @@ func TestRunAllJobs(t *testing.T) {
 
 	// The application runs first, created by build (which runs no job).
 	write(settings(7))
-	if code, out, errOut := bee2d("-c", file, "-d", "local:build"); code != 0 {
+	if code, out, errOut := runBee2d(t, "-c", file, "-d", "local:build"); code != 0 {
 		t.Fatalf("build exited %d\n%s%s", code, out, errOut)
 	}
 	web := containers()[webName]
@@ -95,7 +90,7 @@ func TestRunAllJobs(t *testing.T) {
 	}
 	proxy.Requests()
 
-	code, out, errOut := bee2d("-c", file, "-d", "local:run")
+	code, out, errOut := runBee2d(t, "-c", file, "-d", "local:run")
 	if code != 7 {
 		t.Fatalf("run exited %d, want alpha's 7\n%s%s", code, out, errOut)
 	}
@@ -131,7 +126,7 @@ func TestRunAllJobs(t *testing.T) {
 	t.Run("once the failing job is fixed every job runs, and still no application is touched", func(t *testing.T) {
 		write(settings(0))
 		proxy.Requests()
-		code, out, errOut := bee2d("-c", file, "-d", "local:run")
+		code, out, errOut := runBee2d(t, "-c", file, "-d", "local:run")
 		if code != 0 {
 			t.Fatalf("run exited %d\n%s%s", code, out, errOut)
 		}
