@@ -12,6 +12,7 @@ import (
 )
 
 const legacyUsage = `Bee2 commands: bee2d -c settings.yml -d SERVER:ACTION[:NAME]
+               bee2d -c settings.yml -s SERVER|all
 
   SERVER:build            create every application of SERVER that has no container yet, in link
                           order; existing containers are left as they are
@@ -23,7 +24,13 @@ const legacyUsage = `Bee2 commands: bee2d -c settings.yml -d SERVER:ACTION[:NAME
   SERVER:restore[:TS]     restore the newest archive, or the one taken at TS (unix seconds)
   help                    this text
 
-Exit status: 0 success or help; 1 error or an unknown action; for run, a failing job's own exit code.
+  -s SERVER               push SERVER's sync.SERVER.push entries ("local:remote") with rsync over ssh
+                          as root@ its first dns.private name, with provisioner.ssh_key.private; the
+                          same as bee2d sync -c settings.yml SERVER (see bee2d sync --help)
+  -s all                  the same for every server that has sync entries
+
+Exit status: 0 success or help; 1 error, an unknown action or a push that failed; for run, a failing job's
+own exit code.
 `
 
 // legacyCommand is one parsed -d argument.
@@ -63,11 +70,13 @@ func parseLegacy(s string) (legacyCommand, error) {
 	return c, nil
 }
 
-// isLegacy tells whether the arguments use Bee2's -d form rather than a subcommand.
+// isLegacy tells whether the arguments use Bee2's -d or -s form rather than a subcommand.
 func isLegacy(args []string) bool {
 	for _, a := range args {
-		if a == "-d" || a == "--d" || strings.HasPrefix(a, "-d=") || strings.HasPrefix(a, "--d=") {
-			return true
+		for _, f := range []string{"d", "s"} {
+			if a == "-"+f || a == "--"+f || strings.HasPrefix(a, "-"+f+"=") || strings.HasPrefix(a, "--"+f+"=") {
+				return true
+			}
 		}
 	}
 	return false
@@ -75,11 +84,12 @@ func isLegacy(args []string) bool {
 
 func runLegacy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var c common
-	var d string
+	var d, syncServer string
 	fs := flag.NewFlagSet("bee2d", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.config, "c", "", "settings file (Bee2 format)")
 	fs.StringVar(&d, "d", "", "Bee2 command SERVER:ACTION[:NAME], or help")
+	fs.StringVar(&syncServer, "s", "", "Bee2 sync: push SERVER's sync entries, or every server's (all)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), legacyUsage) }
 	if err := fs.Parse(args); err != nil {
@@ -91,6 +101,11 @@ func runLegacy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "bee2d: unexpected argument %q\n", fs.Arg(0))
 		return exitError
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["s"] {
+		return runLegacySync(ctx, c, set["d"], syncServer, stdout, stderr)
 	}
 	cmd, err := parseLegacy(d)
 	if err != nil {
@@ -143,4 +158,27 @@ func runLegacy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return srv.converge(ctx, opt)
 	}, stdout)
 	return exitCode(err, stderr)
+}
+
+// runLegacySync is Bee2's -s SERVER and -s all.
+func runLegacySync(ctx context.Context, c common, withD bool, server string, stdout, stderr io.Writer) int {
+	switch {
+	case withD:
+		fmt.Fprintf(stderr, "bee2d: -d and -s exclude each other\n\n%s", legacyUsage)
+		return exitError
+	case server == "help":
+		fmt.Fprint(stdout, legacyUsage)
+		return exitOK
+	case server == "":
+		fmt.Fprintf(stderr, "bee2d: -s wants SERVER or all\n\n%s", legacyUsage)
+		return exitError
+	case c.config == "":
+		fmt.Fprintf(stderr, "bee2d: -c settings.yml is required\n")
+		return exitError
+	}
+	s, err := load(c.config, stderr)
+	if err != nil {
+		return exitCode(err, stderr)
+	}
+	return exitCode(legacySync(ctx, s, server, stdout, stderr), stderr)
 }

@@ -174,7 +174,9 @@ func TestBlogPost(t *testing.T) {
 		}
 	}
 	haproxy := s.Application("haproxy")
-	if !slices.EqualFunc(haproxy.Ports, []int{80, 443}, func(p Port, n int) bool { return p.ContainerPort == n && p.HostPort == n && p.Proto == "tcp" && p.HostIPs == nil }) || !slices.Equal(haproxy.Link, []string{"nginx-static", "certbot"}) {
+	if !slices.EqualFunc(haproxy.Ports, []int{80, 443}, func(p Port, n int) bool {
+		return p.ContainerPort == n && p.HostPort == n && p.Proto == "tcp" && p.HostIPs == nil
+	}) || !slices.Equal(haproxy.Link, []string{"nginx-static", "certbot"}) {
 		t.Errorf("haproxy: ports %v, link %v", haproxy.Ports, haproxy.Link)
 	}
 	if got := EnvKeys(s.Application("certbot")); !slices.Equal(got, []string{"EMAIL", "TEST", "DOMAINS", "PORT", "HAPROXY_CONTAINER"}) {

@@ -15,7 +15,7 @@ import (
 const nameRule = "a name must match [a-zA-Z0-9][a-zA-Z0-9_.-]*"
 
 var (
-	topKeys     = []string{"servers", "docker", "applications", "jobs", "provisioner", "inventory", "openvpn", "security"}
+	topKeys     = []string{"servers", "docker", "applications", "jobs", "provisioner", "inventory", "openvpn", "security", "sync"}
 	serverKeys  = []string{"docker", "dns", "ip", "ipv6", "plan", "os", "private_ip", "playbook", "region", "vpn", "mail"}
 	connKeys    = []string{"host", "tls", "insecure", "ssh"}
 	tlsKeys     = []string{"ca", "cert", "key"}
@@ -107,6 +107,8 @@ func (d *decoder) settings(root *yaml.Node) *Settings {
 			s.Applications = d.services(p.Val, "applications", KindApp)
 		case "jobs":
 			s.Jobs = d.services(p.Val, "jobs", KindJob)
+		case "sync":
+			d.syncSection(s, p.Val)
 		case "provisioner", "inventory", "openvpn", "security":
 			switch p.Key {
 			case "provisioner":

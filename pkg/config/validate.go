@@ -113,6 +113,7 @@ func (d *decoder) validate(s *Settings) {
 	for _, b := range d.backupMeta {
 		d.checkBackup(s, b, serverNames, findApp)
 	}
+	d.checkSync(s)
 	d.loadDatabases(s)
 	d.loadSecrets(s)
 	d.checkKeyFiles(s)

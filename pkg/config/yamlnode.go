@@ -23,6 +23,7 @@ type decoder struct {
 	// Kept for the cross-checks that need the whole file.
 	svcs            []*svcMeta
 	backupMeta      []backupMeta
+	syncMeta        []syncMeta
 	dockerfiles     string
 	dockerfilesNode *yaml.Node
 	secretsDir      string

@@ -94,7 +94,8 @@ const (
 	// CreateMissing only creates containers that do not exist (Bee2's build); existing ones are left alone.
 	// Jobs do not run.
 	CreateMissing
-	// RunJobs runs the server's jobs (or the one named by Only) now, and touches no application.
+	// RunJobs runs the server's jobs (or the one named by Only) now, one after the other in file order, and
+	// touches no application. The first job that fails or cannot run ends the run.
 	RunJobs
 )
 
@@ -277,27 +278,42 @@ const foreignReason = "a container with this name exists that bee2d did not crea
 // diffJobs plans job runs, in file order, one after the other. A job runs when it never ran, when its spec
 // changed (a new commit, an env change), when its last run failed, or when asked (run, a schedule). A job
 // whose container is running is in progress and is never started twice.
+//
+// In RunJobs mode (Bee2's run) the jobs form a chain: the first one that fails, or cannot run at all, ends
+// the run and the jobs after it do not start. Otherwise (the daemon) a failing job does not hold back the
+// jobs after it; they only wait for it to end.
 func diffJobs(d *Desired, live liveState, opt Options, p *Plan) []Action {
 	if opt.Mode == CreateMissing || (opt.Mode == Converge && opt.Only != "") {
 		return nil
 	}
 	var runs []Action
+	stuck := "" // RunJobs: the first job that cannot run
 	for _, j := range d.Jobs {
 		if opt.Mode == RunJobs && opt.Only != "" && j.Service != opt.Only {
 			continue
 		}
+		if stuck != "" {
+			p.Blocked = append(p.Blocked, Blocked{Resource: j.Name, Reason: "not run: it comes after job " + stuck + ", which cannot run"})
+			continue
+		}
+		block := func(reason string) {
+			p.Blocked = append(p.Blocked, Blocked{Resource: j.Name, Reason: reason})
+			if opt.Mode == RunJobs {
+				stuck = j.Service
+			}
+		}
 		lc := live.ours[j.Name]
 		if lc == nil && live.foreign[j.Name] != nil {
-			p.Blocked = append(p.Blocked, Blocked{Resource: j.Name, Reason: foreignReason})
+			block(foreignReason)
 			continue
 		}
 		if j.SourceErr != nil {
-			p.Blocked = append(p.Blocked, Blocked{Resource: j.Name, Reason: "image source: " + j.SourceErr.Error()})
+			block("image source: " + j.SourceErr.Error())
 			continue
 		}
 		if lc != nil && lc.Running() {
 			if opt.Mode == RunJobs {
-				p.Blocked = append(p.Blocked, Blocked{Resource: j.Name, Reason: "a run is in progress"})
+				block("a run is in progress")
 			}
 			continue
 		}
@@ -312,7 +328,7 @@ func diffJobs(d *Desired, live liveState, opt Options, p *Plan) []Action {
 		default:
 			c, blocked := changed(lc, j)
 			if blocked {
-				p.Blocked = append(p.Blocked, Blocked{Resource: j.Name, Reason: c})
+				block(c)
 				continue
 			}
 			cause = c
@@ -329,7 +345,11 @@ func diffJobs(d *Desired, live liveState, opt Options, p *Plan) []Action {
 		}
 		a := Action{Op: OpRunJob, Resource: j.Name, Cause: cause, Container: j, Live: lc}
 		if n := len(runs); n > 0 {
-			a.After = []string{runs[n-1].Resource}
+			if opt.Mode == RunJobs {
+				a.Needs = []string{runs[n-1].Resource}
+			} else {
+				a.After = []string{runs[n-1].Resource}
+			}
 		}
 		runs = append(runs, a)
 	}

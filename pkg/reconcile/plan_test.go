@@ -420,6 +420,10 @@ func TestDiffJobsGolden(t *testing.T) {
 		{name: "schedule-fired", live: jobsBase, want: jobsBase, opt: Options{ForceJobs: map[string]string{"report": "schedule @hourly fired"}}},
 		{name: "run-one-job", live: jobsBase, want: jobsBase, opt: Options{Mode: RunJobs, Only: "site"}},
 		{name: "run-all-jobs", live: jobsBase, want: jobsBase, opt: Options{Mode: RunJobs}},
+		{
+			name: "run-all-jobs-stops-at-a-job-in-progress", live: jobsBase, want: jobsBase, opt: Options{Mode: RunJobs},
+			snapshot: func(s *Snapshot) { find(s, "bee2-job-site").State = "running" },
+		},
 		{name: "build-runs-no-job", want: jobsBase, opt: Options{Mode: CreateMissing}},
 		{name: "unreachable-remote-blocks-that-job-only", want: strings.Replace(jobsBase, "branch: main", "branch: unreachable", 1)},
 		{name: "job-removed-from-settings", live: jobsBase, want: jobsBase[:strings.Index(jobsBase, "  report:")]},
