@@ -41,11 +41,11 @@ func setupMySQL(ctx context.Context, s server, accounts []account, logf func(str
 	}
 	defer conn.Close()
 	// The password is sent inside CREATE USER and ALTER USER: keep this session out of the general log.
-	if _, err := mexec(ctx, conn, "SET SESSION sql_log_off = 1"); err != nil {
+	if _, err := myExec(ctx, conn, "SET SESSION sql_log_off = 1"); err != nil {
 		logf("mysql: SET SESSION sql_log_off = 1: %v (the general log, if on, may show the statements that set passwords)", err)
 	}
 	var mode string
-	if err := mscan(ctx, conn, &mode, "SELECT @@SESSION.sql_mode"); err != nil {
+	if err := myScan(ctx, conn, &mode, "SELECT @@SESSION.sql_mode"); err != nil {
 		return fmt.Errorf("read sql_mode: %w", err)
 	}
 	noBackslashEscapes := strings.Contains(strings.ToUpper(mode), "NO_BACKSLASH_ESCAPES")
@@ -73,11 +73,11 @@ func mysqlPermanent(err error) bool {
 func mysqlAccount(ctx context.Context, conn *sql.Conn, a account, noBackslashEscapes bool, logf func(string, ...any)) error {
 	db, user := mysqlIdent(a.Name), mysqlIdent(a.Name)+"@'%'"
 	var n int
-	if err := mscan(ctx, conn, &n, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", a.Name); err != nil {
+	if err := myScan(ctx, conn, &n, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", a.Name); err != nil {
 		return fmt.Errorf("database %s: %w", a.Name, err)
 	}
 	if n == 0 {
-		if _, err := mexec(ctx, conn, "CREATE DATABASE IF NOT EXISTS "+db); err != nil {
+		if _, err := myExec(ctx, conn, "CREATE DATABASE IF NOT EXISTS "+db); err != nil {
 			return fmt.Errorf("create database %s: %w", a.Name, err)
 		}
 		logf("mysql: database %s created", a.Name)
@@ -85,24 +85,24 @@ func mysqlAccount(ctx context.Context, conn *sql.Conn, a account, noBackslashEsc
 		logf("mysql: database %s exists, kept", a.Name)
 	}
 
-	if err := mscan(ctx, conn, &n, "SELECT COUNT(*) FROM mysql.user WHERE User = ? AND Host = '%'", a.Name); err != nil {
+	if err := myScan(ctx, conn, &n, "SELECT COUNT(*) FROM mysql.user WHERE User = ? AND Host = '%'", a.Name); err != nil {
 		return fmt.Errorf("user %s: %w", a.Name, err)
 	}
 	password := mysqlString(a.Password, noBackslashEscapes)
 	if n == 0 {
-		if _, err := mexec(ctx, conn, "CREATE USER "+user+" IDENTIFIED BY "+password); err != nil {
+		if _, err := myExec(ctx, conn, "CREATE USER "+user+" IDENTIFIED BY "+password); err != nil {
 			return fmt.Errorf("create user %s: %w", a.Name, err)
 		}
 		logf("mysql: user %s created", a.Name)
 	} else {
-		if _, err := mexec(ctx, conn, "ALTER USER "+user+" IDENTIFIED BY "+password); err != nil {
+		if _, err := myExec(ctx, conn, "ALTER USER "+user+" IDENTIFIED BY "+password); err != nil {
 			return fmt.Errorf("set the password of user %s: %w", a.Name, err)
 		}
 		logf("mysql: user %s exists, password set", a.Name)
 	}
 	// In GRANT, _ and % in a database name are wildcards (my_app would also match myXapp): escaped, the
 	// grant is for this database only.
-	if _, err := mexec(ctx, conn, "GRANT ALL PRIVILEGES ON "+mysqlIdent(mysqlGrantPattern(a.Name))+".* TO "+user); err != nil {
+	if _, err := myExec(ctx, conn, "GRANT ALL PRIVILEGES ON "+mysqlIdent(mysqlGrantPattern(a.Name))+".* TO "+user); err != nil {
 		return fmt.Errorf("grant database %s to %s: %w", a.Name, a.Name, err)
 	}
 	return nil
@@ -127,14 +127,15 @@ func mysqlString(s string, noBackslashEscapes bool) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }
 
-func mexec(ctx context.Context, conn *sql.Conn, query string, args ...any) (sql.Result, error) {
+// myExec runs a statement within statementTimeout.
+func myExec(ctx context.Context, conn *sql.Conn, query string, args ...any) (sql.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, statementTimeout)
 	defer cancel()
 	return conn.ExecContext(ctx, query, args...)
 }
 
-// mscan runs a query of one row and one column within statementTimeout.
-func mscan(ctx context.Context, conn *sql.Conn, dest any, query string, args ...any) error {
+// myScan runs a query of one row and one column within statementTimeout.
+func myScan(ctx context.Context, conn *sql.Conn, dest any, query string, args ...any) error {
 	ctx, cancel := context.WithTimeout(ctx, statementTimeout)
 	defer cancel()
 	return conn.QueryRowContext(ctx, query, args...).Scan(dest)

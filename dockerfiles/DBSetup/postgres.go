@@ -27,7 +27,7 @@ func setupPostgres(ctx context.Context, s server, accounts []account, logf func(
 	// The password is sent inside CREATE ROLE and ALTER ROLE, which take no parameters: statement logging,
 	// and the statement quoted in the log when one fails, would write it to the server's log.
 	for _, set := range []string{"SET log_statement = 'none'", "SET log_min_error_statement = 'panic'"} {
-		if _, err := exec(ctx, conn, set); err != nil {
+		if _, err := pgExec(ctx, conn, set); err != nil {
 			logf("postgres: %s: %v (the server may log the statements that set passwords)", set, err)
 		}
 	}
@@ -77,26 +77,26 @@ func postgresAccount(ctx context.Context, conn *pgx.Conn, a account, logf func(s
 		return fmt.Errorf("user %s: quote the password: %w", a.Name, err)
 	}
 	var roleExists bool
-	if err := scan(ctx, conn, &roleExists, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1)", a.Name); err != nil {
+	if err := pgScan(ctx, conn, &roleExists, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1)", a.Name); err != nil {
 		return fmt.Errorf("user %s: %w", a.Name, err)
 	}
 	if roleExists {
-		if _, err := exec(ctx, conn, "ALTER ROLE "+ident+" WITH LOGIN PASSWORD '"+password+"'"); err != nil {
+		if _, err := pgExec(ctx, conn, "ALTER ROLE "+ident+" WITH LOGIN PASSWORD '"+password+"'"); err != nil {
 			return fmt.Errorf("set the password of user %s: %w", a.Name, err)
 		}
 		logf("postgres: user %s exists, password set", a.Name)
 	} else {
-		if _, err := exec(ctx, conn, "CREATE ROLE "+ident+" WITH LOGIN PASSWORD '"+password+"'"); err != nil {
+		if _, err := pgExec(ctx, conn, "CREATE ROLE "+ident+" WITH LOGIN PASSWORD '"+password+"'"); err != nil {
 			return fmt.Errorf("create user %s: %w", a.Name, err)
 		}
 		logf("postgres: user %s created", a.Name)
 	}
 
 	var owner string
-	err = scan(ctx, conn, &owner, "SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_catalog.pg_database WHERE datname = $1", a.Name)
+	err = pgScan(ctx, conn, &owner, "SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_catalog.pg_database WHERE datname = $1", a.Name)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		if _, err := exec(ctx, conn, "CREATE DATABASE "+ident+" OWNER "+ident); err != nil {
+		if _, err := pgExec(ctx, conn, "CREATE DATABASE "+ident+" OWNER "+ident); err != nil {
 			return fmt.Errorf("create database %s: %w", a.Name, err)
 		}
 		logf("postgres: database %s created, owned by %s", a.Name, a.Name)
@@ -107,20 +107,21 @@ func postgresAccount(ctx context.Context, conn *pgx.Conn, a account, logf func(s
 		// objects and owners it has.
 		logf("postgres: database %s exists (owner %s), kept", a.Name, owner)
 	}
-	if _, err := exec(ctx, conn, "GRANT ALL PRIVILEGES ON DATABASE "+ident+" TO "+ident); err != nil {
+	if _, err := pgExec(ctx, conn, "GRANT ALL PRIVILEGES ON DATABASE "+ident+" TO "+ident); err != nil {
 		return fmt.Errorf("grant database %s to %s: %w", a.Name, a.Name, err)
 	}
 	return nil
 }
 
-func exec(ctx context.Context, conn *pgx.Conn, sql string, args ...any) (pgconn.CommandTag, error) {
+// pgExec runs a statement within statementTimeout.
+func pgExec(ctx context.Context, conn *pgx.Conn, sql string, args ...any) (pgconn.CommandTag, error) {
 	ctx, cancel := context.WithTimeout(ctx, statementTimeout)
 	defer cancel()
 	return conn.Exec(ctx, sql, args...)
 }
 
-// scan runs a query of one row and one column within statementTimeout.
-func scan(ctx context.Context, conn *pgx.Conn, dest any, sql string, args ...any) error {
+// pgScan runs a query of one row and one column within statementTimeout.
+func pgScan(ctx context.Context, conn *pgx.Conn, dest any, sql string, args ...any) error {
 	ctx, cancel := context.WithTimeout(ctx, statementTimeout)
 	defer cancel()
 	return conn.QueryRow(ctx, sql, args...).Scan(dest)

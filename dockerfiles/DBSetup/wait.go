@@ -19,13 +19,17 @@ const statementTimeout = 2 * time.Minute
 // not become right), or wait has passed. The last error says why the server was not reached.
 func connectWithin[C any](ctx context.Context, wait time.Duration, logf func(string, ...any), what string,
 	connect func(context.Context) (C, error), permanent func(error) bool) (C, error) {
-	deadline := time.Now().Add(wait)
+	start := time.Now()
+	deadline := start.Add(wait)
 	var zero C
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, connectTimeout)
 		c, err := connect(actx)
 		cancel()
 		if err == nil {
+			if attempt > 1 {
+				logf("%s: the server answered after %v", what, time.Since(start).Round(100*time.Millisecond))
+			}
 			return c, nil
 		}
 		if permanent(err) {
