@@ -18,7 +18,7 @@ FUZZMINIMIZETIME ?= 5s
 EXAMPLES := static:Static front:Front
 
 .DEFAULT_GOAL := help
-.PHONY: help build examples run apply test fuzz e2e soak vet staticcheck lint fmt bench compose clean down
+.PHONY: help build examples dbsetup run apply test fuzz e2e soak vet staticcheck lint fmt bench compose clean down
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z0-9-]*:.*## / {printf "  %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,6 +35,11 @@ examples: ## build the example programs into examples/dockerfiles/<Dir>
 		CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags=-s \
 			-o examples/dockerfiles/$$dir/$$name ./examples/cmd/$$name; \
 	done
+
+# DBSetup's image is FROM scratch: its build context, dockerfiles/DBSetup, needs the static binary beside the
+# Dockerfile before bee2d builds it (build_dir: DBSetup). The tests compile their own copy.
+dbsetup: ## build DBSetup's static binary into its build context, dockerfiles/DBSetup
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags=-s -o dockerfiles/DBSetup/dbsetup ./dockerfiles/DBSetup
 
 run: build examples ## run the daemon on examples/settings.yml against the local engine (Ctrl-C stops it)
 	@echo "bee2d daemon: converging $(SETTINGS), then keeping it converged; Ctrl-C stops bee2d (containers stay)"
@@ -113,8 +118,9 @@ bench: build examples compose ## go test -bench, every bench/*.sh, then bench/ap
 compose: ## build Docker Compose v2 into bench/bin/docker-compose (skipped when present)
 	bench/tools/compose.sh
 
-clean: ## remove bin/ and the example binaries (containers and volumes are left alone)
+clean: ## remove bin/, the example binaries and DBSetup's (containers and volumes are left alone)
 	rm -rf bin
+	rm -fv dockerfiles/DBSetup/dbsetup
 	@for e in $(EXAMPLES); do rm -fv examples/dockerfiles/$${e##*:}/$${e%%:*}; done
 
 # Only what bee2d labelled as its own with this prefix; volumes are never removed.

@@ -1,3 +1,4 @@
-// Package e2e holds end-to-end tests that bring up whole stacks with the bee2d binary on the local Docker
-// engine, with the outside world (Let's Encrypt, DNS) played by test servers on this machine.
+// Package e2e holds end-to-end tests that bring up whole stacks on the local Docker engine: the front end
+// with the bee2d binary, with the outside world (Let's Encrypt, DNS) played by test servers on this machine,
+// and DBSetup against PostgreSQL and MariaDB. Every image is built on one offline Debian base image.
 package e2e

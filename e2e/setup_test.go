@@ -1,16 +1,16 @@
 package e2e
 
 import (
-	"fmt"
-	"github.com/bee2d/bee2d/internal/testdocker"
-
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bee2d/bee2d/internal/testdocker"
 	"github.com/bee2d/bee2d/pkg/dockerx"
 )
 
@@ -33,15 +34,15 @@ func need(t *testing.T, format string, args ...any) {
 }
 
 // basePackages are what the images are built on: Debian's haproxy, nginx and certbot instead of the
-// official images, which cannot be pulled here.
-var basePackages = []string{"haproxy", "nginx-light", "certbot", "python3-cffi-backend"}
+// official images, which cannot be pulled here, and the PostgreSQL and MariaDB servers that DBSetup is tested
+// against. One list serves every test, so the base image is made once.
+var basePackages = []string{"haproxy", "nginx-light", "certbot", "python3-cffi-backend", "postgresql", "mariadb-server"}
 
 // baseImage returns the offline base image, made with debootstrap the first time and kept by its tag,
 // which names the package list, so that later runs reuse it.
 func baseImage(t *testing.T, cli *dockerx.Client) string {
 	t.Helper()
-	tag := "bee2d-e2e/base:bookworm-" + strings.Join(basePackages, "-")
-	tag = tag[:min(len(tag), 120)]
+	tag := baseTag(basePackages)
 	images, err := cli.ListImages(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +85,18 @@ func baseImage(t *testing.T, cli *dockerx.Client) string {
 	}
 	t.Logf("made base image %s in %v", tag, time.Since(start).Round(time.Second))
 	return tag
+}
+
+// baseTag names the package list in the base image's tag, so that a changed list makes a new image. A list
+// too long for a tag (128 characters) keeps its start and ends in a hash of the whole list instead, so that two
+// long lists with the same start still get two tags.
+func baseTag(packages []string) string {
+	tag := "bee2d-e2e/base:bookworm-" + strings.Join(packages, "-")
+	if len(tag) <= len("bee2d-e2e/base:")+128 {
+		return tag
+	}
+	sum := sha256.Sum256([]byte(strings.Join(packages, ",")))
+	return tag[:len("bee2d-e2e/base:")+128-13] + "-" + hex.EncodeToString(sum[:6])
 }
 
 // goTool installs a Go command into a cache directory kept between runs, and returns its path.

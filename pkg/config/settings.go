@@ -53,7 +53,7 @@ type Settings struct {
 	HashKeyMade string
 	// PasswordsMade names the database password files this load made (each once, on first use).
 	PasswordsMade []string
-	hashKey     []byte
+	hashKey       []byte
 }
 
 // Server is one Docker host.
