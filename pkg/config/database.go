@@ -2,8 +2,6 @@ package config
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/bee2d/bee2d/pkg/config/passstore"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -101,21 +100,72 @@ func dbMapping(s *Settings, server string) []dbEntry {
 	return out
 }
 
-// PasswordStore keeps database passwords: Get returns the one of name in folder ("database/postgres"),
-// making and storing it first when there is none.
-type PasswordStore interface {
-	Get(folder, name string) (value string, created bool, err error)
-	// Where names the file a password is kept in, for messages.
-	Where(folder, name string) string
+// passwordStore is where a settings file's database passwords are kept, with the file of each for messages.
+type passwordStore struct {
+	passstore.Store
+	dir, ext string
 }
 
-// NewPasswordStore makes the store a settings file's database passwords are kept in; the default keeps them
-// in the secrets directory. Packages that know Bee2's pass store set it.
-var NewPasswordStore = func(s *Settings) (PasswordStore, error) {
-	if s.Security.PGPID != "" {
-		return nil, fmt.Errorf("security.pgp_id is set, and this build of bee2d cannot read Bee2's pass store")
+func (p passwordStore) where(folder, name string) string {
+	return filepath.Join(p.dir, filepath.FromSlash(folder), name+p.ext)
+}
+
+// newPasswordStore is Bee2's pass store when security.pgp_id is set (so a migrating user's databases keep
+// their passwords), else the secrets directory.
+func newPasswordStore(s *Settings) (passwordStore, error) {
+	if s.Security.PGPID == "" {
+		return passwordStore{Store: passstore.FileStore{Dir: s.Docker.SecretsDir}, dir: s.Docker.SecretsDir}, nil
 	}
-	return FileStore{Dir: s.Docker.SecretsDir}, nil
+	home, err := os.UserHomeDir()
+	if err != nil && (s.Security.PasswordStore == "" || strings.HasPrefix(s.Security.PasswordStore, "~")) {
+		return passwordStore{}, fmt.Errorf("the pass store is in the home directory, which is unknown: %v", err)
+	}
+	ps := s.Security.PasswordStore
+	if ps != "" && !strings.HasPrefix(ps, "~") {
+		ps = s.ResolvePath(ps)
+	}
+	dir := passstore.StoreDir(ps, s.Security.Folder, home)
+	return passwordStore{Store: cachedStore{passstore.GPGStore{Dir: dir, Recipient: s.Security.PGPID}, dir, ".gpg"}, dir: dir, ext: ".gpg"}, nil
+}
+
+// cachedStore keeps what gpg decrypted while the file stays the same: the daemon loads the settings on
+// every change and resync, and a key whose passphrase the agent no longer holds must not fail a reload.
+type cachedStore struct {
+	passstore.Store
+	dir, ext string
+}
+
+type cacheKey struct {
+	file  string
+	size  int64
+	mtime int64
+}
+
+var (
+	passCacheMu sync.Mutex
+	passCache   = map[cacheKey]string{}
+)
+
+func (c cachedStore) Get(folder, name string) (string, bool, error) {
+	file := filepath.Join(c.dir, filepath.FromSlash(folder), name+c.ext)
+	fi, err := os.Stat(file)
+	if err != nil {
+		return c.Store.Get(folder, name)
+	}
+	k := cacheKey{file, fi.Size(), fi.ModTime().UnixNano()}
+	passCacheMu.Lock()
+	v, ok := passCache[k]
+	passCacheMu.Unlock()
+	if ok {
+		return v, false, nil
+	}
+	v, made, err := c.Store.Get(folder, name)
+	if err == nil {
+		passCacheMu.Lock()
+		passCache[k] = v
+		passCacheMu.Unlock()
+	}
+	return v, made, err
 }
 
 // loadDatabases checks the database values against each server's mapping and reads their passwords.
@@ -159,7 +209,7 @@ func (d *decoder) loadDatabases(s *Settings) {
 		return
 	}
 	d.resolveSecretsDir(s)
-	store, err := NewPasswordStore(s)
+	store, err := newPasswordStore(s)
 	if err != nil {
 		d.errorf(uses[0].node, uses[0].path, "database passwords: %v", err)
 		return
@@ -172,7 +222,7 @@ func (d *decoder) loadDatabases(s *Settings) {
 			return "", false
 		}
 		if made {
-			s.PasswordsMade = append(s.PasswordsMade, store.Where("database/"+typ, name))
+			s.PasswordsMade = append(s.PasswordsMade, showPath(s, store.where("database/"+typ, name)))
 		}
 		return v, true
 	}
@@ -180,11 +230,11 @@ func (d *decoder) loadDatabases(s *Settings) {
 		switch u.v.Var {
 		case "password":
 			if v, ok := get(u, u.v.Type, u.v.Name); ok {
-				u.src.File, u.src.Value = store.Where("database/"+u.v.Type, u.v.Name), Secret{v}
+				u.src.File, u.src.Value = store.where("database/"+u.v.Type, u.v.Name), Secret{v}
 			}
 		case "adminpass":
 			if v, ok := get(u, u.v.Type, "admin"); ok {
-				u.src.File, u.src.Value = store.Where("database/"+u.v.Type, "admin"), Secret{v}
+				u.src.File, u.src.Value = store.where("database/"+u.v.Type, "admin"), Secret{v}
 			}
 		case "dbmap":
 			if v, ok := d.dbMapJSON(u, mappings[u.svc.Server], get); ok {
@@ -231,70 +281,4 @@ func (d *decoder) dbMapJSON(u *dbUse, mapping []dbEntry, get func(*dbUse, string
 		return "", false
 	}
 	return b.String(), true
-}
-
-// FileStore keeps database passwords in the secrets directory, <dir>/<folder>/<name>, for files without
-// security.pgp_id.
-type FileStore struct {
-	Dir string
-}
-
-var fileStoreMu sync.Mutex
-
-// Get reads the password, or makes one of 32 hex characters and writes it (0600, directories 0700).
-func (f FileStore) Get(folder, name string) (string, bool, error) {
-	file := f.Where(folder, name)
-	if data, err := readSmall(file); err == nil {
-		return strings.TrimRight(string(data), "\r\n"), false, nil
-	} else if !os.IsNotExist(cause(err)) {
-		return "", false, err
-	}
-	fileStoreMu.Lock()
-	defer fileStoreMu.Unlock()
-	pw, err := newPassword()
-	if err != nil {
-		return "", false, err
-	}
-	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-		return "", false, err
-	}
-	if err := writePrivate(file, []byte(pw+"\n")); err != nil {
-		return "", false, err
-	}
-	return pw, true, nil
-}
-
-// Where is the file of one password.
-func (f FileStore) Where(folder, name string) string {
-	return filepath.Join(f.Dir, filepath.FromSlash(folder), name)
-}
-
-// newPassword is 32 lowercase hex characters, as Ruby's SecureRandom.hex made for Bee2.
-func newPassword() (string, error) {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b), nil
-}
-
-// writePrivate writes a file readable by its owner only, under a temporary name first, so that a crash
-// leaves no half-written password.
-func writePrivate(file string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(file), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), file)
 }

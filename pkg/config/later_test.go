@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bee2d/bee2d/internal/testgpg"
 )
 
 // loadLater copies testdata/later to a fresh directory (its secrets directory is written to) and loads it.
@@ -230,5 +233,56 @@ func TestImplicitServerIsWarned(t *testing.T) {
 	want := file + `:4:3: docker.karra: no servers.karra entry: reached like a server without a docker key (DOCKER_HOST, else the local socket) (did you mean "kara"?)`
 	if w != want {
 		t.Errorf("warning\n %s\nwant\n %s", w, want)
+	}
+}
+
+// TestPassStorePasswords loads a file with security.pgp_id: the passwords are made in Bee2's pass store,
+// where Bee2 kept them, encrypted to the key, and read back the same on the next load.
+func TestPassStorePasswords(t *testing.T) {
+	gpg, fpr := testgpg.Home(t)
+	dir := t.TempDir()
+	store := filepath.Join(dir, "pass")
+	data := "servers:\n  web1: {}\nsecurity:\n  pgp_id: " + fpr + "\n  password_store: pass\n" +
+		"docker:\n  web1:\n    applications:\n      ttrss:\n        image: ttrss:1\n        db: [postgres]\n" +
+		"        env: {db_pass: _postgres^password}\n"
+	file := filepath.Join(dir, "settings.yml")
+	if err := os.WriteFile(file, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := envMap(RenderEnv(s, s.App("web1", "ttrss")))["DB_PASS"]
+	entry := filepath.Join(store, "database", "postgres", "ttrss.gpg")
+	if len(s.PasswordsMade) != 1 || !strings.HasSuffix(s.PasswordsMade[0], filepath.Join("pass", "database", "postgres", "ttrss.gpg")) {
+		t.Errorf("passwords made: %v", s.PasswordsMade)
+	}
+	out, err := exec.Command(gpg, "--batch", "--quiet", "--decrypt", entry).Output()
+	if err != nil || strings.TrimSpace(string(out)) != pw || len(pw) != 32 {
+		t.Fatalf("%s decrypts to %q (%v), the container gets %q", entry, out, err, pw)
+	}
+	again, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := envMap(RenderEnv(again, again.App("web1", "ttrss")))["DB_PASS"]; got != pw || len(again.PasswordsMade) != 0 {
+		t.Errorf("second load: %q, made %v; want %q, none made", got, again.PasswordsMade, pw)
+	}
+	// A password kept by Bee2 is read, not replaced.
+	if err := os.WriteFile(entry, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	enc := exec.Command(gpg, "--batch", "--yes", "--encrypt", "--recipient", fpr, "--output", entry)
+	enc.Stdin = strings.NewReader("0123456789abcdef0123456789abcdef\n")
+	if out, err := enc.CombinedOutput(); err != nil {
+		t.Fatalf("encrypt: %v %s", err, out)
+	}
+	third, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := envMap(RenderEnv(third, third.App("web1", "ttrss")))["DB_PASS"]; got != "0123456789abcdef0123456789abcdef" {
+		t.Errorf("Bee2's password read as %q", got)
 	}
 }
