@@ -49,4 +49,3 @@ func Home(t *testing.T) (gpg, fingerprint string) {
 	t.Fatalf("no fingerprint in\n%s", out)
 	return "", ""
 }
-
