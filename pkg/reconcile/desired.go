@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -128,7 +129,7 @@ func desireService(s *config.Settings, svc *config.Service, src Sources) (*Conta
 			Name:          config.ContainerName(prefix, kind, svc.Name),
 			Env:           config.RenderEnv(s, svc),
 			Binds:         svc.Volumes,
-			Ports:         simplePorts(svc.Ports),
+			Ports:         portSpecs(svc.Ports),
 			RestartPolicy: "unless-stopped",
 			Network:       config.NetworkName(prefix),
 			Aliases:       []string{svc.Name},
@@ -270,11 +271,19 @@ func startOrder(list []*Container, byService map[string]*Container, s *config.Se
 	return out, nil
 }
 
-// simplePorts is the container ports of ps. (Until ContainerSpec carries the full form.)
-func simplePorts(ps []config.Port) []int {
-	var out []int
+// portSpecs publishes each port on each of its host addresses, or on every address when it names none.
+func portSpecs(ps []config.Port) []engine.PortSpec {
+	var out []engine.PortSpec
 	for _, p := range ps {
-		out = append(out, p.ContainerPort)
+		spec := engine.PortSpec{HostPort: p.HostPort, ContainerPort: p.ContainerPort, Proto: cmp.Or(p.Proto, "tcp")}
+		if len(p.HostIPs) == 0 {
+			out = append(out, spec)
+			continue
+		}
+		for _, ip := range p.HostIPs {
+			spec.HostIP = ip
+			out = append(out, spec)
+		}
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -40,14 +41,16 @@ const secretHashPrefix = "hmac:"
 // that can sit in a label: env values appear only as hashes, so a plan can name the key that changed
 // without ever holding its value.
 type Digest struct {
-	Image   string            `json:"image"`
-	Cmd     []string          `json:"cmd,omitempty"`
-	Env     map[string]string `json:"env,omitempty"` // key -> hash of value
-	Binds   []string          `json:"binds,omitempty"`
-	Ports   []int             `json:"ports,omitempty"`
-	Restart string            `json:"restart"`
-	Network string            `json:"network"`
-	Aliases []string          `json:"aliases,omitempty"`
+	Image string            `json:"image"`
+	Cmd   []string          `json:"cmd,omitempty"`
+	Env   map[string]string `json:"env,omitempty"` // key -> hash of value
+	Binds []string          `json:"binds,omitempty"`
+	Ports []int             `json:"ports,omitempty"`
+	// Publish holds the ports that are not simple (see digestPorts).
+	Publish []string `json:"publish,omitempty"`
+	Restart string   `json:"restart"`
+	Network string   `json:"network"`
+	Aliases []string `json:"aliases,omitempty"`
 }
 
 // digestOf computes the digest of a container spec. The values of the env keys in secret are hashed with
@@ -57,11 +60,11 @@ func digestOf(c *engine.ContainerSpec, secret map[string]bool, key []byte) Diges
 		Image:   c.Image,
 		Cmd:     c.Cmd,
 		Binds:   c.Binds,
-		Ports:   slices.Sorted(slices.Values(c.Ports)),
 		Restart: c.RestartPolicy,
 		Network: c.Network,
 		Aliases: c.Aliases,
 	}
+	d.Ports, d.Publish = digestPorts(c.Ports)
 	if len(c.Env) > 0 {
 		d.Env = make(map[string]string, len(c.Env))
 		for _, kv := range c.Env {
@@ -74,6 +77,39 @@ func digestOf(c *engine.ContainerSpec, secret map[string]bool, key []byte) Diges
 		}
 	}
 	return d
+}
+
+// digestPorts splits ports into the simple ones of Bee2's ports key (TCP, host port = container port, every
+// address), which scheme 1 hashes as a sorted list of numbers, and the others, as docker run -p writes them
+// (sorted too: the order of the settings' list does not change the container).
+func digestPorts(ports []engine.PortSpec) (simple []int, other []string) {
+	for _, p := range ports {
+		if cmp.Or(p.Proto, "tcp") == "tcp" && p.HostIP == "" && p.HostPort == p.ContainerPort {
+			simple = append(simple, p.ContainerPort)
+			continue
+		}
+		other = append(other, publishForm(p))
+	}
+	slices.Sort(simple)
+	slices.Sort(other)
+	return simple, other
+}
+
+// publishForm is a port as docker run -p writes it: [ip:]host:container/proto, an IPv6 address in brackets.
+func publishForm(p engine.PortSpec) string {
+	s := ""
+	if p.HostPort != 0 {
+		s = strconv.Itoa(p.HostPort)
+	}
+	s += ":" + strconv.Itoa(p.ContainerPort) + "/" + cmp.Or(p.Proto, "tcp")
+	if p.HostIP != "" {
+		ip := p.HostIP
+		if strings.Contains(ip, ":") {
+			ip = "[" + ip + "]"
+		}
+		s = ip + ":" + s
+	}
+	return s
 }
 
 // valueHash hides an env value; the key is mixed in so equal values under two keys do not look alike.
@@ -155,6 +191,7 @@ func diffDigest(live, want Digest) []string {
 	}
 	out = append(out, listDiff("bind", live.Binds, want.Binds)...)
 	out = append(out, listDiff("port", intStrings(live.Ports), intStrings(want.Ports))...)
+	out = append(out, listDiff("port", live.Publish, want.Publish)...)
 	if live.Restart != want.Restart {
 		out = append(out, fmt.Sprintf("restart policy %s → %s", orNone(live.Restart), orNone(want.Restart)))
 	}
