@@ -309,6 +309,14 @@ func TestEquivalentOptionsHashAlike(t *testing.T) {
 	}
 }
 
+func withLabels(l map[string]string) func(*config.Service) {
+	return func(f *config.Service) { f.Labels = l }
+}
+
+func withLog(driver string, options map[string]string) func(*config.Service) {
+	return func(f *config.Service) { f.Log = &config.LogConfig{Driver: driver, Options: options} }
+}
+
 // Each option that changes is named in the recreate's cause, readably, without env values.
 func TestChangedOptionIsNamedAsCause(t *testing.T) {
 	type edit = func(f *config.Service)
@@ -331,16 +339,10 @@ func TestChangedOptionIsNamedAsCause(t *testing.T) {
 			f.Ports = append(f.Ports, config.Port{ContainerPort: 5432, HostPort: 5432, Proto: "tcp", HostIPs: []string{"127.0.0.1"}})
 		}, "port 127.0.0.1:5432:5432/tcp added"},
 		{"port made udp", nil, func(f *config.Service) { f.Ports[1].Proto = "udp" }, "port 443 removed; port 443:443/udp added"},
-		{"labels", func(f *config.Service) {
-			f.Labels = map[string]string{"traefik.http.routers.front.rule": "Host(`a.com`)", "lb.net": "x"}
-		},
-			func(f *config.Service) {
-				f.Labels = map[string]string{"traefik.http.routers.front.rule": "Host(`b.com`)", "lb.net": "x"}
-			},
+		{"labels", withLabels(map[string]string{"traefik.http.routers.front.rule": "Host(`a.com`)", "lb.net": "x"}),
+			withLabels(map[string]string{"traefik.http.routers.front.rule": "Host(`b.com`)", "lb.net": "x"}),
 			"labels changed (traefik.http.routers.front.rule)"},
-		{"many labels", nil, func(f *config.Service) {
-			f.Labels = map[string]string{"a": "1", "b": "2", "c": "3", "d": "4", "e": "5"}
-		},
+		{"many labels", nil, withLabels(map[string]string{"a": "1", "b": "2", "c": "3", "d": "4", "e": "5"}),
 			"labels changed (a, b, c and 2 more)"},
 		{"primary network", nil, func(f *config.Service) { f.Networks = []string{"public"} }, "network bee2-network → bee2-public"},
 		{"more networks", nil, func(f *config.Service) { f.Networks = []string{"network", "db"} }, "networks changed (none → bee2-db)"},
@@ -360,12 +362,7 @@ func TestChangedOptionIsNamedAsCause(t *testing.T) {
 		{"ulimit", nil, func(f *config.Service) { f.Ulimits = []config.Ulimit{{Name: "nofile", Soft: 1024, Hard: 2048}} }, "ulimit nofile=1024:2048 added"},
 		{"device", nil, func(f *config.Service) { f.Devices = []string{"/dev/null:/dev/xnull"} }, "device /dev/null:/dev/xnull added"},
 		{"log driver", nil, func(f *config.Service) { f.Log = &config.LogConfig{Driver: "none"} }, "log driver default → none"},
-		{"log options", func(f *config.Service) {
-			f.Log = &config.LogConfig{Driver: "json-file", Options: map[string]string{"max-size": "1m"}}
-		},
-			func(f *config.Service) {
-				f.Log = &config.LogConfig{Driver: "json-file", Options: map[string]string{"max-size": "10m"}}
-			},
+		{"log options", withLog("json-file", map[string]string{"max-size": "1m"}), withLog("json-file", map[string]string{"max-size": "10m"}),
 			"log options changed (max-size)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
