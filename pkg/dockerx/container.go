@@ -39,6 +39,11 @@ func (c *Client) CreateContainer(ctx context.Context, spec ContainerSpec) (strin
 func (c *Client) ConnectNetwork(ctx context.Context, networkName, containerID string, aliases []string) error {
 	ctx, cancel := change(ctx)
 	defer cancel()
+	// An engine records a network it does not have for a container that is not running, and fails only at
+	// the start; asking first makes a missing network this call's error (IsNotFound), naming it.
+	if _, err := c.api.NetworkInspect(ctx, networkName, network.InspectOptions{}); err != nil {
+		return fmt.Errorf("connect container %s to network %s: %w", containerID, networkName, err)
+	}
 	if err := c.api.NetworkConnect(ctx, networkName, containerID, &network.EndpointSettings{Aliases: aliases}); err != nil {
 		return fmt.Errorf("connect container %s to network %s: %w", containerID, networkName, err)
 	}
