@@ -76,6 +76,9 @@ func load(path string, stderr io.Writer) (*config.Settings, error) {
 	if s.HashKeyMade != "" {
 		fmt.Fprintf(stderr, "made %s, the key of the hashes of secret values in container labels (mode 0600); keep it with the secrets\n", s.HashKeyMade)
 	}
+	for _, p := range s.PasswordsMade {
+		fmt.Fprintf(stderr, "made database password %s\n", p)
+	}
 	return s, nil
 }
 

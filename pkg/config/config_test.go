@@ -494,7 +494,7 @@ var inlineErrorCases = []struct {
 		"1:24: docker.read_timeout: expected an integer, got a number"},
 	{"too long", "docker: {read_timeout: 9999999999999}\n", "1:24: docker.read_timeout: read_timeout 9999999999999 is too long"},
 	{"null port", "servers: {w: }\napplications: {a: {server: w, image: a, ports: [~]}}\n",
-		"2:49: applications.a.ports[0]: expected an integer, got null"},
+		"2:49: applications.a.ports[0]: expected a port such as 80, \"1194/udp\" or \"127.0.0.1:5432:5432\", got null"},
 	{"flow key not a scalar", "? [a]\n: b\n", "1:3: a key must be a scalar, got a list"},
 }
 

@@ -16,7 +16,7 @@ const nameRule = "a name must match [a-zA-Z0-9][a-zA-Z0-9_.-]*"
 
 var (
 	topKeys     = []string{"servers", "docker", "applications", "jobs", "provisioner", "inventory", "openvpn", "security"}
-	serverKeys  = []string{"docker", "dns", "plan", "os", "private_ip", "playbook"}
+	serverKeys  = []string{"docker", "dns", "ip", "ipv6", "plan", "os", "private_ip", "playbook", "region", "vpn", "mail"}
 	connKeys    = []string{"host", "tls", "insecure", "ssh"}
 	tlsKeys     = []string{"ca", "cert", "key"}
 	sshKeys     = []string{"known_hosts", "identity"}
@@ -32,6 +32,7 @@ const DefaultStorageDir = "./volumes"
 // svcMeta keeps the nodes of one service that the cross-checks point at.
 type svcMeta struct {
 	svc         *Service
+	section     string     // the server of the docker.<server> section it is in; "" at the top level
 	path        string     // applications.haproxy
 	key         *yaml.Node // the name
 	server      *yaml.Node
@@ -46,12 +47,24 @@ type svcMeta struct {
 	reloads     []reloadMeta
 	secrets     []secretUse // {secret: name} env values
 	envFiles    []strItem
+	jobRefs     []envRef // +name env values
+	dbVars      []dbUse  // _type^password and friends
+	c           containerMeta
+	// traefik is the traefik.http key when given, with what it holds.
+	traefik      *yaml.Node
+	traefikHosts []string
+	traefikPort  int
+	traefikTLS   bool
 }
 
+// portItem is one ports entry: port is the host port.
 type portItem struct {
-	port int
-	node *yaml.Node
-	path string
+	port      int
+	container int
+	proto     string
+	hostIPs   []string // as written; none: the defaults (ipv4, and the first network's host IPv6)
+	node      *yaml.Node
+	path      string
 }
 
 // envRef is an env value $name.
@@ -95,6 +108,12 @@ func (d *decoder) settings(root *yaml.Node) *Settings {
 		case "jobs":
 			s.Jobs = d.services(p.Val, "jobs", KindJob)
 		case "provisioner", "inventory", "openvpn", "security":
+			switch p.Key {
+			case "provisioner":
+				d.provisioner(s, p.Val)
+			case "security":
+				d.security(s, p.Val)
+			}
 			if s.Extra == nil {
 				s.Extra = map[string]*yaml.Node{}
 			}
@@ -123,7 +142,12 @@ func (d *decoder) servers(s *Settings, n *yaml.Node) {
 				srv.Docker = d.connection(f, fp)
 			case "dns":
 				srv.DNS = d.dns(f.Val, fp)
-			case "plan", "os", "private_ip", "playbook":
+			case "ip":
+				d.serverIP(srv, f.Val, fp)
+			case "ipv6":
+				d.serverIPv6(srv, f.Val, fp)
+				fallthrough
+			case "plan", "os", "private_ip", "playbook", "region", "vpn", "mail":
 				if srv.Extra == nil {
 					srv.Extra = map[string]*yaml.Node{}
 				}
@@ -326,7 +350,7 @@ func (d *decoder) docker(s *Settings, n *yaml.Node) {
 		case "backup":
 			d.backups(s, p.Val, fp)
 		default:
-			d.unknownKey(p, "docker", dockerKeys)
+			d.section(s, p)
 		}
 	}
 }
@@ -434,12 +458,18 @@ func (d *decoder) retain(n *yaml.Node, path string) Retain {
 }
 
 func (d *decoder) services(n *yaml.Node, section string, kind Kind) []*Service {
+	return d.servicesOf(n, section, kind, "")
+}
+
+// servicesOf decodes applications or jobs: top-level ones (server "", each names its own) or those of one
+// server's docker section.
+func (d *decoder) servicesOf(n *yaml.Node, section string, kind Kind, server string) []*Service {
 	var out []*Service
 	entries, _ := d.mapping(n, section)
 	for _, e := range entries {
 		path := joinPath(section, e.Key)
-		svc := &Service{Kind: kind, Name: e.Key, Pos: pos(e.KNode)}
-		m := &svcMeta{svc: svc, path: path, key: e.KNode}
+		svc := &Service{Kind: kind, Name: e.Key, Server: server, Pos: pos(e.KNode)}
+		m := &svcMeta{svc: svc, path: path, key: e.KNode, section: server}
 		if !ValidName(e.Key) {
 			d.errorf(e.KNode, path, "invalid name %q: %s", e.Key, nameRule)
 		}
@@ -466,7 +496,12 @@ func (d *decoder) serviceField(m *svcMeta, f pair) {
 	}
 	switch f.Key {
 	case "server":
-		if v, ok := d.str(f.Val, fp); ok {
+		v, ok := d.str(f.Val, fp)
+		switch {
+		case !ok:
+		case m.section != "" && v != m.section:
+			d.errorf(f.Val, fp, "server %q in the section of server %q: leave server out here", v, m.section)
+		case m.section == "":
 			svc.Server, m.server = v, f.Val
 		}
 	case "build_dir":
@@ -565,25 +600,16 @@ func (d *decoder) serviceField(m *svcMeta, f pair) {
 			svc.Volumes = append(svc.Volumes, item.val)
 		}
 	case "ports":
-		items, _ := d.list(f.Val, fp, "integers")
+		items, _ := d.list(f.Val, fp, "ports")
 		for i, item := range items {
-			ip := indexPath(fp, i)
-			v, ok := d.integer(item, ip)
-			if !ok {
-				if isNull(item) {
-					d.errorf(item, ip, "expected an integer, got null")
-				}
-				continue
+			if p, ok := d.port(item, indexPath(fp, i)); ok {
+				m.ports = append(m.ports, p)
 			}
-			if v < 1 || v > 65535 {
-				d.errorf(item, ip, "port %d is out of range 1-65535", v)
-				continue
-			}
-			svc.Ports = append(svc.Ports, Port{ContainerPort: int(v), HostPort: int(v), Proto: "tcp"})
-			m.ports = append(m.ports, portItem{port: int(v), node: item, path: ip})
 		}
 	default:
-		d.unknownKey(f, m.path, serviceKeys)
+		if !d.containerField(m, f) {
+			d.unknownKey(f, m.path, append(slices.Clone(serviceKeys), containerKeys...))
+		}
 	}
 }
 

@@ -58,9 +58,21 @@ func (d *decoder) envValue(n *yaml.Node, path string, domains bool, m *svcMeta) 
 			d.errorf(n, path, "value holds a NUL character, which a process environment cannot carry")
 			return v
 		}
-		if v.Tag == "!!str" && strings.HasPrefix(v.Text, "$") && !strings.HasPrefix(v.Text, "$$") {
+		if v.Tag != "!!str" {
+			return v
+		}
+		switch {
+		case strings.HasPrefix(v.Text, "$") && !strings.HasPrefix(v.Text, "$$"):
 			v.Ref = v.Text[1:]
 			m.refs = append(m.refs, envRef{name: v.Ref, node: n, path: path})
+		case strings.HasPrefix(v.Text, "+") && !strings.HasPrefix(v.Text, "++") && ValidName(v.Text[1:]):
+			v.Job = v.Text[1:]
+			m.jobRefs = append(m.jobRefs, envRef{name: v.Job, node: n, path: path})
+		case strings.HasPrefix(v.Text, "_"):
+			d.dbValue(n, path, &v, m)
+		}
+		if b, is := yaml11Bools[v.Text]; is && n.Style == 0 {
+			d.warnf(n, path, "%s is passed as %q; Bee2 (YAML 1.1) sent %t: quote it to keep %q, or write %t", v.Text, v.Text, b, v.Text, b)
 		}
 	case yaml.SequenceNode:
 		v.List = []string{}
@@ -206,9 +218,21 @@ func jsonString(s string) string {
 func RenderEnv(s *Settings, svc *Service) []string {
 	out := make([]string, 0, len(svc.Env))
 	for _, e := range svc.Env {
-		out = append(out, strings.ToUpper(e.Key)+"="+renderValue(s, svc, e))
+		out = append(out, envKey(svc, e)+"="+renderValue(s, svc, e))
 	}
 	return out
+}
+
+// envKey is the name an env entry has in the container: upper-cased, or, on a server with env_keys:
+// as-written, as written unless it is domains or its value is a reference or a database value (which Bee2's
+// 2021 code upper-cased still).
+func envKey(svc *Service, e EnvVar) string {
+	v := e.Value
+	special := isDomains(e.Key) || v.Ref != "" || v.Job != "" || v.DB != nil
+	if svc.envKeysAsWritten && !special {
+		return e.Key
+	}
+	return strings.ToUpper(e.Key)
 }
 
 func renderValue(s *Settings, svc *Service, e EnvVar) string {
@@ -234,7 +258,9 @@ func renderValue(s *Settings, svc *Service, e EnvVar) string {
 		return v.Text
 	case v.Ref != "":
 		return ContainerName(s.Prefix(svc.Server), KindApp, v.Ref)
-	case strings.HasPrefix(v.Text, "$$"):
+	case v.Job != "":
+		return ContainerName(s.Prefix(svc.Server), KindJob, v.Job)
+	case strings.HasPrefix(v.Text, "$$"), strings.HasPrefix(v.Text, "++"):
 		return v.Text[1:]
 	}
 	return v.Text
@@ -266,7 +292,7 @@ func SecretKeys(svc *Service) map[string]bool {
 			if out == nil {
 				out = map[string]bool{}
 			}
-			out[strings.ToUpper(e.Key)] = true
+			out[envKey(svc, e)] = true
 		}
 	}
 	return out
@@ -276,7 +302,7 @@ func SecretKeys(svc *Service) map[string]bool {
 func EnvKeys(svc *Service) []string {
 	out := make([]string, len(svc.Env))
 	for i, e := range svc.Env {
-		out[i] = strings.ToUpper(e.Key)
+		out[i] = envKey(svc, e)
 	}
 	return out
 }

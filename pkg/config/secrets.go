@@ -149,12 +149,8 @@ func (d *decoder) secretRef(n *yaml.Node, path string, v *EnvValue, m *svcMeta) 
 // loadSecrets reads the secrets and env_files the services name, then the hash key if any value is secret.
 // It runs after the rest of validation so that each service's env is complete.
 func (d *decoder) loadSecrets(s *Settings) {
-	dir := s.ResolvePath(DefaultSecretsDir)
-	if d.secretsDirNode != nil {
-		dir = s.ResolvePath(d.secretsDir)
-	}
-	s.Docker.SecretsDir = filepath.Clean(dir)
-	var first *yaml.Node // the first secret reference, where a hash key problem is reported
+	d.resolveSecretsDir(s)
+	first := d.firstSecret // the first secret reference, where a hash key problem is reported
 	seen := map[string]bool{}
 	note := func(path string) {
 		if seen[path] {
@@ -212,6 +208,15 @@ func (d *decoder) loadSecrets(s *Settings) {
 		s.HashKeyMade = showPath(s, file)
 	}
 	note(file)
+}
+
+// resolveSecretsDir sets Docker.SecretsDir: docker.secrets_dir, else secrets/ beside the settings file.
+func (d *decoder) resolveSecretsDir(s *Settings) {
+	dir := s.ResolvePath(DefaultSecretsDir)
+	if d.secretsDirNode != nil {
+		dir = s.ResolvePath(d.secretsDir)
+	}
+	s.Docker.SecretsDir = filepath.Clean(dir)
 }
 
 // envFile reads one env_file into the service's env, after its env entries. Problems are placed at the

@@ -51,6 +51,8 @@ type Settings struct {
 	Warnings []Warning
 	// HashKeyMade names the hash key file when this load made it (the first load with a secret value).
 	HashKeyMade string
+	// PasswordsMade names the database password files this load made (each once, on first use).
+	PasswordsMade []string
 	hashKey     []byte
 }
 
@@ -295,6 +297,9 @@ type Service struct {
 	// Devices are docker run --device strings: host[:container[:permissions]].
 	Devices []string
 	Log     *LogConfig
+
+	// envKeysAsWritten is set on a server with env_keys: as-written.
+	envKeysAsWritten bool
 
 	// Schedule is a cron spec (jobs only) on which the job runs again; empty for none.
 	Schedule string

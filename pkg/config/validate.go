@@ -1,7 +1,6 @@
 package config
 
 import (
-	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,40 +13,60 @@ import (
 // validate runs the checks that need the whole file: references between sections, ports per server and the
 // build directories on disk.
 func (d *decoder) validate(s *Settings) {
+	d.layout(s)
 	dockerfilesOK := d.resolveDockerfiles(s)
 
-	var serverNames, appNames []string
+	var serverNames []string
 	for _, srv := range s.Servers {
 		serverNames = append(serverNames, srv.Name)
 	}
-	apps := map[string]*Service{}
-	for _, a := range s.Applications {
-		appNames = append(appNames, a.Name)
-		apps[a.Name] = a
-	}
-	jobs := map[string]bool{}
-	for _, j := range s.Jobs {
-		jobs[j.Name] = true
-	}
-	// findApp reports a name that is no application; $name, link and domains: all always mean applications,
-	// also inside jobs (Bee2 read $name inside a job as a job: a bug).
-	findApp := func(name string, n *yaml.Node, path, hint string) *Service {
-		if a := apps[name]; a != nil {
+	// findApp reports a name that is no application of server; $name, link and domains: all always mean
+	// applications, also inside jobs (Bee2 read $name inside a job as a job: a bug). An application of
+	// another server is accepted where anywhere is true (a 2017-layout $name, whose prefix is global).
+	findApp := func(server, name string, n *yaml.Node, path, hint string, anywhere bool) *Service {
+		if a := s.App(server, name); a != nil {
 			return a
 		}
-		switch s := suggest(name, appNames); {
-		case s != "":
-			hint = didYouMean(name, appNames)
-		case jobs[name]:
-			hint = fmt.Sprintf(" (%q is a job; only applications can be named here)", name)
+		// Candidates: the server's applications, and those whose own server is unknown (a typo there
+		// should not hide the name). Without a known server, every application.
+		known := s.Server(server) != nil
+		var names []string
+		var elsewhere *Service
+		for _, a := range s.Applications {
+			if a.Server == server || !known || s.Server(a.Server) == nil {
+				names = append(names, a.Name)
+			}
+			if a.Server != server && a.Name == name && elsewhere == nil {
+				elsewhere = a
+			}
 		}
-		d.errorf(n, path, "no application %q%s", name, hint)
+		if !known && elsewhere != nil {
+			return elsewhere
+		}
+		if elsewhere != nil && anywhere {
+			return elsewhere
+		}
+		switch sg := suggest(name, names); {
+		case sg != "":
+			hint = didYouMean(name, names)
+		case s.JobOn(server, name) != nil:
+			hint = fmt.Sprintf(" (%q is a job; only applications can be named here)", name)
+		case elsewhere != nil:
+			d.errorf(n, path, "application %q runs on server %q, not %q", name, elsewhere.Server, server)
+			return nil
+		}
+		if !known {
+			d.errorf(n, path, "no application %q%s", name, hint)
+			return nil
+		}
+		d.errorf(n, path, "no application %q on server %s%s", name, server, hint)
 		return nil
 	}
 
 	for _, m := range d.svcs {
 		svc := m.svc
 		switch {
+		case m.section != "":
 		case m.server == nil:
 			d.errorf(m.key, m.path, "server is required")
 		case s.Server(svc.Server) == nil:
@@ -64,15 +83,16 @@ func (d *decoder) validate(s *Settings) {
 		if m.buildArgs != nil && m.svc.BuildDir == "" && m.svc.Git == "" && m.svc.Image != "" {
 			d.errorf(m.buildArgs, joinPath(m.path, "build_args"), "build_args applies only with build_dir or git")
 		}
-		if (svc.BuildDir != "" || svc.Git != "") && ValidName(svc.Name) && ValidName(s.Docker.Prefix) {
+		prefix := s.Prefix(svc.Server)
+		if (svc.BuildDir != "" || svc.Git != "") && ValidName(svc.Name) && ValidName(prefix) {
 			repo := svc.Name
 			if svc.Kind == KindJob {
 				repo = "job-" + svc.Name
 			}
-			if !ImageRepoOK(s.Docker.Prefix, repo) {
+			if !ImageRepoOK(prefix, repo) {
 				// Caught here rather than by the engine in the middle of an apply.
 				d.errorf(m.key, m.path, "%q cannot name the image bee2d builds for it (%s/%s): Docker takes letters and digits "+
-					"separated by one \".\", \"_\" or \"__\", or dashes, in the prefix and the name", svc.Name, strings.ToLower(s.Docker.Prefix), strings.ToLower(repo))
+					"separated by one \".\", \"_\" or \"__\", or dashes, in the prefix and the name", svc.Name, strings.ToLower(prefix), strings.ToLower(repo))
 			}
 		}
 		d.checkReloads(m)
@@ -80,26 +100,27 @@ func (d *decoder) validate(s *Settings) {
 			d.checkBuildDir(s, m)
 		}
 		for _, l := range m.links {
-			a := findApp(l.val, l.node, l.path, "")
-			if a != nil && a.Server != svc.Server && s.Server(a.Server) != nil && s.Server(svc.Server) != nil {
-				d.errorf(l.node, l.path, "application %q runs on server %q, not %q", a.Name, a.Server, svc.Server)
-			}
+			findApp(svc.Server, l.val, l.node, l.path, "", false)
 		}
 		for _, r := range m.refs {
-			findApp(r.name, r.node, r.path, fmt.Sprintf(" (write %q for a literal %q)", "$$"+r.name, "$"+r.name))
+			findApp(svc.Server, r.name, r.node, r.path, fmt.Sprintf(" (write %q for a literal %q)", "$$"+r.name, "$"+r.name), m.section == "")
 		}
+		d.checkContainer(s, m)
 	}
 	d.checkLinkCycles(s)
 	d.checkPorts()
+	d.checkAddresses(s)
 	for _, b := range d.backupMeta {
 		d.checkBackup(s, b, serverNames, findApp)
 	}
+	d.loadDatabases(s)
 	d.loadSecrets(s)
 	d.checkKeyFiles(s)
+	s.Warnings = append(s.Warnings, d.warnings...)
 }
 
 // checkBackup checks one docker.backup.<server> against the rest of the file.
-func (d *decoder) checkBackup(s *Settings, b backupMeta, serverNames []string, findApp func(string, *yaml.Node, string, string) *Service) {
+func (d *decoder) checkBackup(s *Settings, b backupMeta, serverNames []string, findApp func(string, string, *yaml.Node, string, string, bool) *Service) {
 	known := s.Server(b.backup.Server) != nil
 	if !known {
 		d.errorf(b.key, b.path, "no server %q%s", b.backup.Server, didYouMean(b.backup.Server, serverNames))
@@ -121,9 +142,8 @@ func (d *decoder) checkBackup(s *Settings, b backupMeta, serverNames []string, f
 			continue
 		}
 		seen[item.val] = true
-		a := findApp(item.val, item.node, item.path, "")
-		if a != nil && known && a.Server != b.backup.Server && s.Server(a.Server) != nil {
-			d.errorf(item.node, item.path, "application %q runs on server %q, not %q", a.Name, a.Server, b.backup.Server)
+		if known {
+			findApp(b.backup.Server, item.val, item.node, item.path, "", false)
 		}
 	}
 }
@@ -191,14 +211,16 @@ func (d *decoder) checkBuildDir(s *Settings, m *svcMeta) {
 
 // checkLinkCycles reports each link that closes a cycle: the linked applications must start first.
 func (d *decoder) checkLinkCycles(s *Settings) {
+	// Nodes are server/name: links stay on one server.
 	edges := map[string][]strItem{}
 	for _, m := range d.svcs {
 		if m.svc.Kind != KindApp {
 			continue
 		}
 		for _, l := range m.links {
-			if s.Application(l.val) != nil {
-				edges[m.svc.Name] = append(edges[m.svc.Name], l)
+			if s.App(m.svc.Server, l.val) != nil {
+				l.val = m.svc.Server + "/" + l.val
+				edges[m.svc.Server+"/"+m.svc.Name] = append(edges[m.svc.Server+"/"+m.svc.Name], l)
 			}
 		}
 	}
@@ -220,6 +242,7 @@ func (d *decoder) checkLinkCycles(s *Settings) {
 				i := slices.Index(stack, l.val)
 				var cycle []string
 				for _, name := range append(slices.Clone(stack[i:]), l.val) {
+					_, name, _ = strings.Cut(name, "/")
 					cycle = append(cycle, shown(name))
 				}
 				d.errorf(l.node, l.path, "link cycle: %s", strings.Join(cycle, " -> "))
@@ -229,39 +252,9 @@ func (d *decoder) checkLinkCycles(s *Settings) {
 		state[name] = done
 	}
 	for _, a := range s.Applications {
-		if state[a.Name] == 0 {
-			visit(a.Name)
+		if state[a.Server+"/"+a.Name] == 0 {
+			visit(a.Server + "/" + a.Name)
 		}
-	}
-}
-
-// checkPorts reports a host port published twice on one server; the later one in the file is the error.
-func (d *decoder) checkPorts() {
-	type use struct {
-		portItem
-		svc *Service
-	}
-	var uses []use
-	for _, m := range d.svcs {
-		for _, p := range m.ports {
-			uses = append(uses, use{p, m.svc})
-		}
-	}
-	slices.SortStableFunc(uses, func(a, b use) int {
-		return cmp.Or(cmp.Compare(a.node.Line, b.node.Line), cmp.Compare(a.node.Column, b.node.Column))
-	})
-	first := map[string]map[int]*Service{}
-	for _, u := range uses {
-		byPort := first[u.svc.Server]
-		if byPort == nil {
-			byPort = map[int]*Service{}
-			first[u.svc.Server] = byPort
-		}
-		if owner := byPort[u.port]; owner != nil {
-			d.errorf(u.node, u.path, "port %d is already published by %s %q", u.port, kindWord(owner.Kind), owner.Name)
-			continue
-		}
-		byPort[u.port] = u.svc
 	}
 }
 

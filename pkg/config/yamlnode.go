@@ -27,6 +27,15 @@ type decoder struct {
 	dockerfilesNode *yaml.Node
 	secretsDir      string
 	secretsDirNode  *yaml.Node
+	sections        []sectionMeta
+	stateFileNode   *yaml.Node
+	pgpID           *yaml.Node
+	firstSecret     *yaml.Node // the first database value, where a hash key problem is reported
+	warnings        []Warning
+
+	// root is the document; aliased holds the nodes an alias refers to (made on first use).
+	root    *yaml.Node
+	aliased map[*yaml.Node]bool
 
 	// work counts mapping entries and JSON values produced. Aliases and merge keys can make a small file expand
 	// exponentially; past maxWork the file is refused instead.
@@ -94,6 +103,7 @@ func (d *decoder) document(data []byte) *yaml.Node {
 	if !d.acyclic(root) {
 		return nil
 	}
+	d.root = root
 	return root
 }
 

@@ -145,6 +145,9 @@ func (d *Daemon) logWarnings(s *config.Settings) {
 	if s.HashKeyMade != "" {
 		d.log().Info("made the hash key of secret values; keep it with the secrets", zap.String("file", s.HashKeyMade))
 	}
+	for _, p := range s.PasswordsMade {
+		d.log().Info("made a database password", zap.String("file", p))
+	}
 }
 
 // follow watches the files s was made from besides the settings file (secrets, env_files).
