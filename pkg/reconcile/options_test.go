@@ -512,3 +512,72 @@ func TestBee2dLabelsAreInTheirNamespace(t *testing.T) {
 		t.Error("a user's label counts as bee2d's")
 	}
 }
+
+// laterLayout is Bee2's later layout with the options of #14, decoded by pkg/config as a user writes it.
+const laterLayout = `
+servers:
+  web1:
+    ip:
+      public: {ipv4: 100.100.100.1, ipv6: "a:b:c:d::102"}
+docker:
+  web1:
+    prefix: w1
+    networks:
+      public: {ipv4: 172.20.0.0/24}
+      private: {ipv4: 172.21.0.0/24}
+    applications:
+      postgres:
+        image: postgres:16
+        networks: [private]
+        static_ip: {ipv4: 172.21.0.5}
+      ttrss:
+        image: ttrss:1
+        networks: [public, private, network]
+        internal_dns: {db.internal: postgres}
+        ports: ["127.0.0.1:8443:443", "1194/udp"]
+        traefik: {http: {hosts: [rss.example.com], port: 8080, tls: enabled}}
+        labels: {lb.net: public}
+      web:
+        image: mastodon:v4
+        entrypoint: /docker-entrypoint.sh
+        memory: 512m
+        cpus: 1.5
+        stop_signal: quit
+        stop_grace_period: 30s
+        ulimits: {nofile: {soft: 1024, hard: 4096}}
+        log: {driver: json-file, options: {max-size: 10m}}
+`
+
+// The settings a user writes reach the spec: the seam between the decoder and the mapping.
+func TestLaterLayoutDecodesIntoTheSpec(t *testing.T) {
+	d := desired(t, laterLayout, "")
+	if d.Prefix != "w1" || d.Network != "w1-network" {
+		t.Errorf("prefix %q, network %q", d.Prefix, d.Network)
+	}
+	pg, rss, web := container(t, d, "w1-app-postgres"), container(t, d, "w1-app-ttrss"), container(t, d, "w1-app-web")
+	if pg.Network != "w1-private" || pg.IPv4Address != "172.21.0.5" || pg.MoreNetworks != nil {
+		t.Errorf("postgres on %q at %q, more %q", pg.Network, pg.IPv4Address, pg.MoreNetworks)
+	}
+	if rss.Network != "w1-public" || !slices.Equal(rss.MoreNetworks, []string{"w1-private", "w1-network"}) {
+		t.Errorf("ttrss on %q, then %q", rss.Network, rss.MoreNetworks)
+	}
+	if !slices.Contains(rss.Ports, engine.PortSpec{HostIP: "127.0.0.1", HostPort: 8443, ContainerPort: 443, Proto: "tcp"}) ||
+		!slices.Contains(rss.Ports, engine.PortSpec{HostPort: 1194, ContainerPort: 1194, Proto: "udp"}) {
+		t.Errorf("ttrss ports %+v", rss.Ports)
+	}
+	if !slices.Equal(rss.ExtraHosts, []string{"db.internal:172.21.0.5"}) {
+		t.Errorf("ttrss extra hosts %q", rss.ExtraHosts)
+	}
+	if rss.Labels["lb.net"] != "public" || rss.Labels["traefik.http.routers.w1-app-ttrss.rule"] != "Host(`rss.example.com`)" ||
+		rss.Labels[labels.Name] != "ttrss" {
+		t.Errorf("ttrss labels %v", rss.Labels)
+	}
+	if !slices.Equal(web.Entrypoint, []string{"/docker-entrypoint.sh"}) || web.Memory != 512<<20 || web.NanoCPUs != 1_500_000_000 ||
+		web.StopSignal != "SIGQUIT" || web.StopTimeout != 30*time.Second || web.LogDriver != "json-file" ||
+		!slices.Equal(web.Ulimits, []engine.Ulimit{{Name: "nofile", Soft: 1024, Hard: 4096}}) {
+		t.Errorf("web %+v", web.ContainerSpec)
+	}
+	if web.Digest.StopTimeout != 30 || web.Digest.Memory != 512<<20 {
+		t.Errorf("web digest %+v", web.Digest)
+	}
+}
