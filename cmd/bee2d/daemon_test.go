@@ -559,7 +559,7 @@ func TestDaemonReplacesAHandMadeContainer(t *testing.T) {
 	forged := maps.Clone(orig.Labels)
 	forged[labels.SpecHash] = "0000000000000000"
 	id, err := st.cli.CreateContainer(t.Context(), dockerx.ContainerSpec{Name: orig.Name, Image: st.image,
-		Env: []string{"GREETING=by-hand", "PORT=" + strconv.Itoa(port)}, Ports: []int{port}, RestartPolicy: "unless-stopped",
+		Env: []string{"GREETING=by-hand", "PORT=" + strconv.Itoa(port)}, Ports: []dockerx.PortSpec{{HostPort: port, ContainerPort: port}}, RestartPolicy: "unless-stopped",
 		Network: config.NetworkName(st.prefix), Labels: forged})
 	if err == nil {
 		err = st.cli.StartContainer(t.Context(), id)

@@ -114,6 +114,17 @@ func (e *fakeEngine) CreateContainer(_ context.Context, spec dockerx.ContainerSp
 	return id, nil
 }
 
+func (e *fakeEngine) ConnectNetwork(_ context.Context, network, id string, _ []string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := e.containers[id]
+	if c == nil {
+		return fmt.Errorf("connect %s: no such container", id)
+	}
+	c.Networks = append(c.Networks, network)
+	return nil
+}
+
 func (e *fakeEngine) StartContainer(_ context.Context, id string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -1,8 +1,10 @@
 package dockerx
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,10 +15,13 @@ import (
 	"github.com/docker/go-connections/nat"
 )
 
-// CreateContainer creates (but does not start) the container spec describes and returns its id. Ports are
-// published as TCP, host port = container port, on every host address (IPv4 and IPv6).
+// CreateContainer creates (but does not start) the container spec describes and returns its id. Its further
+// networks (spec.MoreNetworks) are the caller's to connect, with ConnectNetwork, before it starts.
 func (c *Client) CreateContainer(ctx context.Context, spec ContainerSpec) (string, error) {
-	cfg, hostCfg, netCfg := containerConfigs(spec)
+	cfg, hostCfg, netCfg, err := containerConfigs(spec)
+	if err != nil {
+		return "", fmt.Errorf("create container %s: %w", spec.Name, err)
+	}
 	ctx, cancel := change(ctx)
 	defer cancel()
 	resp, err := c.api.ContainerCreate(ctx, cfg, hostCfg, netCfg, nil, spec.Name)
@@ -29,38 +34,199 @@ func (c *Client) CreateContainer(ctx context.Context, spec ContainerSpec) (strin
 	return resp.ID, nil
 }
 
-func containerConfigs(spec ContainerSpec) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
-	cfg := &container.Config{
-		Image:  spec.Image,
-		Env:    spec.Env,
-		Labels: spec.Labels,
+// ConnectNetwork attaches a created container to one more network, with aliases on it. Engines before API
+// 1.44 take a single network at create; the others are connected this way before the container starts.
+func (c *Client) ConnectNetwork(ctx context.Context, networkName, containerID string, aliases []string) error {
+	ctx, cancel := change(ctx)
+	defer cancel()
+	// An engine records a network it does not have for a container that is not running, and fails only at
+	// the start; asking first makes a missing network this call's error (IsNotFound), naming it.
+	if _, err := c.api.NetworkInspect(ctx, networkName, network.InspectOptions{}); err != nil {
+		return fmt.Errorf("connect container %s to network %s: %w", containerID, networkName, err)
 	}
-	if len(spec.Cmd) > 0 {
-		cfg.Cmd = spec.Cmd
+	if err := c.api.NetworkConnect(ctx, networkName, containerID, &network.EndpointSettings{Aliases: aliases}); err != nil {
+		return fmt.Errorf("connect container %s to network %s: %w", containerID, networkName, err)
+	}
+	return nil
+}
+
+// containerConfigs turns a spec into the three parts of the engine's create request. It fails only on a
+// value the engine would refuse anyway (a device or restart policy it cannot read), so that the error names
+// the option rather than coming back as the engine's.
+func containerConfigs(spec ContainerSpec) (*container.Config, *container.HostConfig, *network.NetworkingConfig, error) {
+	cfg := &container.Config{
+		Image:      spec.Image,
+		Hostname:   spec.Hostname,
+		User:       spec.User,
+		WorkingDir: spec.WorkingDir,
+		StopSignal: spec.StopSignal,
+		Labels:     spec.Labels,
+		// nil keeps the image's; an empty Entrypoint clears it (the engine tells the two apart).
+		Cmd:        spec.Cmd,
+		Entrypoint: spec.Entrypoint,
+	}
+	if len(spec.Env) > 0 {
+		cfg.Env = spec.Env
+	}
+	if spec.StopTimeout > 0 {
+		// Whole seconds, rounded up: a container never gets less time than it asked for.
+		secs := int((spec.StopTimeout + time.Second - 1) / time.Second)
+		cfg.StopTimeout = &secs
+	}
+	restart, err := restartPolicy(spec.RestartPolicy)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	hostCfg := &container.HostConfig{
-		Binds:         spec.Binds,
-		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyMode(spec.RestartPolicy)},
+		RestartPolicy:  restart,
+		ReadonlyRootfs: spec.ReadOnly,
+		// The client normalises capabilities (CAP_ prefix, upper case, sorted) before sending them; doing it
+		// here too keeps CreateBody what the engine receives.
+		CapAdd: normalizeCapabilities(spec.CapAdd),
+		LogConfig: container.LogConfig{
+			Type:   spec.LogDriver,
+			Config: nonEmpty(spec.LogOptions),
+		},
+		Resources: container.Resources{
+			Memory:   spec.Memory,
+			NanoCPUs: spec.NanoCPUs,
+		},
+		Tmpfs:   nonEmpty(spec.Tmpfs),
+		Sysctls: nonEmpty(spec.Sysctls),
+	}
+	if len(spec.Binds) > 0 {
+		hostCfg.Binds = spec.Binds
+	}
+	if len(spec.ExtraHosts) > 0 {
+		hostCfg.ExtraHosts = spec.ExtraHosts
+	}
+	if spec.PidsLimit != 0 {
+		// nil leaves the engine's default; 0 and -1 would both mean unlimited to it.
+		pids := spec.PidsLimit
+		hostCfg.PidsLimit = &pids
+	}
+	for _, u := range spec.Ulimits {
+		hostCfg.Ulimits = append(hostCfg.Ulimits, &container.Ulimit{Name: u.Name, Soft: u.Soft, Hard: u.Hard})
+	}
+	for _, d := range spec.Devices {
+		m, err := parseDevice(d)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		hostCfg.Devices = append(hostCfg.Devices, m)
 	}
 	if len(spec.Ports) > 0 {
 		cfg.ExposedPorts = nat.PortSet{}
 		hostCfg.PortBindings = nat.PortMap{}
 		for _, p := range spec.Ports {
-			port := nat.Port(strconv.Itoa(p) + "/tcp")
+			port := nat.Port(strconv.Itoa(p.ContainerPort) + "/" + cmp.Or(p.Proto, "tcp"))
 			cfg.ExposedPorts[port] = struct{}{}
+			b := nat.PortBinding{HostIP: p.HostIP}
+			if p.HostPort != 0 {
+				b.HostPort = strconv.Itoa(p.HostPort)
+			}
 			// An empty HostIP binds every address, IPv4 and IPv6 alike.
-			hostCfg.PortBindings[port] = []nat.PortBinding{{HostIP: "", HostPort: strconv.Itoa(p)}}
+			hostCfg.PortBindings[port] = append(hostCfg.PortBindings[port], b)
 		}
 	}
 	var netCfg *network.NetworkingConfig
 	if spec.Network != "" {
 		// The network mode must name the network too, or the engine also attaches the default bridge.
 		hostCfg.NetworkMode = container.NetworkMode(spec.Network)
-		netCfg = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-			spec.Network: {Aliases: spec.Aliases},
-		}}
+		ep := &network.EndpointSettings{Aliases: spec.Aliases}
+		if spec.IPv4Address != "" || spec.IPv6Address != "" {
+			ep.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: spec.IPv4Address, IPv6Address: spec.IPv6Address}
+		}
+		netCfg = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{spec.Network: ep}}
 	}
-	return cfg, hostCfg, netCfg
+	return cfg, hostCfg, netCfg, nil
+}
+
+// restartPolicy reads "no", "always", "unless-stopped", "on-failure" or "on-failure:N" as docker run's
+// --restart does; "" leaves the engine's default (no).
+func restartPolicy(s string) (container.RestartPolicy, error) {
+	name, count, hasCount := strings.Cut(s, ":")
+	p := container.RestartPolicy{Name: container.RestartPolicyMode(name)}
+	if hasCount {
+		n, err := strconv.Atoi(count)
+		if err != nil || n < 0 || p.Name != container.RestartPolicyOnFailure {
+			return p, fmt.Errorf("restart policy %q: only on-failure takes a retry count", s)
+		}
+		p.MaximumRetryCount = n
+	}
+	return p, nil
+}
+
+// parseDevice reads a docker run --device string, host[:container[:permissions]], as the docker CLI does:
+// the container path defaults to the host path, permissions to rwm, and a second field made only of r, w
+// and m is the permissions.
+func parseDevice(s string) (container.DeviceMapping, error) {
+	m := container.DeviceMapping{CgroupPermissions: "rwm"}
+	parts := strings.Split(s, ":")
+	switch len(parts) {
+	case 3:
+		if !deviceMode(parts[2]) {
+			return m, fmt.Errorf("device %q: permissions %q are not a combination of r, w and m", s, parts[2])
+		}
+		m.CgroupPermissions = parts[2]
+		m.PathInContainer = parts[1]
+	case 2:
+		if deviceMode(parts[1]) {
+			m.CgroupPermissions = parts[1]
+		} else {
+			m.PathInContainer = parts[1]
+		}
+	case 1:
+	default:
+		return m, fmt.Errorf("device %q: want host[:container[:permissions]]", s)
+	}
+	m.PathOnHost = parts[0]
+	if m.PathInContainer == "" {
+		m.PathInContainer = m.PathOnHost
+	}
+	if !strings.HasPrefix(m.PathOnHost, "/") || !strings.HasPrefix(m.PathInContainer, "/") {
+		return m, fmt.Errorf("device %q: paths must be absolute", s)
+	}
+	return m, nil
+}
+
+// deviceMode tells whether s is cgroup device permissions: r, w and m, each at most once.
+func deviceMode(s string) bool {
+	if s == "" {
+		return false
+	}
+	seen := map[rune]bool{}
+	for _, c := range s {
+		if !strings.ContainsRune("rwm", c) || seen[c] {
+			return false
+		}
+		seen[c] = true
+	}
+	return true
+}
+
+// normalizeCapabilities writes capabilities as the Docker client sends them: upper case with the CAP_
+// prefix (ALL as it is), without duplicates, sorted.
+func normalizeCapabilities(caps []string) []string {
+	var out []string
+	for _, c := range caps {
+		c = strings.ToUpper(c)
+		if c != "ALL" && !strings.HasPrefix(c, "CAP_") {
+			c = "CAP_" + c
+		}
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func nonEmpty(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
 }
 
 // StartContainer starts a created or stopped container.

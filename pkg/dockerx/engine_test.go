@@ -292,7 +292,7 @@ func TestContainerLifecycle(t *testing.T) {
 		Image:         image,
 		Env:           []string{"GREETING=hello"},
 		Binds:         []string{vol + ":/data:rw", hostDir + ":/host:ro"},
-		Ports:         []int{port},
+		Ports:         []dockerx.PortSpec{{HostPort: port, ContainerPort: port}},
 		RestartPolicy: "unless-stopped",
 		Network:       network,
 		Aliases:       []string{"web-alias"},

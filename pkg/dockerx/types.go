@@ -19,6 +19,8 @@ type (
 	Event         = engine.Event
 	Platform      = engine.Platform
 	ContainerSpec = engine.ContainerSpec
+	PortSpec      = engine.PortSpec
+	Ulimit        = engine.Ulimit
 	BuildRequest  = engine.BuildRequest
 	HelperSpec    = engine.HelperSpec
 	HelperMount   = engine.HelperMount

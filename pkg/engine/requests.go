@@ -1,23 +1,76 @@
 package engine
 
-import "io"
+import (
+	"io"
+	"time"
+)
 
-// ContainerSpec is everything needed to create one container.
+// ContainerSpec is everything needed to create one container. Zero values leave the engine's (or the
+// image's) defaults.
 type ContainerSpec struct {
 	Name  string
 	Image string
 	Env   []string // KEY=value
-	Cmd   []string // empty: the image's default
+	// Cmd and Entrypoint replace the image's when not nil; an empty, non-nil Entrypoint clears the image's.
+	Cmd        []string
+	Entrypoint []string
+	User       string // user[:group], names or ids
+	WorkingDir string
+	Hostname   string
 	// Binds are Docker bind strings (src:dst[:opts]), passed as written.
 	Binds []string
-	// Ports are published as TCP with host port = container port on all addresses, IPv4 and IPv6.
-	Ports []int
-	// RestartPolicy: "no", "always", "unless-stopped", "on-failure".
+	// Ports are the published ports, one per host address.
+	Ports []PortSpec
+	// RestartPolicy: "no", "always", "unless-stopped", "on-failure" or "on-failure:<max retries>".
 	RestartPolicy string
-	// Network to attach to at create time, with Aliases on it.
-	Network string
-	Aliases []string
-	Labels  map[string]string
+	// Network to attach to at create time, with Aliases on it and, when set, fixed addresses.
+	Network     string
+	Aliases     []string
+	IPv4Address string
+	IPv6Address string
+	// MoreNetworks are connected after the container is created and before it starts, with the same
+	// aliases (engines before API 1.44 take a single network at create).
+	MoreNetworks []string
+	// ExtraHosts are "host:ip" lines added to the container's /etc/hosts.
+	ExtraHosts []string
+	CapAdd     []string
+	// Memory is a limit in bytes, NanoCPUs in billionths of a CPU, PidsLimit a number of processes.
+	Memory    int64
+	NanoCPUs  int64
+	PidsLimit int64
+	// StopSignal replaces the image's (SIGTERM by default); StopTimeout is how long the engine waits after
+	// it before killing the container, in whole seconds (rounded up).
+	StopSignal  string
+	StopTimeout time.Duration
+	// ReadOnly mounts the container's root filesystem read-only.
+	ReadOnly bool
+	// Tmpfs maps a container path to its mount options ("" for the defaults).
+	Tmpfs   map[string]string
+	Sysctls map[string]string
+	Ulimits []Ulimit
+	// Devices are docker run --device strings: host[:container[:permissions]].
+	Devices []string
+	// LogDriver and LogOptions choose where the container's output goes; "" is the engine's default.
+	LogDriver  string
+	LogOptions map[string]string
+	Labels     map[string]string
+}
+
+// PortSpec is one published port: ContainerPort/Proto reachable at HostIP:HostPort.
+type PortSpec struct {
+	// HostIP is one host address; "" binds every address, IPv4 and IPv6.
+	HostIP string
+	// HostPort 0 lets the engine choose a free port.
+	HostPort      int
+	ContainerPort int
+	// Proto is "tcp" or "udp"; "" is tcp.
+	Proto string
+}
+
+// Ulimit is one resource limit of the container's processes (nofile, nproc, core, ...).
+type Ulimit struct {
+	Name       string
+	Soft, Hard int64
 }
 
 // BuildRequest builds one image from a directory on this machine.

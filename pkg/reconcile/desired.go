@@ -1,7 +1,9 @@
 package reconcile
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -121,26 +123,60 @@ func DesireFrom(s *config.Settings, server string, src Sources) (*Desired, error
 func desireService(s *config.Settings, svc *config.Service, src Sources) (*Container, error) {
 	prefix := s.Prefix(svc.Server)
 	kind := svc.Kind
+	primary, more := networkNames(prefix, svc.Networks)
 	c := &Container{
 		Service: svc.Name,
 		Kind:    kind,
 		ContainerSpec: engine.ContainerSpec{
 			Name:          config.ContainerName(prefix, kind, svc.Name),
 			Env:           config.RenderEnv(s, svc),
+			Cmd:           svc.Cmd,
+			Entrypoint:    svc.Entrypoint,
+			User:          svc.User,
+			WorkingDir:    svc.WorkingDir,
+			Hostname:      svc.Hostname,
 			Binds:         svc.Volumes,
-			Ports:         simplePorts(svc.Ports),
-			RestartPolicy: "unless-stopped",
-			Network:       config.NetworkName(prefix),
+			Ports:         portSpecs(svc.Ports),
+			RestartPolicy: cmp.Or(svc.Restart, "unless-stopped"),
+			Network:       primary,
 			Aliases:       []string{svc.Name},
+			IPv4Address:   svc.StaticIPv4,
+			IPv6Address:   svc.StaticIPv6,
+			MoreNetworks:  more,
+			ExtraHosts:    svc.ExtraHosts,
+			CapAdd:        svc.CapAdd,
+			Memory:        svc.Memory,
+			NanoCPUs:      svc.NanoCPUs,
+			PidsLimit:     svc.PidsLimit,
+			StopSignal:    svc.StopSignal,
+			StopTimeout:   cmp.Or(svc.StopGrace, config.StopTimeout),
+			ReadOnly:      svc.ReadOnly,
+			Tmpfs:         svc.Tmpfs,
+			Sysctls:       svc.Sysctls,
+			Devices:       svc.Devices,
 		},
+	}
+	for _, u := range svc.Ulimits {
+		c.Ulimits = append(c.Ulimits, engine.Ulimit{Name: u.Name, Soft: u.Soft, Hard: u.Hard})
+	}
+	if svc.Log != nil {
+		c.LogDriver, c.LogOptions = svc.Log.Driver, svc.Log.Options
 	}
 	// Job images get their own repository, so a job and an application of the same name never share tags.
 	repo := svc.Name
 	if kind == config.KindJob {
-		c.RestartPolicy = "no"
+		c.RestartPolicy = cmp.Or(svc.Restart, "no")
 		repo = "job-" + svc.Name
 	}
-	c.Labels = labels.ForServer(prefix, svc.Server)
+	// The user's labels go under bee2d's, which are set after them and always win; none of the user's may
+	// sit in bee2d's namespace, where it could forge ownership or a spec hash.
+	c.Labels = map[string]string{}
+	for k, v := range svc.Labels {
+		if !ownLabel(k) {
+			c.Labels[k] = v
+		}
+	}
+	maps.Copy(c.Labels, labels.ForServer(prefix, svc.Server))
 	switch {
 	case svc.BuildDir != "":
 		dir := filepath.Join(s.Docker.Dockerfiles, svc.BuildDir)
@@ -270,11 +306,47 @@ func startOrder(list []*Container, byService map[string]*Container, s *config.Se
 	return out, nil
 }
 
-// simplePorts is the container ports of ps. (Until ContainerSpec carries the full form.)
-func simplePorts(ps []config.Port) []int {
-	var out []int
+// networkNames resolves a service's networks key to Docker names: the first is the primary network, the
+// rest are connected before the container starts. "network" is the server's default network, any other
+// name N the network <prefix>-N; no networks means the default network alone.
+func networkNames(prefix string, names []string) (primary string, more []string) {
+	if len(names) == 0 {
+		return config.NetworkName(prefix), nil
+	}
+	for _, n := range names[1:] {
+		more = append(more, networkName(prefix, n))
+	}
+	return networkName(prefix, names[0]), more
+}
+
+func networkName(prefix, name string) string {
+	if name == "network" {
+		return config.NetworkName(prefix)
+	}
+	return prefix + "-" + name
+}
+
+// ownLabelPrefix starts every label bee2d sets (pkg/labels).
+const ownLabelPrefix = "io.bee2d."
+
+// ownLabel tells whether a label key is in bee2d's namespace.
+func ownLabel(key string) bool {
+	return strings.HasPrefix(key, ownLabelPrefix)
+}
+
+// portSpecs publishes each port on each of its host addresses, or on every address when it names none.
+func portSpecs(ps []config.Port) []engine.PortSpec {
+	var out []engine.PortSpec
 	for _, p := range ps {
-		out = append(out, p.ContainerPort)
+		spec := engine.PortSpec{HostPort: p.HostPort, ContainerPort: p.ContainerPort, Proto: cmp.Or(p.Proto, "tcp")}
+		if len(p.HostIPs) == 0 {
+			out = append(out, spec)
+			continue
+		}
+		for _, ip := range p.HostIPs {
+			spec.HostIP = ip
+			out = append(out, spec)
+		}
 	}
 	return out
 }

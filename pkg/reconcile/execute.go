@@ -24,6 +24,7 @@ type Engine interface {
 	BuildImage(ctx context.Context, req engine.BuildRequest) (string, error)
 	PullImage(ctx context.Context, ref string, out io.Writer) error
 	CreateContainer(ctx context.Context, spec engine.ContainerSpec) (string, error)
+	ConnectNetwork(ctx context.Context, network, containerID string, aliases []string) error
 	StartContainer(ctx context.Context, id string) error
 	StopContainer(ctx context.Context, id string, timeout time.Duration) error
 	RenameContainer(ctx context.Context, id, newName string) error
@@ -269,7 +270,7 @@ func (e *Executor) apply(ctx context.Context, a Action) error {
 	case OpPullImage:
 		return e.Engine.PullImage(ctx, a.Resource, e.Output)
 	case OpCreateContainer:
-		id, err := e.Engine.CreateContainer(ctx, a.Container.ContainerSpec)
+		id, err := e.create(ctx, a.Container.ContainerSpec)
 		if err != nil {
 			return err
 		}
@@ -309,7 +310,9 @@ func (e *Executor) recreate(ctx context.Context, a Action) error {
 	stopped := make(chan error, 1)
 	if old != nil {
 		go func() {
-			err := e.Engine.StopContainer(ctx, old.ID, cmp.Or(e.StopTimeout, config.StopTimeout))
+			// The container's own grace, when longer, is what it was promised (stop_grace).
+			grace := max(cmp.Or(e.StopTimeout, config.StopTimeout), a.Container.StopTimeout)
+			err := e.Engine.StopContainer(ctx, old.ID, grace)
 			if engine.IsNotFound(err) {
 				err = nil
 			}
@@ -318,7 +321,7 @@ func (e *Executor) recreate(ctx context.Context, a Action) error {
 	} else {
 		stopped <- nil
 	}
-	id, err := e.Engine.CreateContainer(ctx, a.Container.ContainerSpec)
+	id, err := e.create(ctx, a.Container.ContainerSpec)
 	if serr := <-stopped; serr != nil && err == nil {
 		// The old container may still hold the ports: the new one cannot take over.
 		e.discard(ctx, id)
@@ -346,6 +349,23 @@ func (e *Executor) recreate(ctx context.Context, a Action) error {
 		}
 	}
 	return nil
+}
+
+// create makes the container of spec and connects it to its further networks, so that it starts on all of
+// them at once. A container that cannot be connected is removed, as one that cannot start is: never a
+// half-made container under its final name.
+func (e *Executor) create(ctx context.Context, spec engine.ContainerSpec) (string, error) {
+	id, err := e.Engine.CreateContainer(ctx, spec)
+	if err != nil {
+		return "", err
+	}
+	for _, n := range spec.MoreNetworks {
+		if err := e.Engine.ConnectNetwork(ctx, n, id, spec.Aliases); err != nil {
+			e.discard(ctx, id)
+			return "", fmt.Errorf("%s: %w", spec.Name, err)
+		}
+	}
+	return id, nil
 }
 
 // errNoClone is a build from git given to an executor without a Clone.
@@ -377,7 +397,7 @@ func (e *Executor) runJob(ctx context.Context, a Action) error {
 			return err
 		}
 	}
-	id, err := e.Engine.CreateContainer(ctx, a.Container.ContainerSpec)
+	id, err := e.create(ctx, a.Container.ContainerSpec)
 	if err != nil {
 		return err
 	}

@@ -55,6 +55,9 @@ func (e *recordingEngine) CreateContainer(_ context.Context, s engine.ContainerS
 	e.mu.Unlock()
 	return "id-" + s.Name, e.call("create " + s.Name)
 }
+func (e *recordingEngine) ConnectNetwork(_ context.Context, network, id string, aliases []string) error {
+	return e.call(fmt.Sprintf("connect %s %s %s", network, id, strings.Join(aliases, ",")))
+}
 func (e *recordingEngine) StartContainer(_ context.Context, id string) error {
 	return e.call("start " + id)
 }

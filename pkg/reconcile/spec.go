@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,7 +10,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/engine"
 )
 
@@ -40,14 +43,44 @@ const secretHashPrefix = "hmac:"
 // that can sit in a label: env values appear only as hashes, so a plan can name the key that changed
 // without ever holding its value.
 type Digest struct {
-	Image   string            `json:"image"`
-	Cmd     []string          `json:"cmd,omitempty"`
-	Env     map[string]string `json:"env,omitempty"` // key -> hash of value
-	Binds   []string          `json:"binds,omitempty"`
-	Ports   []int             `json:"ports,omitempty"`
-	Restart string            `json:"restart"`
-	Network string            `json:"network"`
-	Aliases []string          `json:"aliases,omitempty"`
+	Image string            `json:"image"`
+	Cmd   []string          `json:"cmd,omitempty"`
+	Env   map[string]string `json:"env,omitempty"` // key -> hash of value
+	Binds []string          `json:"binds,omitempty"`
+	Ports []int             `json:"ports,omitempty"`
+	// Publish holds the ports that are not simple (see digestPorts).
+	Publish []string `json:"publish,omitempty"`
+	Restart string   `json:"restart"`
+	Network string   `json:"network"`
+	Aliases []string `json:"aliases,omitempty"`
+
+	// The options Bee2's 2017 format did not have. Each is left out when unset, so that a spec without them
+	// hashes exactly as before they existed and no container is recreated by an upgrade.
+	Entrypoint   *[]string `json:"entrypoint,omitempty"` // nil: the image's; empty: none
+	User         string    `json:"user,omitempty"`
+	WorkingDir   string    `json:"workdir,omitempty"`
+	Hostname     string    `json:"hostname,omitempty"`
+	IPv4         string    `json:"ipv4,omitempty"`
+	IPv6         string    `json:"ipv6,omitempty"`
+	MoreNetworks []string  `json:"more_networks,omitempty"`
+	ExtraHosts   []string  `json:"extra_hosts,omitempty"`
+	CapAdd       []string  `json:"cap_add,omitempty"` // sorted: the engine does not care for the order
+	Memory       int64     `json:"memory,omitempty"`
+	NanoCPUs     int64     `json:"nano_cpus,omitempty"`
+	PidsLimit    int64     `json:"pids_limit,omitempty"`
+	StopSignal   string    `json:"stop_signal,omitempty"`
+	// StopTimeout is in whole seconds, left out when it is config.StopTimeout, the one every container had
+	// before it could be set.
+	StopTimeout int               `json:"stop_timeout,omitempty"`
+	ReadOnly    bool              `json:"read_only,omitempty"`
+	Tmpfs       map[string]string `json:"tmpfs,omitempty"`
+	Sysctls     map[string]string `json:"sysctls,omitempty"`
+	Ulimits     []string          `json:"ulimits,omitempty"` // name=soft:hard
+	Devices     []string          `json:"devices,omitempty"`
+	LogDriver   string            `json:"log_driver,omitempty"`
+	LogOptions  map[string]string `json:"log_options,omitempty"`
+	// Labels are the user's labels (bee2d's own are not part of the spec); their values are no secrets.
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // digestOf computes the digest of a container spec. The values of the env keys in secret are hashed with
@@ -57,10 +90,41 @@ func digestOf(c *engine.ContainerSpec, secret map[string]bool, key []byte) Diges
 		Image:   c.Image,
 		Cmd:     c.Cmd,
 		Binds:   c.Binds,
-		Ports:   slices.Sorted(slices.Values(c.Ports)),
 		Restart: c.RestartPolicy,
 		Network: c.Network,
 		Aliases: c.Aliases,
+	}
+	d.Ports, d.Publish = digestPorts(c.Ports)
+	if c.Entrypoint != nil {
+		ep := c.Entrypoint
+		d.Entrypoint = &ep
+	}
+	d.User, d.WorkingDir, d.Hostname = c.User, c.WorkingDir, c.Hostname
+	d.IPv4, d.IPv6, d.MoreNetworks = c.IPv4Address, c.IPv6Address, c.MoreNetworks
+	d.ExtraHosts = c.ExtraHosts
+	if len(c.CapAdd) > 0 {
+		d.CapAdd = slices.Sorted(slices.Values(c.CapAdd))
+	}
+	d.Memory, d.NanoCPUs, d.PidsLimit = c.Memory, c.NanoCPUs, c.PidsLimit
+	d.StopSignal = c.StopSignal
+	if c.StopTimeout > 0 && c.StopTimeout != config.StopTimeout {
+		d.StopTimeout = int((c.StopTimeout + time.Second - 1) / time.Second) // rounded up, as the engine gets it
+	}
+	d.ReadOnly = c.ReadOnly
+	d.Tmpfs, d.Sysctls = c.Tmpfs, c.Sysctls
+	for _, u := range c.Ulimits {
+		d.Ulimits = append(d.Ulimits, fmt.Sprintf("%s=%d:%d", u.Name, u.Soft, u.Hard))
+	}
+	d.Devices = c.Devices
+	d.LogDriver, d.LogOptions = c.LogDriver, c.LogOptions
+	for k, v := range c.Labels {
+		if ownLabel(k) {
+			continue
+		}
+		if d.Labels == nil {
+			d.Labels = map[string]string{}
+		}
+		d.Labels[k] = v
 	}
 	if len(c.Env) > 0 {
 		d.Env = make(map[string]string, len(c.Env))
@@ -74,6 +138,39 @@ func digestOf(c *engine.ContainerSpec, secret map[string]bool, key []byte) Diges
 		}
 	}
 	return d
+}
+
+// digestPorts splits ports into the simple ones of Bee2's ports key (TCP, host port = container port, every
+// address), which scheme 1 hashes as a sorted list of numbers, and the others, as docker run -p writes them
+// (sorted too: the order of the settings' list does not change the container).
+func digestPorts(ports []engine.PortSpec) (simple []int, other []string) {
+	for _, p := range ports {
+		if cmp.Or(p.Proto, "tcp") == "tcp" && p.HostIP == "" && p.HostPort == p.ContainerPort {
+			simple = append(simple, p.ContainerPort)
+			continue
+		}
+		other = append(other, publishForm(p))
+	}
+	slices.Sort(simple)
+	slices.Sort(other)
+	return simple, other
+}
+
+// publishForm is a port as docker run -p writes it: [ip:]host:container/proto, an IPv6 address in brackets.
+func publishForm(p engine.PortSpec) string {
+	s := ""
+	if p.HostPort != 0 {
+		s = strconv.Itoa(p.HostPort)
+	}
+	s += ":" + strconv.Itoa(p.ContainerPort) + "/" + cmp.Or(p.Proto, "tcp")
+	if p.HostIP != "" {
+		ip := p.HostIP
+		if strings.Contains(ip, ":") {
+			ip = "[" + ip + "]"
+		}
+		s = ip + ":" + s
+	}
+	return s
 }
 
 // valueHash hides an env value; the key is mixed in so equal values under two keys do not look alike.
@@ -155,6 +252,7 @@ func diffDigest(live, want Digest) []string {
 	}
 	out = append(out, listDiff("bind", live.Binds, want.Binds)...)
 	out = append(out, listDiff("port", intStrings(live.Ports), intStrings(want.Ports))...)
+	out = append(out, listDiff("port", live.Publish, want.Publish)...)
 	if live.Restart != want.Restart {
 		out = append(out, fmt.Sprintf("restart policy %s → %s", orNone(live.Restart), orNone(want.Restart)))
 	}
@@ -164,7 +262,142 @@ func diffDigest(live, want Digest) []string {
 	if !slices.Equal(live.Aliases, want.Aliases) {
 		out = append(out, "network aliases changed")
 	}
+	if (live.Entrypoint == nil) != (want.Entrypoint == nil) ||
+		(live.Entrypoint != nil && !slices.Equal(*live.Entrypoint, *want.Entrypoint)) {
+		out = append(out, "entrypoint changed")
+	}
+	for _, f := range []struct{ what, live, want string }{
+		{"user", live.User, want.User},
+		{"working directory", live.WorkingDir, want.WorkingDir},
+		{"hostname", live.Hostname, want.Hostname},
+	} {
+		if f.live != f.want {
+			out = append(out, f.what+" changed")
+		}
+	}
+	if live.IPv4 != want.IPv4 {
+		out = append(out, fmt.Sprintf("static IPv4 %s → %s", orNone(live.IPv4), orNone(want.IPv4)))
+	}
+	if live.IPv6 != want.IPv6 {
+		out = append(out, fmt.Sprintf("static IPv6 %s → %s", orNone(live.IPv6), orNone(want.IPv6)))
+	}
+	if !slices.Equal(live.MoreNetworks, want.MoreNetworks) {
+		out = append(out, fmt.Sprintf("networks changed (%s → %s)", listOrNone(live.MoreNetworks), listOrNone(want.MoreNetworks)))
+	}
+	out = append(out, listDiff("extra host", live.ExtraHosts, want.ExtraHosts)...)
+	out = append(out, listDiff("capability", live.CapAdd, want.CapAdd)...)
+	if live.Memory != want.Memory {
+		out = append(out, fmt.Sprintf("memory %s → %s", bytesForm(live.Memory), bytesForm(want.Memory)))
+	}
+	if live.NanoCPUs != want.NanoCPUs {
+		out = append(out, fmt.Sprintf("cpus %s → %s", cpusForm(live.NanoCPUs), cpusForm(want.NanoCPUs)))
+	}
+	if live.PidsLimit != want.PidsLimit {
+		out = append(out, fmt.Sprintf("pids limit %s → %s", countForm(live.PidsLimit), countForm(want.PidsLimit)))
+	}
+	if live.StopSignal != want.StopSignal {
+		out = append(out, fmt.Sprintf("stop signal %s → %s", orDefault(live.StopSignal), orDefault(want.StopSignal)))
+	}
+	if live.StopTimeout != want.StopTimeout {
+		out = append(out, fmt.Sprintf("stop timeout %s → %s", stopTimeoutForm(live.StopTimeout), stopTimeoutForm(want.StopTimeout)))
+	}
+	if live.ReadOnly != want.ReadOnly {
+		if want.ReadOnly {
+			out = append(out, "root filesystem made read-only")
+		} else {
+			out = append(out, "root filesystem made writable")
+		}
+	}
+	out = append(out, mapDiff("tmpfs", live.Tmpfs, want.Tmpfs)...)
+	out = append(out, mapDiff("sysctls", live.Sysctls, want.Sysctls)...)
+	out = append(out, listDiff("ulimit", live.Ulimits, want.Ulimits)...)
+	out = append(out, listDiff("device", live.Devices, want.Devices)...)
+	if live.LogDriver != want.LogDriver {
+		out = append(out, fmt.Sprintf("log driver %s → %s", orDefault(live.LogDriver), orDefault(want.LogDriver)))
+	}
+	out = append(out, mapDiff("log options", live.LogOptions, want.LogOptions)...)
+	out = append(out, mapDiff("labels", live.Labels, want.Labels)...)
 	return out
+}
+
+// mapDiffShown is how many changed keys a cause names before it says how many more there are.
+const mapDiffShown = 3
+
+// mapDiff says that a map changed and which keys were added, removed or changed, sorted; values are not
+// shown, only where they are.
+func mapDiff(what string, live, want map[string]string) []string {
+	var keys []string
+	for k, v := range want {
+		if lv, ok := live[k]; !ok || lv != v {
+			keys = append(keys, k)
+		}
+	}
+	for k := range live {
+		if _, ok := want[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	slices.Sort(keys)
+	named := strings.Join(keys[:min(len(keys), mapDiffShown)], ", ")
+	if n := len(keys) - mapDiffShown; n > 0 {
+		named += fmt.Sprintf(" and %d more", n)
+	}
+	return []string{fmt.Sprintf("%s changed (%s)", what, named)}
+}
+
+// bytesForm writes a memory limit in the largest binary unit that divides it: 256MiB, 1GiB.
+func bytesForm(n int64) string {
+	if n == 0 {
+		return "unlimited"
+	}
+	for _, u := range []struct {
+		size int64
+		name string
+	}{{1 << 30, "GiB"}, {1 << 20, "MiB"}, {1 << 10, "KiB"}} {
+		if n%u.size == 0 {
+			return strconv.FormatInt(n/u.size, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(n, 10) + "B"
+}
+
+// cpusForm writes NanoCPUs as a number of CPUs: 1.5.
+func cpusForm(n int64) string {
+	if n == 0 {
+		return "unlimited"
+	}
+	return strconv.FormatFloat(float64(n)/1e9, 'f', -1, 64)
+}
+
+func countForm(n int64) string {
+	if n == 0 {
+		return "unlimited"
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+func stopTimeoutForm(secs int) string {
+	if secs == 0 {
+		return config.StopTimeout.String()
+	}
+	return (time.Duration(secs) * time.Second).String()
+}
+
+func listOrNone(xs []string) string {
+	if len(xs) == 0 {
+		return "none"
+	}
+	return strings.Join(xs, ", ")
+}
+
+func orDefault(s string) string {
+	if s == "" {
+		return "default"
+	}
+	return s
 }
 
 // listDiff names items added and removed between two lists, in the order they appear.
