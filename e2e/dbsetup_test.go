@@ -277,7 +277,7 @@ func buildFrom(t *testing.T, cli *dockerx.Client, tag, base, user string) string
 func startServer(t *testing.T, cli *dockerx.Client, name, image, network string, port int, script string, env ...string) string {
 	t.Helper()
 	id, err := cli.CreateContainer(t.Context(), dockerx.ContainerSpec{
-		Name: name, Image: image, Network: network, Ports: []int{port},
+		Name: name, Image: image, Network: network, Ports: []dockerx.PortSpec{{HostPort: port, ContainerPort: port}},
 		Cmd: []string{"sh", "-c", script}, Env: append(env, "PORT="+strconv.Itoa(port)),
 	})
 	if err != nil {
