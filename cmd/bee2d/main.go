@@ -33,6 +33,7 @@ Usage:
   bee2d plan     -c settings.yml [--server S] [--detailed-exitcode]
   bee2d apply    -c settings.yml [--server S]
   bee2d status   -c settings.yml [--server S]
+  bee2d render   -c settings.yml [--server S] --json [--show-secrets]   the create requests, as JSON
   bee2d tls init SERVER -c settings.yml [--name NAME] [--ip IP] [--ipv6-subnet PREFIX]
   bee2d run      -c settings.yml SERVER [JOB]        run the server's jobs (or one) now
   bee2d backup   -c settings.yml [SERVER...]        back up the servers' volumes now
@@ -88,6 +89,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdApply(ctx, rest, stdout, stderr)
 	case "status":
 		err = cmdStatus(ctx, rest, stdout, stderr)
+	case "render":
+		err = cmdRender(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "bee2d %s\n", version)
 		return exitOK
