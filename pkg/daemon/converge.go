@@ -43,6 +43,10 @@ type convergeTask struct {
 	// prereqAt is when it was listed. Only the worker's goroutine touches them.
 	prereq   *reconcile.Snapshot
 	prereqAt time.Time
+	// netSeen is the digest of the desired networks that a pass found as the settings say, at netSeenAt:
+	// until the settings change them or the resync is due, passes do not list networks.
+	netSeen   string
+	netSeenAt time.Time
 }
 
 // crashState is the back-off of a container whose create or start failed.
@@ -61,7 +65,7 @@ func (c *convergeTask) Name() string        { return "converge" }
 func (c *convergeTask) Needs() []Capability { return []Capability{CanConverge} }
 
 // forget drops the cached prerequisites when the connection goes: the engine may have been replaced.
-func (c *convergeTask) forget() { c.prereq = nil }
+func (c *convergeTask) forget() { c.prereq, c.netSeen = nil, "" }
 
 // forceJobs runs these jobs in the next pass, with why (their schedule fired).
 func (c *convergeTask) forceJobs(due map[string]string) {
@@ -91,6 +95,9 @@ func (c *convergeTask) Run(ctx context.Context, r *Run) Result {
 	c.mu.Unlock()
 	if c.prereq != nil && d.now().Sub(c.prereqAt) < d.resync() {
 		hints.Prerequisites = c.prereq
+	}
+	if c.netSeen != "" && d.now().Sub(c.netSeenAt) < d.resync() {
+		hints.NetworksSeen = c.netSeen
 	}
 	listedAt := d.now()
 	log := r.Log
@@ -129,6 +136,10 @@ func (c *convergeTask) Run(ctx context.Context, r *Run) Result {
 		return Result{Err: errServerDown{observeErr.Err}}
 	}
 	snap := res.Snapshot
+	// A pass that took the networks on trust keeps the time they were last listed.
+	if hints.NetworksSeen == "" || res.NetworksSeen != hints.NetworksSeen {
+		c.netSeen, c.netSeenAt = res.NetworksSeen, listedAt
+	}
 	c.mu.Lock()
 	c.holding = len(res.Held)
 	c.mu.Unlock()
@@ -162,7 +173,8 @@ func (c *convergeTask) requeue(force map[string]string) {
 func (c *convergeTask) keepPrerequisites(p *reconcile.Plan, snap *reconcile.Snapshot, hints reconcile.Hints, listedAt time.Time, execErr error) {
 	if execErr != nil || slices.ContainsFunc(p.Actions, func(a reconcile.Action) bool {
 		switch a.Op {
-		case reconcile.OpCreateNetwork, reconcile.OpCreateVolume, reconcile.OpBuildImage, reconcile.OpPullImage:
+		case reconcile.OpCreateNetwork, reconcile.OpRecreateNetwork, reconcile.OpRemoveNetwork,
+			reconcile.OpCreateVolume, reconcile.OpBuildImage, reconcile.OpPullImage:
 			return true
 		}
 		return false
