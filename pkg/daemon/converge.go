@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -277,19 +278,25 @@ func (c *convergeTask) recheckDying(now time.Time, snap *reconcile.Snapshot) {
 // holdFailing removes from the plan the container actions that failed on recent passes, until their
 // back-off ends (the worker is woken then). A container whose start keeps failing is thus retried at
 // growing intervals while the rest of the server converges at once. Containers that crash after a good
-// start are restarted by the engine itself (unless-stopped), with its own back-off. It returns the names
-// held with why.
+// start are restarted by the engine itself (unless-stopped), with its own back-off. A network whose
+// recreate failed is held the same way, with its steps (the removal and creation again of its containers),
+// so that an engine that refuses to remove it does not have them replaced on every pass. It returns the
+// names held with why.
 func (c *convergeTask) holdFailing(now time.Time, p *reconcile.Plan) map[string]string {
 	held := map[string]string{}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	kept := p.Actions[:0]
 	for _, a := range p.Actions {
-		if cs := c.crashes[a.Resource]; cs != nil && a.Container != nil && cs.hash != a.Container.Hash {
+		if cs := c.crashes[a.Resource]; cs != nil && specKey(a) != "" && cs.hash != specKey(a) {
 			delete(c.crashes, a.Resource) // the spec changed (a fix, a new commit): try it at once
 		}
 		if cs := c.crashes[a.Resource]; cs != nil && now.Before(cs.holdUntil) {
 			held[a.Resource] = "failed " + strconv.Itoa(cs.streak) + " times; retried after back-off"
+			continue
+		}
+		if n := slices.IndexFunc(a.StepOf, func(n string) bool { cs := c.crashes[n]; return cs != nil && now.Before(cs.holdUntil) }); n >= 0 {
+			held[a.Resource] = "waiting for the recreate of network " + a.StepOf[n]
 			continue
 		}
 		// What needs a held action waits with it: the executor would not know it is missing.
@@ -307,7 +314,8 @@ func (c *convergeTask) holdFailing(now time.Time, p *reconcile.Plan) map[string]
 // noteResult keeps the back-off of a container whose action failed, and forgets it after a success.
 func (c *convergeTask) noteResult(r *Run, a reconcile.Action, err error) {
 	switch a.Op {
-	case reconcile.OpCreateContainer, reconcile.OpRecreateContainer, reconcile.OpStartContainer, reconcile.OpRunJob:
+	case reconcile.OpCreateContainer, reconcile.OpRecreateContainer, reconcile.OpStartContainer, reconcile.OpRunJob,
+		reconcile.OpRecreateNetwork:
 	default:
 		return
 	}
@@ -322,13 +330,25 @@ func (c *convergeTask) noteResult(r *Run, a reconcile.Action, err error) {
 		cs = &crashState{}
 		c.crashes[a.Resource] = cs
 	}
-	if a.Container != nil {
-		cs.hash = a.Container.Hash
+	if k := specKey(a); k != "" {
+		cs.hash = k
 	}
 	cs.streak++
 	backoff := min(backoffMin<<min(cs.streak-1, 20), crashBackoffMax)
 	cs.holdUntil = r.Now().Add(backoff)
 	time.AfterFunc(backoff, r.w.kick)
+}
+
+// specKey identifies what an action makes: the container's spec hash, or the network's settings; a held
+// action whose spec changed is tried at once.
+func specKey(a reconcile.Action) string {
+	switch {
+	case a.Container != nil:
+		return a.Container.Hash
+	case a.Network != nil:
+		return fmt.Sprint(*a.Network) // maps print sorted
+	}
+	return ""
 }
 
 // report sets the in-sync metrics from the live state after the pass.

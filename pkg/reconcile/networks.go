@@ -211,10 +211,10 @@ type netPlan struct {
 	// recreates remove the containers on networks whose settings changed, then remove and create those
 	// networks again.
 	recreates []Action
-	// rebuilt maps each container removed for a recreate to the networks it waits for; it is created again
-	// once they are back.
+	// rebuilt maps each container removed for a recreate to the networks recreated; it is created again
+	// after them.
 	rebuilt map[string][]string
-	// made are the networks created or recreated in this plan.
+	// made are the networks created in this plan.
 	made map[string]bool
 }
 
@@ -311,22 +311,24 @@ func diffNetworks(d *Desired, snap *Snapshot, live liveState, opt Options, p *Pl
 		default:
 			rec := Action{Op: OpRecreateNetwork, Resource: want.Name, Cause: cause, Network: &want, Needs: removedBefore}
 			for _, c := range removals {
-				if _, done := np.rebuilt[c.Name]; !done {
+				if i := slices.IndexFunc(np.recreates, func(a Action) bool { return a.Op == OpRemoveContainer && a.Resource == c.Name }); i >= 0 {
+					np.recreates[i].StepOf = append(np.recreates[i].StepOf, want.Name)
+				} else {
 					np.recreates = append(np.recreates, Action{Op: OpRemoveContainer, Resource: c.Name,
-						Cause: "network " + want.Name + " is recreated", Live: c})
+						Cause: "network " + want.Name + " is recreated", Live: c, StepOf: []string{want.Name}})
 				}
 				np.rebuilt[c.Name] = append(np.rebuilt[c.Name], want.Name)
 				rec.Needs = append(rec.Needs, c.Name)
 			}
 			np.recreates = append(np.recreates, rec)
-			np.made[want.Name] = true
 		}
 	}
 	return np
 }
 
 // rebuild replaces the actions of the applications removed for a network's recreate by creates, in start
-// order; a recreate that was planned anyway adds its cause.
+// order; a recreate that was planned anyway adds its cause. The creates do not need the recreate: when the
+// engine refuses to remove the network, the containers come back on it as it is rather than stay away.
 func (np netPlan) rebuild(d *Desired, actions []Action) []Action {
 	if len(np.rebuilt) == 0 {
 		return actions
@@ -345,7 +347,7 @@ func (np netPlan) rebuild(d *Desired, actions []Action) []Action {
 			if planned && a.Op == OpRecreateContainer {
 				cause += "; " + a.Cause
 			}
-			out = append(out, Action{Op: OpCreateContainer, Resource: c.Name, Cause: cause, Container: c, Needs: slices.Clone(nets)})
+			out = append(out, Action{Op: OpCreateContainer, Resource: c.Name, Cause: cause, Container: c, StepOf: slices.Clone(nets)})
 		case planned:
 			out = append(out, a)
 		}
@@ -353,8 +355,8 @@ func (np netPlan) rebuild(d *Desired, actions []Action) []Action {
 	return out
 }
 
-// needNetworks makes the container actions that create a container on a network made in this plan wait
-// for it: when it cannot be made, they are skipped rather than failing on their own.
+// needNetworks makes the container actions that create a container on a network created in this plan
+// wait for it: when it cannot be made, they are skipped rather than failing on their own.
 func (np netPlan) needNetworks(actions []Action) {
 	for i, a := range actions {
 		if a.Container == nil {

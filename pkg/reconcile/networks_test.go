@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -136,8 +137,10 @@ func TestDiffNetworksGolden(t *testing.T) {
 				if rm < 0 || rm > rec || rec > mk {
 					t.Fatalf("want static removed, then the network recreated, then static created:\n%s", p)
 				}
-				if !slices.Contains(p.Actions[rec].Deps(), "bee2-app-static") || !slices.Contains(p.Actions[mk].Deps(), "bee2-dmz") {
-					t.Errorf("the recreate must need the removal (%v) and the create the network (%v)", p.Actions[rec].Deps(), p.Actions[mk].Deps())
+				// The recreate needs the removal; the removal and the create are its steps, held with it.
+				if !slices.Contains(p.Actions[rec].Deps(), "bee2-app-static") || !slices.Equal(p.Actions[rm].StepOf, []string{"bee2-dmz"}) ||
+					!slices.Equal(p.Actions[mk].StepOf, []string{"bee2-dmz"}) {
+					t.Errorf("recreate needs %v; steps of it: removal %v, create %v", p.Actions[rec].Deps(), p.Actions[rm].StepOf, p.Actions[mk].StepOf)
 				}
 				if index(p, OpRecreateContainer, "bee2-app-front") >= 0 || index(p, OpRemoveContainer, "bee2-app-front") >= 0 {
 					t.Errorf("front is not on the network and must stay:\n%s", p)
@@ -400,5 +403,58 @@ func TestDesiredNetworks(t *testing.T) {
 	a, b := netDesired(t, base, nil, dmz("10.1.0.0/24")), netDesired(t, base, nil, dmz("10.1.0.0/24"))
 	if a.NetworksDigest() != b.NetworksDigest() || a.NetworksDigest() == netDesired(t, base, nil, dmz("10.2.0.0/24")).NetworksDigest() {
 		t.Error("NetworksDigest: equal networks must give equal digests, others another")
+	}
+}
+
+// countingObserver serves a snapshot and counts the list calls.
+type countingObserver struct {
+	snap                          *Snapshot
+	labelled, all, networks, rest int
+}
+
+func (o *countingObserver) ListContainers(context.Context) ([]engine.Container, error) {
+	o.all++
+	return o.snap.Containers, nil
+}
+func (o *countingObserver) ListContainersLabelled(context.Context, map[string]string) ([]engine.Container, error) {
+	o.labelled++
+	return o.snap.Containers, nil
+}
+func (o *countingObserver) ListNetworks(context.Context) ([]engine.Network, error) {
+	o.networks++
+	return o.snap.Networks, nil
+}
+func (o *countingObserver) ListVolumes(context.Context) ([]engine.Volume, error) {
+	o.rest++
+	return o.snap.Volumes, nil
+}
+func (o *countingObserver) ListImages(context.Context) ([]engine.Image, error) {
+	o.rest++
+	return o.snap.Images, nil
+}
+
+// A pass whose networks were found in sync before lists bee2d's containers only; one that cannot vouch for
+// them lists the networks beside them; a change of the networks in the settings lists them afresh, not
+// from the cache of an earlier pass, and finds the drift though no container changed.
+func TestNetworksListedOnlyWhenTheyMayDiffer(t *testing.T) {
+	d := netDesired(t, base, nil, dmz("10.1.0.0/24"))
+	live := liveNets(d)
+	o := &countingObserver{snap: live}
+	seen := d.NetworksDigest()
+
+	if p, _, err := PlanServerWith(t.Context(), o, d, Options{}, Hints{NetworksSeen: seen}); err != nil || !p.Empty() || o.labelled != 1 || o.networks+o.all+o.rest != 0 {
+		t.Errorf("networks seen: %v, %d labelled, %d network, %d other lists (want 1, 0, 0)\n%s", err, o.labelled, o.networks, o.all+o.rest, p)
+	}
+	*o = countingObserver{snap: live}
+	if p, _, err := PlanServerWith(t.Context(), o, d, Options{}, Hints{}); err != nil || !p.Empty() || o.labelled != 1 || o.networks != 1 || o.all+o.rest != 0 {
+		t.Errorf("networks not vouched for: %v, %d labelled, %d network, %d other lists (want 1, 1, 0)\n%s", err, o.labelled, o.networks, o.all+o.rest, p)
+	}
+
+	changed := netDesired(t, base, nil, dmz("10.2.0.0/24"))
+	*o = countingObserver{snap: live}
+	stale := &Snapshot{Networks: []engine.Network{{Name: "bee2-network"}, {Name: "bee2-dmz", Subnets: []string{"10.2.0.0/24"}}}}
+	p, _, err := PlanServerWith(t.Context(), o, changed, Options{}, Hints{NetworksSeen: seen, Prerequisites: stale, Full: true})
+	if err != nil || index(p, OpRecreateNetwork, "bee2-dmz") < 0 || o.networks != 1 {
+		t.Errorf("settings changed the networks: %v, %d network lists (want 1, not the cache)\n%s", err, o.networks, p)
 	}
 }

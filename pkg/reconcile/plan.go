@@ -57,6 +57,10 @@ type Action struct {
 	Needs []string
 	// After names actions that must end first, whether they succeed or not (jobs run one at a time).
 	After []string
+	// StepOf names the network recreates (by resource) this action is a step of: the removal of a
+	// container on the network and its creation again. A caller that holds such a recreate back holds its
+	// steps with it.
+	StepOf []string
 }
 
 // deps are the resources whose actions must succeed before this one.
