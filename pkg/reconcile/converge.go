@@ -30,7 +30,8 @@ type Hints struct {
 	// NetworksSeen is the Desired.NetworksDigest of the networks an earlier pass found as the settings say
 	// (Converged.NetworksSeen). While the desired networks keep that digest, a pass lists no network unless
 	// something is to be created, and may take them from Prerequisites; otherwise it lists them afresh, so
-	// that a changed subnet is seen though nothing else changed. Empty: always list them.
+	// that a changed subnet is seen though nothing else changed. Empty: the networks are listed when a
+	// container of bee2d's was created for other networks (its labels.Networks differs), or when there is none.
 	NetworksSeen string
 }
 
@@ -44,9 +45,15 @@ func PlanServerWith(ctx context.Context, o Observer, d *Desired, opt Options, h 
 		}
 		return Diff(d, snap, opt), snap, nil
 	}
-	snap, err := observeCheap(ctx, o, d.Prefix, freshNetworks)
+	snap, err := observeCheap(ctx, o, d.Prefix, h.NetworksSeen != "" && freshNetworks)
 	if err != nil {
 		return nil, nil, err
+	}
+	if h.NetworksSeen == "" && !snap.NetworksListed && !networksVouched(d, snap) {
+		if snap.Networks, err = o.ListNetworks(ctx); err != nil {
+			return nil, nil, err
+		}
+		snap.NetworksListed = true
 	}
 	p := Diff(d, snap, opt)
 	if p.NeedsFullSnapshot {

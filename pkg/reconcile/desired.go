@@ -122,6 +122,7 @@ func DesireFrom(s *config.Settings, server string, src Sources) (*Desired, error
 		}
 		d.Jobs = append(d.Jobs, c)
 	}
+	stampNetworks(d)
 	return d, nil
 }
 

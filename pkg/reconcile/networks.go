@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -458,8 +459,9 @@ func networkStatus(d *Desired, snap *Snapshot, p *Plan) []ResourceStatus {
 	return append(wanted, out...)
 }
 
-// touchesNetworks tells whether the plan changes a network of the server, or leaves one as it is with a note.
-func (p *Plan) touchesNetworks(d *Desired, snap *Snapshot) bool {
+// touchesNetworks tells whether the plan changes a network of the server, or leaves one as it is with a note;
+// with creates false, making a missing network does not count.
+func (p *Plan) touchesNetworks(d *Desired, snap *Snapshot, creates bool) bool {
 	names := map[string]bool{}
 	for _, n := range d.networks() {
 		names[n.Name] = true
@@ -469,7 +471,11 @@ func (p *Plan) touchesNetworks(d *Desired, snap *Snapshot) bool {
 	}
 	for _, a := range p.Actions {
 		switch a.Op {
-		case OpCreateNetwork, OpRecreateNetwork, OpRemoveNetwork:
+		case OpCreateNetwork:
+			if creates {
+				return true
+			}
+		case OpRecreateNetwork, OpRemoveNetwork:
 			return true
 		}
 	}
@@ -479,4 +485,47 @@ func (p *Plan) touchesNetworks(d *Desired, snap *Snapshot) bool {
 		}
 	}
 	return false
+}
+
+// stampNetworks labels the desired containers with the digest of their server's networks.
+func stampNetworks(d *Desired) {
+	digest := d.NetworksDigest()
+	for _, c := range append(slices.Clone(d.Containers), d.Jobs...) {
+		c.Labels[labels.Networks] = digest
+	}
+}
+
+// unstamp takes labels.Networks off the containers the plan creates when the networks will not surely be as
+// the settings say once it ran: one is left alone, or waits, or is recreated or removed (which the engine
+// may refuse). Passes after it then list the networks, and show the note again, until those containers are
+// made again. A missing network is no reason: a container that needs it is not made without it.
+func unstamp(d *Desired, snap *Snapshot, p *Plan) {
+	if !snap.knowsNetworks() || !p.touchesNetworks(d, snap, false) {
+		return
+	}
+	for i, a := range p.Actions {
+		switch a.Op {
+		case OpCreateContainer, OpRecreateContainer, OpRunJob:
+			c := *a.Container
+			c.Labels = maps.Clone(c.Labels)
+			delete(c.Labels, labels.Networks)
+			p.Actions[i].Container = &c
+		}
+	}
+}
+
+// networksVouched tells whether the cheap snapshot's containers vouch for the networks: every container of
+// bee2d's was created for the networks the settings name now, and there is one. Networks changed by hand
+// since are seen by the daemon (after the resync) and by any pass that creates something.
+func networksVouched(d *Desired, snap *Snapshot) bool {
+	digest, found := d.NetworksDigest(), false
+	for _, c := range snap.Containers {
+		if labels.Managed(c.Labels, d.Prefix, d.Server) {
+			if c.Labels[labels.Networks] != digest {
+				return false
+			}
+			found = true
+		}
+	}
+	return found
 }

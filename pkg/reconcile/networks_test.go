@@ -113,6 +113,10 @@ func TestDiffNetworksGolden(t *testing.T) {
 					a.Network.Labels[labels.Owner] != labels.Bee2d || a.Network.EnableIPv6 {
 					t.Errorf("dmz spec %+v", a.Network)
 				}
+				// Made for the networks of the settings: later passes need not list them.
+				if c := p.Actions[index(p, OpCreateContainer, "bee2-app-static")].Container; c.Labels[labels.Networks] == "" {
+					t.Errorf("a container made with the networks is not labelled with them: %v", c.Labels)
+				}
 			},
 		},
 		{name: "in-sync", live: []*config.Network{dmz("10.1.0.0/24")}, want: []*config.Network{dmz("10.1.0.0/24")}},
@@ -144,6 +148,11 @@ func TestDiffNetworksGolden(t *testing.T) {
 				}
 				if index(p, OpRecreateContainer, "bee2-app-front") >= 0 || index(p, OpRemoveContainer, "bee2-app-front") >= 0 {
 					t.Errorf("front is not on the network and must stay:\n%s", p)
+				}
+				// The engine may refuse the recreate: static does not vouch for the networks, so the next pass
+				// lists them. The desired state the plan was made from is not changed.
+				if c := p.Actions[mk].Container; c.Labels[labels.Networks] != "" || c.Labels[labels.SpecHash] == "" {
+					t.Errorf("static made for a recreate is labelled %v, want no networks label", c.Labels)
 				}
 			},
 		},
@@ -299,7 +308,13 @@ func TestDiffNetworksGolden(t *testing.T) {
 			if tt.snapshot != nil {
 				tt.snapshot(snap)
 			}
-			p := Diff(netDesired(t, wantYml, tt.wantSrv, tt.want...), snap, tt.opt)
+			want := netDesired(t, wantYml, tt.wantSrv, tt.want...)
+			p := Diff(want, snap, tt.opt)
+			for _, c := range append(slices.Clone(want.Containers), want.Jobs...) {
+				if c.Labels[labels.Networks] != want.NetworksDigest() {
+					t.Errorf("Diff changed the desired %s's labels: %v", c.Name, c.Labels)
+				}
+			}
 			if p.NeedsFullSnapshot {
 				t.Fatalf("a complete snapshot must not ask for more")
 			}
@@ -433,28 +448,43 @@ func (o *countingObserver) ListImages(context.Context) ([]engine.Image, error) {
 	return o.snap.Images, nil
 }
 
-// A pass whose networks were found in sync before lists bee2d's containers only; one that cannot vouch for
-// them lists the networks beside them; a change of the networks in the settings lists them afresh, not
-// from the cache of an earlier pass, and finds the drift though no container changed.
+// A pass whose networks were found in sync before, or whose containers were all made for the networks
+// of the settings, lists bee2d's containers only. A change of the networks in the settings, or a container
+// from before bee2d knew of networks, has them listed: afresh, not from the cache of an earlier pass, so
+// the drift is found though no container changed.
 func TestNetworksListedOnlyWhenTheyMayDiffer(t *testing.T) {
 	d := netDesired(t, base, nil, dmz("10.1.0.0/24"))
 	live := liveNets(d)
 	o := &countingObserver{snap: live}
-	seen := d.NetworksDigest()
-
-	if p, _, err := PlanServerWith(t.Context(), o, d, Options{}, Hints{NetworksSeen: seen}); err != nil || !p.Empty() || o.labelled != 1 || o.networks+o.all+o.rest != 0 {
-		t.Errorf("networks seen: %v, %d labelled, %d network, %d other lists (want 1, 0, 0)\n%s", err, o.labelled, o.networks, o.all+o.rest, p)
+	plan := func(d *Desired, h Hints) *Plan {
+		t.Helper()
+		*o = countingObserver{snap: live}
+		p, _, err := PlanServerWith(t.Context(), o, d, Options{}, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
-	*o = countingObserver{snap: live}
-	if p, _, err := PlanServerWith(t.Context(), o, d, Options{}, Hints{}); err != nil || !p.Empty() || o.labelled != 1 || o.networks != 1 || o.all+o.rest != 0 {
-		t.Errorf("networks not vouched for: %v, %d labelled, %d network, %d other lists (want 1, 1, 0)\n%s", err, o.labelled, o.networks, o.all+o.rest, p)
+	for _, h := range []Hints{{NetworksSeen: d.NetworksDigest()}, {}} {
+		if p := plan(d, h); !p.Empty() || o.labelled != 1 || o.networks+o.all+o.rest != 0 {
+			t.Errorf("hints %+v: %d labelled, %d network, %d other lists (want 1, 0, 0)\n%s", h, o.labelled, o.networks, o.all+o.rest, p)
+		}
+	}
+
+	delete(find(live, "bee2-app-front").Labels, labels.Networks) // made by an older bee2d
+	if p := plan(d, Hints{}); !p.Empty() || o.labelled != 1 || o.networks != 1 || o.all+o.rest != 0 {
+		t.Errorf("a container not made for these networks: %d labelled, %d network, %d other lists (want 1, 1, 0)\n%s", o.labelled, o.networks, o.all+o.rest, p)
+	}
+	if p := plan(d, Hints{NetworksSeen: d.NetworksDigest()}); o.networks != 0 {
+		t.Errorf("networks seen in sync: %d network lists, want 0\n%s", o.networks, p)
 	}
 
 	changed := netDesired(t, base, nil, dmz("10.2.0.0/24"))
-	*o = countingObserver{snap: live}
+	if p := plan(changed, Hints{}); index(p, OpRecreateNetwork, "bee2-dmz") < 0 || o.networks != 1 {
+		t.Errorf("settings changed the networks: %d network lists (want 1)\n%s", o.networks, p)
+	}
 	stale := &Snapshot{Networks: []engine.Network{{Name: "bee2-network"}, {Name: "bee2-dmz", Subnets: []string{"10.2.0.0/24"}}}}
-	p, _, err := PlanServerWith(t.Context(), o, changed, Options{}, Hints{NetworksSeen: seen, Prerequisites: stale, Full: true})
-	if err != nil || index(p, OpRecreateNetwork, "bee2-dmz") < 0 || o.networks != 1 {
-		t.Errorf("settings changed the networks: %v, %d network lists (want 1, not the cache)\n%s", err, o.networks, p)
+	if p := plan(changed, Hints{NetworksSeen: d.NetworksDigest(), Prerequisites: stale, Full: true}); index(p, OpRecreateNetwork, "bee2-dmz") < 0 || o.networks != 1 {
+		t.Errorf("settings changed the networks the daemon saw: %d network lists (want 1, not the cache)\n%s", o.networks, p)
 	}
 }

@@ -195,6 +195,7 @@ func Diff(d *Desired, snap *Snapshot, opt Options) *Plan {
 	p.Actions = append(p.Actions, containerActions...)
 	p.Actions = append(p.Actions, leftovers...)
 	removeDropped(d, snap, opt, p)
+	unstamp(d, snap, p)
 	return p
 }
 
