@@ -459,9 +459,8 @@ func networkStatus(d *Desired, snap *Snapshot, p *Plan) []ResourceStatus {
 	return append(wanted, out...)
 }
 
-// touchesNetworks tells whether the plan changes a network of the server, or leaves one as it is with a note;
-// with creates false, making a missing network does not count.
-func (p *Plan) touchesNetworks(d *Desired, snap *Snapshot, creates bool) bool {
+// touchesNetworks tells whether the plan changes a network of the server, or leaves one as it is with a note.
+func (p *Plan) touchesNetworks(d *Desired, snap *Snapshot) bool {
 	names := map[string]bool{}
 	for _, n := range d.networks() {
 		names[n.Name] = true
@@ -471,11 +470,7 @@ func (p *Plan) touchesNetworks(d *Desired, snap *Snapshot, creates bool) bool {
 	}
 	for _, a := range p.Actions {
 		switch a.Op {
-		case OpCreateNetwork:
-			if creates {
-				return true
-			}
-		case OpRecreateNetwork, OpRemoveNetwork:
+		case OpCreateNetwork, OpRecreateNetwork, OpRemoveNetwork:
 			return true
 		}
 	}
@@ -495,12 +490,13 @@ func stampNetworks(d *Desired) {
 	}
 }
 
-// unstamp takes labels.Networks off the containers the plan creates when the networks will not surely be as
-// the settings say once it ran: one is left alone, or waits, or is recreated or removed (which the engine
-// may refuse). Passes after it then list the networks, and show the note again, until those containers are
-// made again. A missing network is no reason: a container that needs it is not made without it.
+// unstamp takes labels.Networks off the containers the plan creates when the live networks differ from the
+// settings: whether the plan leaves one alone, makes it wait, recreates or removes it (which the engine may
+// refuse), or is not the kind of plan that changes networks (a build, an apply of one application). Passes
+// after it then list the networks, and show why one is left alone, until those containers are made again.
+// A missing network is no reason: a container that needs it is not made without it.
 func unstamp(d *Desired, snap *Snapshot, p *Plan) {
-	if !snap.knowsNetworks() || !p.touchesNetworks(d, snap, false) {
+	if !networksUnsettled(d, snap) {
 		return
 	}
 	for i, a := range p.Actions {
@@ -512,6 +508,24 @@ func unstamp(d *Desired, snap *Snapshot, p *Plan) {
 			p.Actions[i].Container = &c
 		}
 	}
+}
+
+// networksUnsettled tells whether a live network of the server differs from the settings, or is bee2d's
+// and no longer named by them.
+func networksUnsettled(d *Desired, snap *Snapshot) bool {
+	if !snap.knowsNetworks() {
+		return false
+	}
+	wanted := map[string]bool{}
+	for _, want := range d.networks() {
+		wanted[want.Name] = true
+		if ln := snap.network(want.Name); ln != nil && len(networkDrift(want, ln)) > 0 {
+			return true
+		}
+	}
+	return slices.ContainsFunc(snap.Networks, func(n engine.Network) bool {
+		return !wanted[n.Name] && labels.OnServer(n.Labels, d.Prefix, d.Server)
+	})
 }
 
 // networksVouched tells whether the cheap snapshot's containers vouch for the networks: every container of

@@ -292,6 +292,20 @@ func TestDiffNetworksGolden(t *testing.T) {
 			opt: Options{Mode: CreateMissing},
 		},
 		{
+			// What a build creates while a network differs does not vouch for the networks.
+			name: "build-while-a-network-differs", live: []*config.Network{dmz("10.1.0.0/24")}, want: []*config.Network{dmz("10.2.0.0/24")},
+			snapshot: func(s *Snapshot) {
+				s.Containers = slices.DeleteFunc(s.Containers, func(c engine.Container) bool { return c.Name == "bee2-app-static" })
+			},
+			opt: Options{Mode: CreateMissing},
+			check: func(t *testing.T, p *Plan) {
+				i := index(p, OpCreateContainer, "bee2-app-static")
+				if i < 0 || p.Actions[i].Container.Labels[labels.Networks] != "" || index(p, OpRecreateNetwork, "bee2-dmz") >= 0 {
+					t.Errorf("want static made without the networks label, and the network left:\n%s", p)
+				}
+			},
+		},
+		{
 			name: "apply-of-one-app-leaves-networks", live: []*config.Network{dmz("10.1.0.0/24")}, want: []*config.Network{dmz("10.2.0.0/24")},
 			wantYml:  strings.Replace(base, "root: /www", "root: /srv", 1),
 			snapshot: func(s *Snapshot) { attach(s, "bee2-app-static", "bee2-dmz") },

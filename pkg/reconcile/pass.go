@@ -67,7 +67,7 @@ func Apply(ctx context.Context, host Host, p Pass, log *zap.Logger) (*Converged,
 		return nil, &ObserveError{err}
 	}
 	c := &Converged{Plan: plan, Snapshot: snap}
-	if !plan.touchesNetworks(p.Desired, snap, true) {
+	if !plan.touchesNetworks(p.Desired, snap) {
 		c.NetworksSeen = p.Desired.NetworksDigest()
 	}
 	if p.Hold != nil {
