@@ -132,8 +132,12 @@ func equalJSON(t *testing.T, what string, got any, wantJSON string) {
 // TestRenderDockerSpec checks what spec/docker_spec.rb asserts, on bee2d's render of the same settings.
 func TestRenderDockerSpec(t *testing.T) {
 	doc := renderSpec(t, "docker")
-	w1 := func(name string, keys ...string) any { return at(doc, append([]string{"web1", "containers", name}, keys...)...) }
-	w2 := func(name string, keys ...string) any { return at(doc, append([]string{"web2", "containers", name}, keys...)...) }
+	w1 := func(name string, keys ...string) any {
+		return at(doc, append([]string{"web1", "containers", name}, keys...)...)
+	}
+	w2 := func(name string, keys ...string) any {
+		return at(doc, append([]string{"web2", "containers", name}, keys...)...)
+	}
 
 	// Restart policies: applications unless-stopped, jobs no; no container bleeds from one server to the other.
 	for _, server := range []string{"web1", "web2"} {
@@ -306,7 +310,9 @@ func TestRenderHostnameAndCapabilitySpecs(t *testing.T) {
 		t.Errorf("hostname %v", got)
 	}
 	doc = renderSpec(t, "capapp")
-	caps := func(name string) any { return at(doc, "serverone", "containers", "tra-app-"+name, "HostConfig", "CapAdd") }
+	caps := func(name string) any {
+		return at(doc, "serverone", "containers", "tra-app-"+name, "HostConfig", "CapAdd")
+	}
 	equalJSON(t, "service_with_special CapAdd", caps("service_with_special"), `["NET_ADMIN"]`)
 	equalJSON(t, "service_with_multi_special CapAdd", caps("service_with_multi_special"), `["NET_ADMIN","SYS_ADMIN"]`)
 	if got := caps("service_without_special"); got != nil {

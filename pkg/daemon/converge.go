@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,6 +44,10 @@ type convergeTask struct {
 	// prereqAt is when it was listed. Only the worker's goroutine touches them.
 	prereq   *reconcile.Snapshot
 	prereqAt time.Time
+	// netSeen is the digest of the desired networks that a pass found as the settings say, at netSeenAt:
+	// until the settings change them or the resync is due, passes do not list networks.
+	netSeen   string
+	netSeenAt time.Time
 }
 
 // crashState is the back-off of a container whose create or start failed.
@@ -61,7 +66,7 @@ func (c *convergeTask) Name() string        { return "converge" }
 func (c *convergeTask) Needs() []Capability { return []Capability{CanConverge} }
 
 // forget drops the cached prerequisites when the connection goes: the engine may have been replaced.
-func (c *convergeTask) forget() { c.prereq = nil }
+func (c *convergeTask) forget() { c.prereq, c.netSeen = nil, "" }
 
 // forceJobs runs these jobs in the next pass, with why (their schedule fired).
 func (c *convergeTask) forceJobs(due map[string]string) {
@@ -91,6 +96,9 @@ func (c *convergeTask) Run(ctx context.Context, r *Run) Result {
 	c.mu.Unlock()
 	if c.prereq != nil && d.now().Sub(c.prereqAt) < d.resync() {
 		hints.Prerequisites = c.prereq
+	}
+	if c.netSeen != "" && d.now().Sub(c.netSeenAt) < d.resync() {
+		hints.NetworksSeen = c.netSeen
 	}
 	listedAt := d.now()
 	log := r.Log
@@ -129,6 +137,10 @@ func (c *convergeTask) Run(ctx context.Context, r *Run) Result {
 		return Result{Err: errServerDown{observeErr.Err}}
 	}
 	snap := res.Snapshot
+	// A pass that took the networks on trust keeps the time they were last listed.
+	if hints.NetworksSeen == "" || res.NetworksSeen != hints.NetworksSeen {
+		c.netSeen, c.netSeenAt = res.NetworksSeen, listedAt
+	}
 	c.mu.Lock()
 	c.holding = len(res.Held)
 	c.mu.Unlock()
@@ -162,7 +174,8 @@ func (c *convergeTask) requeue(force map[string]string) {
 func (c *convergeTask) keepPrerequisites(p *reconcile.Plan, snap *reconcile.Snapshot, hints reconcile.Hints, listedAt time.Time, execErr error) {
 	if execErr != nil || slices.ContainsFunc(p.Actions, func(a reconcile.Action) bool {
 		switch a.Op {
-		case reconcile.OpCreateNetwork, reconcile.OpCreateVolume, reconcile.OpBuildImage, reconcile.OpPullImage:
+		case reconcile.OpCreateNetwork, reconcile.OpRecreateNetwork, reconcile.OpRemoveNetwork,
+			reconcile.OpCreateVolume, reconcile.OpBuildImage, reconcile.OpPullImage:
 			return true
 		}
 		return false
@@ -265,19 +278,25 @@ func (c *convergeTask) recheckDying(now time.Time, snap *reconcile.Snapshot) {
 // holdFailing removes from the plan the container actions that failed on recent passes, until their
 // back-off ends (the worker is woken then). A container whose start keeps failing is thus retried at
 // growing intervals while the rest of the server converges at once. Containers that crash after a good
-// start are restarted by the engine itself (unless-stopped), with its own back-off. It returns the names
-// held with why.
+// start are restarted by the engine itself (unless-stopped), with its own back-off. A network whose
+// recreate failed is held the same way, with its steps (the removal and creation again of its containers),
+// so that an engine that refuses to remove it does not have them replaced on every pass. It returns the
+// names held with why.
 func (c *convergeTask) holdFailing(now time.Time, p *reconcile.Plan) map[string]string {
 	held := map[string]string{}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	kept := p.Actions[:0]
 	for _, a := range p.Actions {
-		if cs := c.crashes[a.Resource]; cs != nil && a.Container != nil && cs.hash != a.Container.Hash {
+		if cs := c.crashes[a.Resource]; cs != nil && specKey(a) != "" && cs.hash != specKey(a) {
 			delete(c.crashes, a.Resource) // the spec changed (a fix, a new commit): try it at once
 		}
 		if cs := c.crashes[a.Resource]; cs != nil && now.Before(cs.holdUntil) {
 			held[a.Resource] = "failed " + strconv.Itoa(cs.streak) + " times; retried after back-off"
+			continue
+		}
+		if n := slices.IndexFunc(a.StepOf, func(n string) bool { cs := c.crashes[n]; return cs != nil && now.Before(cs.holdUntil) }); n >= 0 {
+			held[a.Resource] = "waiting for the recreate of network " + a.StepOf[n]
 			continue
 		}
 		// What needs a held action waits with it: the executor would not know it is missing.
@@ -295,7 +314,8 @@ func (c *convergeTask) holdFailing(now time.Time, p *reconcile.Plan) map[string]
 // noteResult keeps the back-off of a container whose action failed, and forgets it after a success.
 func (c *convergeTask) noteResult(r *Run, a reconcile.Action, err error) {
 	switch a.Op {
-	case reconcile.OpCreateContainer, reconcile.OpRecreateContainer, reconcile.OpStartContainer, reconcile.OpRunJob:
+	case reconcile.OpCreateContainer, reconcile.OpRecreateContainer, reconcile.OpStartContainer, reconcile.OpRunJob,
+		reconcile.OpRecreateNetwork:
 	default:
 		return
 	}
@@ -310,13 +330,25 @@ func (c *convergeTask) noteResult(r *Run, a reconcile.Action, err error) {
 		cs = &crashState{}
 		c.crashes[a.Resource] = cs
 	}
-	if a.Container != nil {
-		cs.hash = a.Container.Hash
+	if k := specKey(a); k != "" {
+		cs.hash = k
 	}
 	cs.streak++
 	backoff := min(backoffMin<<min(cs.streak-1, 20), crashBackoffMax)
 	cs.holdUntil = r.Now().Add(backoff)
 	time.AfterFunc(backoff, r.w.kick)
+}
+
+// specKey identifies what an action makes: the container's spec hash, or the network's settings; a held
+// action whose spec changed is tried at once.
+func specKey(a reconcile.Action) string {
+	switch {
+	case a.Container != nil:
+		return a.Container.Hash
+	case a.Network != nil:
+		return fmt.Sprint(*a.Network) // maps print sorted
+	}
+	return ""
 }
 
 // report sets the in-sync metrics from the live state after the pass.

@@ -67,6 +67,9 @@ type fakeEngine struct {
 	// beforeList, if set, runs before each container list with the list's number (1, 2, ...); a test
 	// blocks in it to hold a pass.
 	beforeList func(n int)
+	// removeNetworkErr, if set, is what removing a network returns; removeNetworks counts the tries.
+	removeNetworkErr error
+	removeNetworks   int
 }
 
 func newFakeEngine() *fakeEngine {
@@ -75,10 +78,22 @@ func newFakeEngine() *fakeEngine {
 		staleUntil: map[string]time.Time{}}
 }
 
-func (e *fakeEngine) CreateNetwork(_ context.Context, name string, labels map[string]string) error {
+func (e *fakeEngine) CreateNetworkFrom(_ context.Context, spec dockerx.NetworkSpec) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.networks = append(e.networks, dockerx.Network{ID: "net-" + name, Name: name, Labels: labels})
+	e.networks = append(e.networks, dockerx.Network{ID: "net-" + spec.Name, Name: spec.Name, Labels: spec.Labels,
+		EnableIPv6: spec.EnableIPv6, Subnets: spec.Subnets, Options: spec.Options})
+	return nil
+}
+
+func (e *fakeEngine) RemoveNetwork(_ context.Context, name string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.removeNetworks++
+	if e.removeNetworkErr != nil {
+		return e.removeNetworkErr
+	}
+	e.networks = slices.DeleteFunc(e.networks, func(n dockerx.Network) bool { return n.Name == name || n.ID == name })
 	return nil
 }
 

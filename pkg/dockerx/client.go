@@ -166,6 +166,12 @@ func (c *Client) Host() string {
 	return c.host
 }
 
+// APIVersion is the Engine API version the client speaks with this engine, negotiated when it connected:
+// the engine's own when it is older than the client's (1.41 for Docker 20.10), else the client's.
+func (c *Client) APIVersion() string {
+	return c.api.ClientVersion()
+}
+
 // Close releases the client's connections, and its SSH connection if it has one.
 func (c *Client) Close() error {
 	err := c.api.Close()

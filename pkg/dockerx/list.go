@@ -112,7 +112,8 @@ func primaryName(names []string) string {
 	return ""
 }
 
-// ListNetworks returns every network on the host, built-in ones (bridge, host, none) included.
+// ListNetworks returns every network on the host, built-in ones (bridge, host, none) included, with their
+// settings but not the containers attached (see InspectNetwork).
 func (c *Client) ListNetworks(ctx context.Context) ([]Network, error) {
 	ctx, cancel := short(ctx)
 	defer cancel()
@@ -122,7 +123,7 @@ func (c *Client) ListNetworks(ctx context.Context) ([]Network, error) {
 	}
 	out := make([]Network, 0, len(list))
 	for _, n := range list {
-		out = append(out, Network{ID: n.ID, Name: n.Name, Driver: n.Driver, Labels: n.Labels})
+		out = append(out, networkFrom(n))
 	}
 	slices.SortFunc(out, func(a, b Network) int { return cmp.Compare(a.Name, b.Name) })
 	return out, nil

@@ -5,21 +5,13 @@ import (
 	"fmt"
 
 	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 )
 
-// CreateNetwork creates a user-defined bridge network, on which containers reach each other by name and alias.
-// A network of that name that already exists gives an error for which IsConflict is true.
+// CreateNetwork creates a user-defined bridge network with labels and the engine's defaults otherwise; see
+// CreateNetworkFrom.
 func (c *Client) CreateNetwork(ctx context.Context, name string, labels map[string]string) error {
-	ctx, cancel := change(ctx)
-	defer cancel()
-	// The SDK asks engines older than API 1.44 to check for duplicates; newer engines refuse duplicates
-	// themselves, so a second create is a Conflict on every engine.
-	if _, err := c.api.NetworkCreate(ctx, name, network.CreateOptions{Driver: "bridge", Labels: labels}); err != nil {
-		return fmt.Errorf("create network %s: %w", name, err)
-	}
-	return nil
+	return c.CreateNetworkFrom(ctx, NetworkSpec{Name: name, Labels: labels})
 }
 
 // RemoveNetwork removes a network by name or id.

@@ -14,6 +14,7 @@ type (
 	Port          = engine.Port
 	Mount         = engine.Mount
 	Network       = engine.Network
+	NetworkSpec   = engine.NetworkSpec
 	Volume        = engine.Volume
 	Image         = engine.Image
 	Event         = engine.Event

@@ -67,6 +67,14 @@ type Network struct {
 	Name   string
 	Driver string
 	Labels map[string]string
+	// EnableIPv6, Subnets (the IPAM configuration, in the engine's order: IPv4 first) and Options are the
+	// settings it was created with; a network cannot be changed, only removed and created again.
+	EnableIPv6 bool
+	Subnets    []string
+	Options    map[string]string
+	// Containers are the names of the containers with an endpoint on it (running ones), sorted. Only an
+	// inspect fills it: a list call leaves it nil.
+	Containers []string
 }
 
 // Volume is a Docker named volume.

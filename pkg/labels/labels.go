@@ -16,6 +16,10 @@ const (
 	SpecDigest = "io.bee2d.spec-digest"
 	// Commit, on a container built from a git source, is the commit it was built from.
 	Commit = "io.bee2d.commit"
+	// Networks, on a container, is a digest of its server's networks in the settings when it was created:
+	// a pass that remembers nothing lists the networks only when a container's differs. It is not part of
+	// the spec hash.
+	Networks = "io.bee2d.networks"
 
 	// Images bee2d builds carry these instead of the ownership labels, which containers would inherit.
 	BuiltBy  = "io.bee2d.built-by"

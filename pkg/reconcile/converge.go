@@ -27,24 +27,37 @@ type Hints struct {
 	// of listing them again; containers are always listed afresh. The caller drops it when an action
 	// fails, so that a network or image removed by hand costs one failed create, then a fresh list.
 	Prerequisites *Snapshot
+	// NetworksSeen is the Desired.NetworksDigest of the networks an earlier pass found as the settings say
+	// (Converged.NetworksSeen). While the desired networks keep that digest, a pass lists no network unless
+	// something is to be created, and may take them from Prerequisites; otherwise it lists them afresh, so
+	// that a changed subnet is seen though nothing else changed. Empty: the networks are listed when a
+	// container of bee2d's was created for other networks (its labels.Networks differs), or when there is none.
+	NetworksSeen string
 }
 
 // PlanServerWith is PlanServer with hints.
 func PlanServerWith(ctx context.Context, o Observer, d *Desired, opt Options, h Hints) (*Plan, *Snapshot, error) {
+	freshNetworks := h.NetworksSeen == "" || h.NetworksSeen != d.NetworksDigest()
 	if h.Full {
 		snap := &Snapshot{}
-		if err := snap.complete(ctx, o, h.Prerequisites); err != nil {
+		if err := snap.complete(ctx, o, h.Prerequisites, freshNetworks); err != nil {
 			return nil, nil, err
 		}
 		return Diff(d, snap, opt), snap, nil
 	}
-	snap, err := ObserveContainers(ctx, o, d.Prefix)
+	snap, err := observeCheap(ctx, o, d.Prefix, h.NetworksSeen != "" && freshNetworks)
 	if err != nil {
 		return nil, nil, err
 	}
+	if h.NetworksSeen == "" && !snap.NetworksListed && !networksVouched(d, snap) {
+		if snap.Networks, err = o.ListNetworks(ctx); err != nil {
+			return nil, nil, err
+		}
+		snap.NetworksListed = true
+	}
 	p := Diff(d, snap, opt)
 	if p.NeedsFullSnapshot {
-		if err := snap.complete(ctx, o, h.Prerequisites); err != nil {
+		if err := snap.complete(ctx, o, h.Prerequisites, freshNetworks); err != nil {
 			return nil, nil, err
 		}
 		p = Diff(d, snap, opt)
@@ -55,7 +68,7 @@ func PlanServerWith(ctx context.Context, o Observer, d *Desired, opt Options, h 
 // ObserveAll takes the full snapshot: containers, networks, volumes and images.
 func ObserveAll(ctx context.Context, o Observer) (*Snapshot, error) {
 	s := &Snapshot{}
-	if err := s.complete(ctx, o, nil); err != nil {
+	if err := s.complete(ctx, o, nil, true); err != nil {
 		return nil, err
 	}
 	return s, nil

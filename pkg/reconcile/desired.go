@@ -19,6 +19,8 @@ type Desired struct {
 	Server  string
 	Prefix  string
 	Network string
+	// Networks are the server's networks: the default one (Network) first, then the named ones in file order.
+	Networks []engine.NetworkSpec
 	// Containers are the applications in start order: everything a container links to comes before it;
 	// otherwise file order.
 	Containers []*Container
@@ -95,6 +97,11 @@ func DesireFrom(s *config.Settings, server string, src Sources) (*Desired, error
 		Prefix:  s.Prefix(server),
 		Network: config.NetworkName(s.Prefix(server)),
 	}
+	nets, err := desiredNetworks(s, server, d.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	d.Networks = nets
 	byName := map[string]*Container{}
 	var inFileOrder []*Container
 	for _, svc := range s.ServicesOn(server, config.KindApp) {
@@ -117,6 +124,7 @@ func DesireFrom(s *config.Settings, server string, src Sources) (*Desired, error
 		}
 		d.Jobs = append(d.Jobs, c)
 	}
+	stampNetworks(d)
 	return d, nil
 }
 

@@ -19,7 +19,8 @@ import (
 
 // Engine is what the executor needs of a Docker engine; *dockerx.Client is one.
 type Engine interface {
-	CreateNetwork(ctx context.Context, name string, labels map[string]string) error
+	CreateNetworkFrom(ctx context.Context, spec engine.NetworkSpec) error
+	RemoveNetwork(ctx context.Context, nameOrID string) error
 	CreateVolume(ctx context.Context, name string, labels map[string]string) error
 	BuildImage(ctx context.Context, req engine.BuildRequest) (string, error)
 	PullImage(ctx context.Context, ref string, out io.Writer) error
@@ -55,6 +56,10 @@ type Executor struct {
 	// that directory, the commit checked out and a cleanup that removes it. Required for plans that build
 	// from git: the executor runs no git itself.
 	Clone func(ctx context.Context, url, branch string) (dir, commit string, cleanup func(), err error)
+
+	// netLocks serialise the stops and removals of containers that share a network, on engines that need
+	// it; Execute sets them.
+	netLocks *networkLocks
 }
 
 // JobError is a job run that ended with a non-zero exit code.
@@ -72,10 +77,11 @@ type Result struct {
 	Applied, Failed, Skipped int
 }
 
-// Execute applies the plan in order: removals, networks, volumes, images, then containers (in parallel
-// where links allow), then leftovers. It goes on past a failed action where nothing depends on it, and
-// returns every failure joined.
+// Execute applies the plan in order: removals, networks, volumes, images, networks to recreate, then
+// containers (in parallel where links allow), then leftovers and networks no longer used. It goes on past
+// a failed action where nothing depends on it, and returns every failure joined.
 func (e *Executor) Execute(ctx context.Context, p *Plan) (Result, error) {
+	e = e.withNetworkLocks()
 	r := &execution{Executor: e, server: p.Server, failed: map[string]bool{}}
 	var containers []Action
 	for _, a := range p.Actions {
@@ -91,6 +97,10 @@ func (e *Executor) Execute(ctx context.Context, p *Plan) (Result, error) {
 		}
 		if err := r.halted(ctx); err != nil {
 			r.skip(a, err)
+			continue
+		}
+		if dep := r.failedDep(a); dep != "" {
+			r.skip(a, fmt.Errorf("%s failed", dep))
 			continue
 		}
 		start := time.Now()
@@ -188,6 +198,11 @@ func (r *execution) containers(ctx context.Context, actions []Action) {
 			for _, dep := range a.Deps() {
 				ch, ok := done[dep]
 				if !ok {
+					// An action before the containers (a network): it has ended.
+					if r.hasFailed(dep) {
+						r.skip(a, fmt.Errorf("%s failed", dep))
+						return
+					}
 					continue
 				}
 				<-ch
@@ -231,17 +246,25 @@ func (e *Executor) apply(ctx context.Context, a Action) error {
 	owned := labels.ForServer(e.Prefix, e.Server)
 	switch a.Op {
 	case OpRemoveContainer:
-		err := e.Engine.RemoveContainer(ctx, a.Live.ID)
+		err := e.removeContainer(ctx, a.Live)
 		if engine.IsNotFound(err) {
 			return nil // already gone: the goal is met
 		}
 		return err
 	case OpCreateNetwork:
-		err := e.Engine.CreateNetwork(ctx, a.Resource, owned)
+		spec := engine.NetworkSpec{Name: a.Resource, Labels: owned}
+		if a.Network != nil {
+			spec = *a.Network
+		}
+		err := e.Engine.CreateNetworkFrom(ctx, spec)
 		if engine.IsConflict(err) {
 			return nil
 		}
 		return err
+	case OpRecreateNetwork:
+		return e.recreateNetwork(ctx, a)
+	case OpRemoveNetwork:
+		return e.removeNetwork(ctx, a.Resource)
 	case OpCreateVolume:
 		return e.Engine.CreateVolume(ctx, a.Resource, owned)
 	case OpBuildImage:
@@ -312,7 +335,7 @@ func (e *Executor) recreate(ctx context.Context, a Action) error {
 		go func() {
 			// The container's own grace, when longer, is what it was promised (stop_grace).
 			grace := max(cmp.Or(e.StopTimeout, config.StopTimeout), a.Container.StopTimeout)
-			err := e.Engine.StopContainer(ctx, old.ID, grace)
+			err := e.stopContainer(ctx, old, grace)
 			if engine.IsNotFound(err) {
 				err = nil
 			}
@@ -344,7 +367,7 @@ func (e *Executor) recreate(ctx context.Context, a Action) error {
 		return err
 	}
 	if old != nil {
-		if err := e.Engine.RemoveContainer(ctx, old.ID); err != nil && !engine.IsNotFound(err) {
+		if err := e.removeContainer(ctx, old); err != nil && !engine.IsNotFound(err) {
 			return fmt.Errorf("remove replaced container %s: %w", aside, err)
 		}
 	}
@@ -393,7 +416,7 @@ func (e *Executor) clone(ctx context.Context, g *GitSource) (string, func(), err
 // runs it to its end and turns a non-zero exit code into a JobError.
 func (e *Executor) runJob(ctx context.Context, a Action) error {
 	if a.Live != nil {
-		if err := e.Engine.RemoveContainer(ctx, a.Live.ID); err != nil && !engine.IsNotFound(err) {
+		if err := e.removeContainer(ctx, a.Live); err != nil && !engine.IsNotFound(err) {
 			return err
 		}
 	}

@@ -32,8 +32,11 @@ func (e *recordingEngine) call(what string) error {
 	return e.fail[what]
 }
 
-func (e *recordingEngine) CreateNetwork(_ context.Context, name string, _ map[string]string) error {
-	return e.call("network " + name)
+func (e *recordingEngine) CreateNetworkFrom(_ context.Context, spec engine.NetworkSpec) error {
+	return e.call("network " + spec.Name)
+}
+func (e *recordingEngine) RemoveNetwork(_ context.Context, name string) error {
+	return e.call("remove network " + name)
 }
 func (e *recordingEngine) CreateVolume(_ context.Context, name string, _ map[string]string) error {
 	return e.call("volume " + name)

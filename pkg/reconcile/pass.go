@@ -37,6 +37,9 @@ type Converged struct {
 	Held map[string]string
 	// Result counts the actions executed; zero when the plan was empty.
 	Result Result
+	// NetworksSeen is the desired networks' digest when the plan found nothing to do about networks, for
+	// the next pass's Hints.NetworksSeen; empty when it did (a pass after it looks again).
+	NetworksSeen string
 }
 
 // Blocked joins what the plan leaves alone although it differs from the settings, one error each.
@@ -64,6 +67,9 @@ func Apply(ctx context.Context, host Host, p Pass, log *zap.Logger) (*Converged,
 		return nil, &ObserveError{err}
 	}
 	c := &Converged{Plan: plan, Snapshot: snap}
+	if !plan.touchesNetworks(p.Desired, snap) {
+		c.NetworksSeen = p.Desired.NetworksDigest()
+	}
 	if p.Hold != nil {
 		c.Held = p.Hold(plan, snap)
 	}

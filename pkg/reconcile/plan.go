@@ -26,11 +26,15 @@ const (
 	OpRecreateContainer Op = "recreate container"
 	OpStartContainer    Op = "start container"
 	OpRunJob            Op = "run job"
+	// OpRecreateNetwork removes a network and creates it again with the settings'; OpRemoveNetwork removes
+	// one the settings no longer name.
+	OpRecreateNetwork Op = "recreate network"
+	OpRemoveNetwork   Op = "remove network"
 )
 
 // Ops lists every operation, for metrics that start at zero.
 var Ops = []Op{OpRemoveContainer, OpCreateNetwork, OpCreateVolume, OpBuildImage, OpPullImage,
-	OpCreateContainer, OpRecreateContainer, OpStartContainer, OpRunJob}
+	OpCreateContainer, OpRecreateContainer, OpStartContainer, OpRunJob, OpRecreateNetwork, OpRemoveNetwork}
 
 // Metric is the operation as a metric label value: create_container.
 func (o Op) Metric() string { return strings.ReplaceAll(string(o), " ", "_") }
@@ -43,6 +47,8 @@ type Action struct {
 	Cause    string
 	// Container is the desired container for create, recreate and build.
 	Container *Container
+	// Network is the desired network for its create and recreate.
+	Network *engine.NetworkSpec
 	// Live is the existing container for recreate, start and remove.
 	Live *engine.Container
 	// NoCache builds the image afresh (rebuild).
@@ -51,6 +57,10 @@ type Action struct {
 	Needs []string
 	// After names actions that must end first, whether they succeed or not (jobs run one at a time).
 	After []string
+	// StepOf names the network recreates (by resource) this action is a step of: the removal of a
+	// container on the network and its creation again. A caller that holds such a recreate back holds its
+	// steps with it.
+	StepOf []string
 }
 
 // deps are the resources whose actions must succeed before this one.
@@ -138,7 +148,10 @@ func Diff(d *Desired, snap *Snapshot, opt Options) *Plan {
 		// Bee2's build creates applications whatever the jobs did; run comes after it.
 		containerActions = waitForJobs(d, live, containerActions, runs, p)
 	}
+	nets := diffNetworks(d, snap, live, opt, p)
+	containerActions = nets.rebuild(d, containerActions)
 	containerActions = append(containerActions, runs...)
+	nets.needNetworks(containerActions)
 
 	var creating []*Container
 	for _, a := range containerActions {
@@ -150,8 +163,15 @@ func Diff(d *Desired, snap *Snapshot, opt Options) *Plan {
 	if len(creating) > 0 && !snap.Complete {
 		p.NeedsFullSnapshot = true
 	}
-	if len(creating) > 0 && snap.Complete {
-		p.Actions = append(p.Actions, prerequisites(d, snap, creating, opt)...)
+	if snap.Complete {
+		// Missing networks are made before anything else is; apply makes them whatever uses them, as Bee2
+		// did, the other modes when they create a container.
+		if len(creating) > 0 || (opt.Mode == Converge && opt.Only == "") {
+			p.Actions = append(p.Actions, nets.creates...)
+		}
+		if len(creating) > 0 {
+			p.Actions = append(p.Actions, prerequisites(snap, creating, opt)...)
+		}
 	}
 	// What an interrupted recreate left behind goes once its replacement is planned or in place, or,
 	// if it still runs (the recreate was cut before it stopped), first: it may hold the ports its
@@ -171,8 +191,12 @@ func Diff(d *Desired, snap *Snapshot, opt Options) *Plan {
 			}
 		}
 	}
+	// The containers of a network to recreate go once the images are there and what else is on it is gone.
+	p.Actions = append(p.Actions, nets.recreates...)
 	p.Actions = append(p.Actions, containerActions...)
 	p.Actions = append(p.Actions, leftovers...)
+	removeDropped(d, snap, opt, p)
+	unstamp(d, snap, p)
 	return p
 }
 
@@ -404,12 +428,9 @@ func waitForJobs(d *Desired, live liveState, actions, runs []Action, p *Plan) []
 	return out
 }
 
-// prerequisites are the network, volumes and images the containers to be created need.
-func prerequisites(d *Desired, snap *Snapshot, creating []*Container, opt Options) []Action {
+// prerequisites are the volumes and images the containers to be created need.
+func prerequisites(snap *Snapshot, creating []*Container, opt Options) []Action {
 	var out []Action
-	if !snap.hasNetwork(d.Network) {
-		out = append(out, Action{Op: OpCreateNetwork, Resource: d.Network, Cause: "missing"})
-	}
 	seen := map[string]bool{}
 	for _, c := range creating {
 		for _, v := range c.Volumes {
@@ -483,9 +504,9 @@ func (p *Plan) String() string {
 
 func (a Action) symbol() string {
 	switch a.Op {
-	case OpRemoveContainer:
+	case OpRemoveContainer, OpRemoveNetwork:
 		return "-"
-	case OpRecreateContainer:
+	case OpRecreateContainer, OpRecreateNetwork:
 		return "~"
 	case OpStartContainer, OpRunJob:
 		return ">"

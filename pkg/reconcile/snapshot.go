@@ -22,6 +22,15 @@ type Snapshot struct {
 	Networks []engine.Network
 	Volumes  []engine.Volume
 	Images   []engine.Image
+	// NetworksListed is set when the networks were listed with the containers of the cheap snapshot, or
+	// afresh for a complete one: the caller could not vouch that they are as the settings say
+	// (Hints.NetworksSeen).
+	NetworksListed bool
+}
+
+// knowsNetworks tells whether the snapshot has the networks.
+func (s *Snapshot) knowsNetworks() bool {
+	return s.Complete || s.NetworksListed
 }
 
 // Observer lists live state; *dockerx.Client is one.
@@ -43,16 +52,43 @@ func ObserveContainers(ctx context.Context, o Observer, prefix string) (*Snapsho
 	return &Snapshot{Containers: cs}, nil
 }
 
+// observeCheap takes the cheap snapshot, with the networks listed beside the containers when networks is
+// set.
+func observeCheap(ctx context.Context, o Observer, prefix string, networks bool) (*Snapshot, error) {
+	if !networks {
+		return ObserveContainers(ctx, o, prefix)
+	}
+	s := &Snapshot{NetworksListed: true}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		s.Containers, err = o.ListContainersLabelled(gctx, map[string]string{labels.Owner: labels.Bee2d, labels.Prefix: prefix})
+		return
+	})
+	g.Go(func() (err error) { s.Networks, err = o.ListNetworks(gctx); return })
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // Complete lists networks, volumes and images in parallel, and all containers again so that all four lists
-// are taken at about the same moment. With prereq, its networks, volumes and images are taken instead of
-// listing them.
-func (s *Snapshot) complete(ctx context.Context, o Observer, prereq *Snapshot) error {
+// are taken at about the same moment. With prereq, its volumes and images are taken instead of listing
+// them, and its networks too unless freshNetworks; networks the cheap snapshot of this pass listed are
+// kept.
+func (s *Snapshot) complete(ctx context.Context, o Observer, prereq *Snapshot, freshNetworks bool) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) { s.Containers, err = o.ListContainers(ctx); return })
-	if prereq != nil {
-		s.Networks, s.Volumes, s.Images = prereq.Networks, prereq.Volumes, prereq.Images
-	} else {
+	switch {
+	case s.NetworksListed:
+	case prereq != nil && !freshNetworks:
+		s.Networks = prereq.Networks
+	default:
+		s.NetworksListed = true
 		g.Go(func() (err error) { s.Networks, err = o.ListNetworks(ctx); return })
+	}
+	if prereq != nil {
+		s.Volumes, s.Images = prereq.Volumes, prereq.Images
+	} else {
 		g.Go(func() (err error) { s.Volumes, err = o.ListVolumes(ctx); return })
 		g.Go(func() (err error) { s.Images, err = o.ListImages(ctx); return })
 	}
@@ -61,15 +97,6 @@ func (s *Snapshot) complete(ctx context.Context, o Observer, prereq *Snapshot) e
 	}
 	s.Complete = true
 	return nil
-}
-
-func (s *Snapshot) hasNetwork(name string) bool {
-	for _, n := range s.Networks {
-		if n.Name == name {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *Snapshot) hasVolume(name string) bool {

@@ -42,8 +42,7 @@ func Status(d *Desired, snap *Snapshot) []ResourceStatus {
 		return "missing"
 	}
 	if snap.Complete {
-		ok := snap.hasNetwork(d.Network)
-		out = append(out, ResourceStatus{Kind: "network", Name: d.Network, State: present(ok), InSync: ok, Detail: missingDetail(ok)})
+		out = append(out, networkStatus(d, snap, p)...)
 		seen := map[string]bool{}
 		for _, c := range d.Containers {
 			for _, v := range c.Volumes {
@@ -94,8 +93,13 @@ func Status(d *Desired, snap *Snapshot) []ResourceStatus {
 			}
 		}
 	}
+	desired := map[string]bool{}
+	for _, c := range d.Containers {
+		desired[c.Name] = true
+	}
 	for _, a := range p.Actions {
-		if a.Op == OpRemoveContainer {
+		// A container removed to be created again (its network is recreated) is listed above.
+		if a.Op == OpRemoveContainer && !desired[a.Resource] {
 			out = append(out, ResourceStatus{Kind: "container", Name: a.Resource, State: a.Live.State, Detail: "to be removed: " + a.Cause})
 		}
 	}
