@@ -313,8 +313,9 @@ func TestRenderHostnameAndCapabilitySpecs(t *testing.T) {
 	caps := func(name string) any {
 		return at(doc, "serverone", "containers", "tra-app-"+name, "HostConfig", "CapAdd")
 	}
-	equalJSON(t, "service_with_special CapAdd", caps("service_with_special"), `["NET_ADMIN"]`)
-	equalJSON(t, "service_with_multi_special CapAdd", caps("service_with_multi_special"), `["NET_ADMIN","SYS_ADMIN"]`)
+	// As the Docker client sends them: with the CAP_ prefix (the engine reads both).
+	equalJSON(t, "service_with_special CapAdd", caps("service_with_special"), `["CAP_NET_ADMIN"]`)
+	equalJSON(t, "service_with_multi_special CapAdd", caps("service_with_multi_special"), `["CAP_NET_ADMIN","CAP_SYS_ADMIN"]`)
 	if got := caps("service_without_special"); got != nil {
 		t.Errorf("service_without_special CapAdd %v", got)
 	}

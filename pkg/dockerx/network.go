@@ -1,10 +1,11 @@
 package dockerx
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 
 	"github.com/docker/docker/api/types/network"
@@ -38,11 +39,12 @@ func createRequest(spec NetworkSpec) network.CreateRequest {
 // sorted keys), so it can be shown and compared. The client adds "CheckDuplicate": true for engines older
 // than API 1.44, which is left out here: the body does not depend on the engine it goes to.
 func NetworkCreateBody(spec NetworkSpec) ([]byte, error) {
-	b, err := json.Marshal(createRequest(spec))
-	if err != nil {
+	// Lean like CreateBody: fields whose value is empty are left out, as the engine reads them the same.
+	var b bytes.Buffer
+	if err := writeLean(&b, reflect.ValueOf(createRequest(spec))); err != nil {
 		return nil, fmt.Errorf("network %s: %w", spec.Name, err)
 	}
-	return b, nil
+	return b.Bytes(), nil
 }
 
 // CreateNetworkFrom creates a user-defined bridge network as spec says. A network of that name that already
