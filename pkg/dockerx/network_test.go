@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/bee2d/bee2d/internal/testdocker"
@@ -48,7 +47,7 @@ func TestNetworkCreateBody(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(got), `"EnableIPv6":false,"IPAM":null`) {
+	if string(got) != `{"Driver":"bridge","EnableIPv6":false,"Name":"bee2-network"}` {
 		t.Errorf("default network body %s: want EnableIPv6 false and no IPAM", got)
 	}
 }
