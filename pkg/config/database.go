@@ -110,6 +110,9 @@ func (p passwordStore) where(folder, name string) string {
 	return filepath.Join(p.dir, filepath.FromSlash(folder), name+p.ext)
 }
 
+// passwordStoreFor is newPasswordStore; the fuzz tests keep passwords in memory instead of writing files.
+var passwordStoreFor = newPasswordStore
+
 // newPasswordStore is Bee2's pass store when security.pgp_id is set (so a migrating user's databases keep
 // their passwords), else the secrets directory.
 func newPasswordStore(s *Settings) (passwordStore, error) {
@@ -209,7 +212,7 @@ func (d *decoder) loadDatabases(s *Settings) {
 		return
 	}
 	d.resolveSecretsDir(s)
-	store, err := newPasswordStore(s)
+	store, err := passwordStoreFor(s)
 	if err != nil {
 		d.errorf(uses[0].node, uses[0].path, "database passwords: %v", err)
 		return

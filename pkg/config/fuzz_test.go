@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
@@ -53,6 +54,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("servers: {w: }\napplications: {\"a\\n\": {server: w, image: x, link: [\"b\\n\"]}, \"b\\n\": {server: w, image: x, link: [\"a\\n\"]}}\n"))
 	f.Add([]byte("servers: {w: }\napplications: {a: {server: w, image: x, volumes: [\"v:/v\"], reload: [{watch: \"v:/a\\nb\"}, {watch: \"v:/a\\nb\"}]}}\n"))
 	file := filepath.Join("testdata", "fuzz.yml")
+	// Database values make passwords when the settings load: in memory here, never in files the input names.
+	memoryPasswords(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := Parse(file, data)
 		again, err2 := Parse(file, data)
@@ -230,6 +233,8 @@ func FuzzRenderEnv(f *testing.F) {
 	f.Add("domains: [x.example, y.example/8080]\nDomain: z\n")
 	f.Add("base: &b {x: 1}\nm: {<<: *b, y: [1, {z: null}]}\n")
 	f.Add("k: \"a\\0b\"\nl: \"line\\nbreak\"\n")
+	f.Add("a: +job\nb: ++job\nc: +nope\nd: _dbmap\ne: _postgres^password\nf: _plain\ng: yes\n")
+	memoryPasswords(f)
 	f.Fuzz(func(t *testing.T, env string) {
 		if strings.ContainsAny(env, "\r\u0085\u2028\u2029") {
 			return // line breaks other than \n would escape the indentation that places the text
@@ -349,6 +354,12 @@ func checkAgainstModel(t *testing.T, s *Settings, svc *Service, m *yaml.Node) {
 			want = v.Value[1:]
 		case strings.HasPrefix(v.Value, "$"):
 			want = "px-app-" + v.Value[1:]
+		case strings.HasPrefix(v.Value, "++"):
+			want = v.Value[1:]
+		case strings.HasPrefix(v.Value, "+") && ValidName(v.Value[1:]):
+			want = "px-job-" + v.Value[1:]
+		case strings.HasPrefix(v.Value, "_") && (strings.Contains(v.Value, "^") || strings.HasPrefix(strings.TrimLeft(v.Value, "_:"), "dbmap")):
+			continue // a database value: a password or the database map, made when the settings load
 		default:
 			want = v.Value
 		}
@@ -368,4 +379,30 @@ func TestLineCount(t *testing.T) {
 			t.Errorf("lineCount(%q) = %d, want %d", tt.in, got, tt.want)
 		}
 	}
+}
+
+// memStore keeps passwords in memory: the same name gives the same password.
+type memStore struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (m *memStore) Get(folder, name string) (string, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := folder + "/" + name
+	if v, ok := m.m[k]; ok {
+		return v, false, nil
+	}
+	v := fmt.Sprintf("%032x", len(m.m)+1)
+	m.m[k] = v
+	return v, true, nil
+}
+
+// memoryPasswords makes the settings loaded during the test keep database passwords in memory.
+func memoryPasswords(t testing.TB) {
+	store := &memStore{m: map[string]string{}}
+	old := passwordStoreFor
+	passwordStoreFor = func(*Settings) (passwordStore, error) { return passwordStore{Store: store, dir: "(memory)"}, nil }
+	t.Cleanup(func() { passwordStoreFor = old })
 }
