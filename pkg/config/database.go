@@ -218,14 +218,23 @@ func (d *decoder) loadDatabases(s *Settings) {
 		return
 	}
 	d.firstSecret = uses[0].node
+	inputs := map[string]bool{}
 	get := func(u *dbUse, typ, name string) (string, bool) {
 		v, made, err := store.Get("database/"+typ, name)
 		if err != nil {
 			d.errorf(u.node, u.path, "database password %s/%s: %v", typ, name, err)
 			return "", false
 		}
+		file := store.where("database/"+typ, name)
 		if made {
-			s.PasswordsMade = append(s.PasswordsMade, showPath(s, store.where("database/"+typ, name)))
+			s.PasswordsMade = append(s.PasswordsMade, showPath(s, file))
+		}
+		if !inputs[file] {
+			// A password changed in its file recreates the containers using it, as a changed secret does.
+			inputs[file] = true
+			if sum, err := fingerprint(file); err == nil {
+				s.Inputs = append(s.Inputs, Input{Path: file, Sum: sum})
+			}
 		}
 		return v, true
 	}
