@@ -29,6 +29,7 @@ type options struct {
 	sweep       []int
 	sweepRounds int
 	bee2d       string
+	baseline    string
 	compose     string
 	jsonOut     string
 	keep        bool
@@ -62,6 +63,7 @@ func parseFlags(args []string) (options, error) {
 	sweep := fs.String("sweep", "4,8,16,32,100", "concurrencies of the extra floor pass (empty: none)")
 	fs.IntVar(&opt.sweepRounds, "sweep-rounds", 3, "samples per concurrency in the extra floor pass")
 	fs.StringVar(&opt.bee2d, "bee2d", "", "bee2d binary to measure (default: build bin/bee2d from ./cmd/bee2d)")
+	fs.StringVar(&opt.baseline, "baseline", "", "an earlier bee2d binary, measured in the same rounds: its cold and no-change applies, and bee2d's against them")
 	fs.StringVar(&opt.compose, "compose", "", "docker-compose v2 binary (default: bench/tools/compose.sh, bench/bin/docker-compose)")
 	fs.StringVar(&opt.jsonOut, "json", "", "also write the numbers to this file")
 	fs.BoolVar(&opt.keep, "keep", false, "keep the generated settings and compose files (containers are removed anyway)")
@@ -137,6 +139,9 @@ func (b *bench) measure(ctx context.Context, res *results) error {
 	}
 	res.OtherContainers = others
 	contenders := []func(context.Context, *results) error{b.roundBee2d, b.roundCompose, b.roundFloor}
+	if b.opt.baseline != "" {
+		contenders = append(contenders, b.roundBaseline)
+	}
 	total := b.opt.warmup + b.opt.rounds
 	for r := range total {
 		warm := r < b.opt.warmup
@@ -185,28 +190,37 @@ func (b *bench) measure(ctx context.Context, res *results) error {
 
 // roundBee2d times a cold apply and then a no-change apply on the converged state.
 func (b *bench) roundBee2d(ctx context.Context, res *results) error {
-	d, out, err := b.timed(ctx, b.bee2dBin, "apply", "-c", b.settingsFile)
+	return b.roundOf(ctx, res, b.bee2dBin, "bee2d", mBee2dCold, mBee2dNoop)
+}
+
+// roundBaseline does the same with the earlier bee2d of -baseline.
+func (b *bench) roundBaseline(ctx context.Context, res *results) error {
+	return b.roundOf(ctx, res, b.opt.baseline, "baseline", mBaseCold, mBaseNoop)
+}
+
+func (b *bench) roundOf(ctx context.Context, res *results, bin, who string, cold, noop measurement) error {
+	d, out, err := b.timed(ctx, bin, "apply", "-c", b.settingsFile)
 	if err != nil {
-		return fmt.Errorf("bee2d cold apply: %w\n%s", err, out)
+		return fmt.Errorf("%s cold apply: %w\n%s", who, err, out)
 	}
 	ids, err := b.converged(ctx, ownerBee2d)
 	if err != nil {
-		return fmt.Errorf("after bee2d cold apply: %w\n%s", err, out)
+		return fmt.Errorf("after %s cold apply: %w\n%s", who, err, out)
 	}
-	res.add(mBee2dCold, d)
+	res.add(cold, d)
 
-	d, out, err = b.timed(ctx, b.bee2dBin, "apply", "-c", b.settingsFile)
+	d, out, err = b.timed(ctx, bin, "apply", "-c", b.settingsFile)
 	if err != nil {
-		return fmt.Errorf("bee2d no-change apply: %w\n%s", err, out)
+		return fmt.Errorf("%s no-change apply: %w\n%s", who, err, out)
 	}
 	if !strings.Contains(string(out), "no changes") {
-		return fmt.Errorf("bee2d no-change apply changed something:\n%s", out)
+		return fmt.Errorf("%s no-change apply changed something:\n%s", who, out)
 	}
 	if err := b.unchanged(ctx, ownerBee2d, ids); err != nil {
-		return fmt.Errorf("after bee2d no-change apply: %w\n%s", err, out)
+		return fmt.Errorf("after %s no-change apply: %w\n%s", who, err, out)
 	}
-	res.add(mBee2dNoop, d)
-	logf("  bee2d    cold %6.2fs   no-change %6.3fs", res.last(mBee2dCold), res.last(mBee2dNoop))
+	res.add(noop, d)
+	logf("  %-8s cold %6.2fs   no-change %6.3fs", who, res.last(cold), res.last(noop))
 	return b.teardown(ctx)
 }
 

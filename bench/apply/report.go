@@ -21,10 +21,12 @@ const (
 	mFloor       measurement = "floor"
 	mBee2dNoop   measurement = "bee2d_no_change"
 	mComposeNoop measurement = "compose_no_op"
+	mBaseCold    measurement = "baseline_cold"
+	mBaseNoop    measurement = "baseline_no_change"
 )
 
-// measurements in the order the table shows them.
-var measurements = []measurement{mBee2dCold, mComposeCold, mFloor, mBee2dNoop, mComposeNoop}
+// measurements in the order the table shows them; the baseline's are shown only when there is one.
+var measurements = []measurement{mBee2dCold, mComposeCold, mFloor, mBee2dNoop, mComposeNoop, mBaseCold, mBaseNoop}
 
 func (m measurement) describe(par int) string {
 	switch m {
@@ -38,6 +40,10 @@ func (m measurement) describe(par int) string {
 		return "bee2d no-change apply"
 	case mComposeNoop:
 		return "compose no-op up -d"
+	case mBaseCold:
+		return "baseline bee2d cold apply"
+	case mBaseNoop:
+		return "baseline bee2d no-change apply"
 	}
 	return string(m)
 }
@@ -51,6 +57,8 @@ type ratio struct {
 
 	num, den measurement
 	ok       func(float64) bool
+	// baseline ratios compare with an earlier bee2d (-baseline) and are shown only when there is one.
+	baseline bool
 }
 
 func ratios() []ratio {
@@ -61,6 +69,10 @@ func ratios() []ratio {
 			ok: func(v float64) bool { return v < 1 }},
 		{Name: "bee2d cold / floor", Target: "<= 1.1", num: mBee2dCold, den: mFloor,
 			ok: func(v float64) bool { return v <= 1.1 }},
+		{Name: "bee2d cold / baseline cold", Target: "<= 1.1", num: mBee2dCold, den: mBaseCold,
+			ok: func(v float64) bool { return v <= 1.1 }, baseline: true},
+		{Name: "bee2d no-change / baseline no-change", Target: "<= 1.1", num: mBee2dNoop, den: mBaseNoop,
+			ok: func(v float64) bool { return v <= 1.1 }, baseline: true},
 	}
 }
 
@@ -122,6 +134,9 @@ func newResults(b *bench) *results {
 		Measurements: map[measurement]*series{},
 	}
 	for _, m := range measurements {
+		if (m == mBaseCold || m == mBaseNoop) && b.opt.baseline == "" {
+			continue
+		}
 		r.Measurements[m] = &series{Samples: []float64{}}
 	}
 	return r
@@ -176,7 +191,13 @@ func (r *results) noteLoad() {
 
 // finish computes the ratios from the medians.
 func (r *results) finish() {
-	r.Ratios = ratios()
+	r.Ratios = nil
+	for _, q := range ratios() {
+		if q.baseline && r.Measurements[mBaseCold] == nil {
+			continue
+		}
+		r.Ratios = append(r.Ratios, q)
+	}
 	for i := range r.Ratios {
 		q := &r.Ratios[i]
 		num, den := r.Measurements[q.num].Median, r.Measurements[q.den].Median
@@ -206,6 +227,9 @@ func (r *results) print(w io.Writer) {
 	fmt.Fprintln(tw, "MEASUREMENT\tMEDIAN s\tSAMPLES s")
 	for _, m := range measurements {
 		s := r.Measurements[m]
+		if s == nil {
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%.3f\t%s\n", m.describe(r.Parallel), s.Median, samples(s.Samples))
 	}
 	fmt.Fprintln(tw, "\t\t")
