@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,16 +24,19 @@ import (
 )
 
 // postgresScript makes a cluster on the first start, with the password of POSTGRES_PASSWORD for postgres
-// and password logins from anywhere, and serves it on PORT. Every statement is logged (log_statement=all),
-// to show that DBSetup keeps the passwords it sets out of the server's log.
+// and password logins from anywhere, and serves it on PORT; a container started again keeps its cluster.
+// Every statement is logged (log_statement=all), to show that DBSetup keeps the passwords it sets out of the
+// server's log.
 const postgresScript = `set -e
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 data=/tmp/pgdata
-printf '%s\n' "$POSTGRES_PASSWORD" > /tmp/pwfile
-"$bin/initdb" -D "$data" -U postgres --pwfile=/tmp/pwfile -E UTF8 --auth-local=trust --auth-host=scram-sha-256 > /tmp/initdb.log
-rm /tmp/pwfile
-echo "host all all all scram-sha-256" >> "$data/pg_hba.conf"
-exec "$bin/postgres" -D "$data" -k /tmp -p "$PORT" -c listen_addresses='*' -c log_statement=all > /tmp/server.log 2>&1
+if [ ! -s "$data/PG_VERSION" ]; then
+	printf '%s\n' "$POSTGRES_PASSWORD" > /tmp/pwfile
+	"$bin/initdb" -D "$data" -U postgres --pwfile=/tmp/pwfile -E UTF8 --auth-local=trust --auth-host=scram-sha-256 > /tmp/initdb.log
+	rm /tmp/pwfile
+	echo "host all all all scram-sha-256" >> "$data/pg_hba.conf"
+fi
+exec "$bin/postgres" -D "$data" -k /tmp -p "$PORT" -c listen_addresses='*' -c log_statement=all >> /tmp/server.log 2>&1
 `
 
 // mariadbScript makes a data directory with root@'%' of MYSQL_ROOT_PASSWORD (hex: it is written into SQL
@@ -232,17 +234,27 @@ func TestDBSetup(t *testing.T) {
 	})
 }
 
-// buildDBSetup compiles DBSetup as `make dbsetup` does and builds its image from the Dockerfile of
-// dockerfiles/DBSetup.
+// buildDBSetup builds DBSetup's image from dbsetupContext.
 func buildDBSetup(t *testing.T, cli *dockerx.Client, prefix string) string {
 	t.Helper()
 	dir := t.TempDir()
-	build := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s", "-o", filepath.Join(dir, "dbsetup"), "./dockerfiles/DBSetup")
-	build.Dir = ".."
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build dbsetup: %v\n%s", err, out)
+	dbsetupContext(t, dir)
+	tag := prefix + "/dbsetup:test"
+	var out bytes.Buffer
+	if _, err := cli.BuildImage(t.Context(), dockerx.BuildRequest{ContextDir: dir, Tags: []string{tag}, Output: &out}); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
 	}
+	return tag
+}
+
+// dbsetupContext makes dir DBSetup's build context as `make dbsetup` makes dockerfiles/DBSetup: the static
+// binary, compiled as the Makefile does, beside the Dockerfile.
+func dbsetupContext(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	goBuild(t, filepath.Join(dir, "dbsetup"), "./dockerfiles/DBSetup", "-trimpath", "-buildvcs=false", "-ldflags=-s")
 	dockerfile, err := os.ReadFile(filepath.Join("..", "dockerfiles", "DBSetup", "Dockerfile"))
 	if err != nil {
 		t.Fatal(err)
@@ -250,12 +262,6 @@ func buildDBSetup(t *testing.T, cli *dockerx.Client, prefix string) string {
 	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), dockerfile, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tag := prefix + "/dbsetup:test"
-	var out bytes.Buffer
-	if _, err := cli.BuildImage(t.Context(), dockerx.BuildRequest{ContextDir: dir, Tags: []string{tag}, Output: &out}); err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
-	return tag
 }
 
 // buildFrom builds an image of the base that runs as user.

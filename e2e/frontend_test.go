@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -142,13 +141,7 @@ applications:
 	}
 
 	// The daemon, as systemd runs it: a static binary (the TLS probe runs it on the server).
-	bee2d := filepath.Join(dir, "bee2d")
-	build := exec.Command("go", "build", "-o", bee2d, "./cmd/bee2d")
-	build.Dir = ".."
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build bee2d: %v\n%s", err, out)
-	}
+	bee2d := bee2dBinary(t, dir)
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1"))
 	start := time.Now()
 	process(t, "bee2d", []string{"DOCKER_HOST=unix:///var/run/docker.sock"}, bee2d, "daemon", "-c", settings,

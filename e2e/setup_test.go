@@ -119,6 +119,27 @@ func goTool(t *testing.T, pkg string) string {
 	return filepath.Join(bin, name)
 }
 
+// goBuild compiles a package of this module (./cmd/bee2d) into a static binary at out, with flags.
+func goBuild(t *testing.T, out, pkg string, flags ...string) {
+	t.Helper()
+	args := append(append([]string{"build"}, flags...), "-o", out, pkg)
+	cmd := exec.CommandContext(t.Context(), "go", args...)
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+}
+
+// bee2dBinary builds the bee2d binary into dir, as `make build` does (static: the TLS probe and the backup
+// helper run it on the server), and returns its path.
+func bee2dBinary(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "bee2d")
+	goBuild(t, bin, "./cmd/bee2d")
+	return bin
+}
+
 // freePort returns a TCP port of addr that was free a moment ago.
 func freePort(t *testing.T, host string) int {
 	t.Helper()

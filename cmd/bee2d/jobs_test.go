@@ -215,3 +215,86 @@ func TestJobSourceErrorsStayWithTheJob(t *testing.T) {
 		t.Errorf("the server of the job's volume was created before the job ever succeeded")
 	}
 }
+
+// TestApplicationBuildsFromGit builds an application, not a job, from a branch of a repository with git,
+// branch, git_dir and dockerfile, as Bee2 did: the image is built from the named Dockerfile of the
+// subdirectory at the branch's commit, a commit on another branch changes nothing, and one on the branch
+// recreates the application with the new build.
+func TestApplicationBuildsFromGit(t *testing.T) {
+	st := newStack(t)
+	repo := newGitRepo(t)
+	// The branch release holds the example's static server under web/, with Dockerfile.web baking the page
+	// into the image. web/Dockerfile, which a build that ignored dockerfile: would take, cannot build, and
+	// the root Dockerfile is the site generator's, which a build that ignored git_dir would take.
+	static, err := os.ReadFile(filepath.Join(st.dir, "dockerfiles", "Static", "static"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo.git("checkout", "--quiet", "-b", "release")
+	if err := os.MkdirAll(filepath.Join(repo.dir, "web"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	repo.write("web/static", string(static), 0o755)
+	repo.write("web/Dockerfile", "FROM scratch\nCOPY no-such-file /x\n", 0o644)
+	repo.write("web/Dockerfile.web", "FROM scratch\nCOPY static /app\nCOPY index.html /site/index.html\nENTRYPOINT [\"/app\"]\n", 0o644)
+	page := func(text string) string {
+		repo.write("web/index.html", "<h1>"+text+"</h1>\n", 0o644)
+		repo.git("add", "-A")
+		repo.git("commit", "--quiet", "-m", text)
+		return repo.git("rev-parse", "HEAD")
+	}
+	first := page("release one")
+	repo.git("checkout", "--quiet", "main")
+
+	st.write(`servers:
+  local: {}
+docker:
+  prefix: bee2ex
+applications:
+  static:
+    server: local
+    git: ` + repo.dir + `
+    branch: release
+    git_dir: web
+    dockerfile: Dockerfile.web
+    env: {root: /site, port: 8480}
+    ports: [8480]
+`)
+	code, plan, errOut := st.bee2d("plan", "-c", st.settings)
+	if code != 0 || !strings.Contains(plan, "build image "+st.prefix+"/static:"+first[:12]) {
+		t.Fatalf("plan = %d, want a build of release's commit %s:\n%s%s", code, first[:12], plan, errOut)
+	}
+	out := st.mustApply()
+	if body, _ := st.get(); !strings.Contains(body, "release one") {
+		t.Fatalf("served %q after the first apply:\n%s", body, out)
+	}
+	app := st.containers()[st.name("static")]
+	if !app.Running() || app.Labels[labels.Commit] != first || !strings.HasPrefix(app.Image, st.prefix+"/static:"+first[:12]) {
+		t.Fatalf("application %s from image %s with commit label %q, want running from release's commit %s", app.State, app.Image, app.Labels[labels.Commit], first)
+	}
+
+	t.Run("a commit on another branch changes nothing", func(t *testing.T) {
+		repo.commit("main moves on")
+		if code, out, errOut := st.bee2d("plan", "-c", st.settings, "--detailed-exitcode"); code != 0 {
+			t.Fatalf("plan = %d, want no changes:\n%s%s", code, out, errOut)
+		}
+	})
+
+	t.Run("a commit on the branch recreates the application", func(t *testing.T) {
+		repo.git("checkout", "--quiet", "release")
+		second := page("release two")
+		repo.git("checkout", "--quiet", "main")
+		code, plan, errOut := st.bee2d("plan", "-c", st.settings)
+		if code != 0 || !strings.Contains(plan, "recreate container "+st.name("static")+": image") {
+			t.Fatalf("plan after a commit on release = %d:\n%s%s", code, plan, errOut)
+		}
+		st.mustApply()
+		if body, _ := st.get(); !strings.Contains(body, "release two") {
+			t.Errorf("served %q after the commit was applied", body)
+		}
+		now := st.containers()[st.name("static")]
+		if now.ID == app.ID || now.Labels[labels.Commit] != second {
+			t.Errorf("application %s with commit %q, want a new container from %s", now.ID[:12], now.Labels[labels.Commit], second)
+		}
+	})
+}
