@@ -51,14 +51,7 @@ const minMemory = 6 << 20
 // containerField decodes one of containerKeys; it reports whether f was one.
 func (d *decoder) containerField(m *svcMeta, f pair) bool {
 	svc, fp := m.svc, joinPath(m.path, f.Key)
-	str := func() (string, bool) {
-		v, ok := d.str(f.Val, fp)
-		if ok && v == "" {
-			d.errorf(f.Val, fp, "%s must not be empty", f.Key)
-			return "", false
-		}
-		return v, ok
-	}
+	str := func() (string, bool) { return d.nonEmpty(f, fp) }
 	switch f.Key {
 	case "cmd", "entrypoint":
 		args := d.command(f.Val, fp)

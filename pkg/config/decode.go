@@ -314,12 +314,7 @@ func (d *decoder) docker(s *Settings, n *yaml.Node) {
 		fp := joinPath("docker", p.Key)
 		switch p.Key {
 		case "prefix":
-			v, ok := d.str(p.Val, fp)
-			switch {
-			case !ok:
-			case !ValidName(v):
-				d.errorf(p.Val, fp, "invalid prefix %q: %s", v, nameRule)
-			default:
+			if v, ok := d.prefix(p.Val, fp); ok {
 				s.Docker.Prefix = v
 			}
 		case "read_timeout":
@@ -488,14 +483,7 @@ func (d *decoder) servicesOf(n *yaml.Node, section string, kind Kind, server str
 func (d *decoder) serviceField(m *svcMeta, f pair) {
 	svc := m.svc
 	fp := joinPath(m.path, f.Key)
-	nonEmpty := func() (string, bool) {
-		v, ok := d.str(f.Val, fp)
-		if ok && v == "" {
-			d.errorf(f.Val, fp, "%s must not be empty", f.Key)
-			return "", false
-		}
-		return v, ok
-	}
+	nonEmpty := func() (string, bool) { return d.nonEmpty(f, fp) }
 	switch f.Key {
 	case "server":
 		v, ok := d.str(f.Val, fp)
@@ -657,4 +645,24 @@ func (d *decoder) period(n *yaml.Node, path, what, v, example string) (time.Dura
 		return 0, false
 	}
 	return dur, true
+}
+
+// nonEmpty reads the string value of f; an empty one is reported and not ok, null is not ok.
+func (d *decoder) nonEmpty(f pair, path string) (string, bool) {
+	v, ok := d.str(f.Val, path)
+	if ok && v == "" {
+		d.errorf(f.Val, path, "%s must not be empty", f.Key)
+		return "", false
+	}
+	return v, ok
+}
+
+// prefix reads a container name prefix (docker.prefix, docker.<server>.prefix).
+func (d *decoder) prefix(n *yaml.Node, path string) (string, bool) {
+	v, ok := d.str(n, path)
+	if ok && !ValidName(v) {
+		d.errorf(n, path, "invalid prefix %q: %s", v, nameRule)
+		return "", false
+	}
+	return v, ok
 }

@@ -52,12 +52,7 @@ func (d *decoder) section(s *Settings, p pair) {
 		fp := joinPath(path, f.Key)
 		switch f.Key {
 		case "prefix":
-			v, ok := d.str(f.Val, fp)
-			switch {
-			case !ok:
-			case !ValidName(v):
-				d.errorf(f.Val, fp, "invalid prefix %q: %s", v, nameRule)
-			default:
+			if v, ok := d.prefix(f.Val, fp); ok {
 				sec.Prefix = v
 			}
 		case "networks":
