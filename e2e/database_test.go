@@ -12,10 +12,6 @@ import (
 	"testing"
 	"time"
 
-	ctypes "github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/client"
-	"github.com/docker/docker/pkg/stdcopy"
-
 	"github.com/bee2d/bee2d/internal/testdocker"
 	"github.com/bee2d/bee2d/pkg/dockerx"
 )
@@ -75,7 +71,6 @@ func TestDatabases(t *testing.T) {
 		testdocker.Need(t, "end-to-end test under -short")
 	}
 	cli := testdocker.Require(t)
-	api := engineAPI(t)
 	ctx := t.Context()
 	base := baseImage(t, cli)
 	prefix := testdocker.UniquePrefix(t)
@@ -150,9 +145,9 @@ func TestDatabases(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, c := range []string{name("app", "ttrss"), name("job", "dbsetup"), name("job", "ttrss-updater")} {
-				t.Logf("--- %s:\n%s", c, containerLogs(t, api, c))
+				t.Logf("--- %s:\n%s", c, testdocker.Logs("", c))
 			}
-			if pg, err := api.ContainerInspect(context.Background(), name("app", "postgres")); err == nil {
+			if pg, err := testdocker.Inspect("", name("app", "postgres")); err == nil {
 				serverLog(t, cli, pg.ID, "/tmp/initdb.log", "/tmp/server.log")
 			}
 		}
@@ -206,7 +201,7 @@ func TestDatabases(t *testing.T) {
 	}
 	ids := map[string]string{}
 	for c, vars := range want {
-		info, err := api.ContainerInspect(ctx, c)
+		info, err := testdocker.Inspect("", c)
 		if err != nil {
 			t.Fatalf("inspect %s: %v", c, err)
 		}
@@ -237,15 +232,15 @@ func TestDatabases(t *testing.T) {
 		}
 	}
 	// DBSetup made the user; the updater logged in with the shared password; ttrss read its row.
-	if logs := containerLogs(t, api, name("job", "dbsetup")); !strings.Contains(logs, "postgres: user ttrss created") ||
+	if logs := testdocker.Logs("", name("job", "dbsetup")); !strings.Contains(logs, "postgres: user ttrss created") ||
 		!strings.Contains(logs, "postgres: database ttrss created, owned by ttrss") {
 		t.Errorf("dbsetup did not make ttrss's user and database:\n%s", logs)
 	}
-	if logs := containerLogs(t, api, name("job", "ttrss-updater")); !strings.Contains(logs, "logged in as ttrss") {
+	if logs := testdocker.Logs("", name("job", "ttrss-updater")); !strings.Contains(logs, "logged in as ttrss") {
 		t.Errorf("the updater did not log in as ttrss:\n%s", logs)
 	}
 	err = eventually(ctx, 2*time.Minute, func() error {
-		if logs := containerLogs(t, api, name("app", "ttrss")); !strings.Contains(logs, "ok "+row) {
+		if logs := testdocker.Logs("", name("app", "ttrss")); !strings.Contains(logs, "ok "+row) {
 			return fmt.Errorf("ttrss has not read its row back:\n%s", logs)
 		}
 		return nil
@@ -291,7 +286,7 @@ func TestDatabases(t *testing.T) {
 			t.Errorf("second apply exited %d:\n%s", code, out)
 		}
 		for c, id := range ids {
-			info, err := api.ContainerInspect(ctx, c)
+			info, err := testdocker.Inspect("", c)
 			if err != nil || info.ID != id {
 				t.Errorf("%s was replaced or removed (%v)", c, err)
 			}
@@ -330,33 +325,4 @@ func buildDBClient(t *testing.T, cli *dockerx.Client, prefix string) string {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	return tag
-}
-
-// engineAPI is the engine's own client, for what bee2d's has no call for: a container's environment, exit
-// code and logs.
-func engineAPI(t *testing.T) *client.Client {
-	t.Helper()
-	api, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { api.Close() })
-	return api
-}
-
-// containerLogs is a container's output so far, stdout and stderr together.
-func containerLogs(t *testing.T, api *client.Client, name string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	rc, err := api.ContainerLogs(ctx, name, ctypes.LogsOptions{ShowStdout: true, ShowStderr: true})
-	if err != nil {
-		return err.Error()
-	}
-	defer rc.Close()
-	var out bytes.Buffer
-	if _, err := stdcopy.StdCopy(&out, &out, rc); err != nil {
-		fmt.Fprintf(&out, "\n(reading the logs: %v)", err)
-	}
-	return out.String()
 }

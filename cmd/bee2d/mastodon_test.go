@@ -2,11 +2,8 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"maps"
-	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -200,11 +197,11 @@ func TestMastodonExample(t *testing.T) {
 	if len(nw.Containers) != mastodonApps {
 		t.Errorf("on social-network: %v, want the %d applications", nw.Containers, mastodonApps)
 	}
-	if haproxy := inspectContainer(t, engine.Host, "social-app-haproxy"); haproxy.NetworkSettings.Networks["social-network"].GlobalIPv6Address != mastodonStaticV6 {
+	if haproxy := mustInspect(t, engine.Host, "social-app-haproxy"); haproxy.NetworkSettings.Networks["social-network"].GlobalIPv6Address != mastodonStaticV6 {
 		t.Errorf("haproxy's address on social-network: %+v, want IPv6 %s", haproxy.NetworkSettings.Networks["social-network"], mastodonStaticV6)
 	}
 	// The engine got the password bee2d keeps in the secrets directory.
-	if web := inspectContainer(t, engine.Host, "social-app-mastodon-web"); !slices.Contains(web.Config.Env, "DB_PASS="+dbPass) {
+	if web := mustInspect(t, engine.Host, "social-app-mastodon-web"); !slices.Contains(web.Config.Env, "DB_PASS="+dbPass) {
 		t.Errorf("mastodon-web's DB_PASS is not the one in secrets/database/postgres/mastodon")
 	}
 
@@ -392,38 +389,12 @@ func checkMastodonRender(t *testing.T, hidden, shown mastodonRender, dbPass, adm
 		`{"80/tcp":[{"HostPort":"80"}],"443/tcp":[{"HostPort":"443"}]}`)
 }
 
-// inspected is the part of a container's inspect the test reads.
-type inspected struct {
-	Config struct {
-		Env []string
-	}
-	NetworkSettings struct {
-		Networks map[string]struct {
-			IPAddress, GlobalIPv6Address string
-		}
-	}
-}
-
-// inspectContainer asks the engine at host (a unix:// URL) for a container's inspect.
-func inspectContainer(t *testing.T, host, name string) inspected {
+// mustInspect is the container's inspect on the engine at host, or the end of the test.
+func mustInspect(t *testing.T, host, name string) testdocker.Inspected {
 	t.Helper()
-	sock := strings.TrimPrefix(host, "unix://")
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", sock)
-	}}}
-	defer hc.CloseIdleConnections()
-	resp, err := hc.Get("http://docker/containers/" + name + "/json")
+	c, err := testdocker.Inspect(host, name)
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var c inspected
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("inspect %s: %s", name, resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
-		t.Fatalf("inspect %s: %v", name, err)
 	}
 	return c
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/bee2d/bee2d/pkg/config"
@@ -438,27 +439,34 @@ func TestDesiredNetworks(t *testing.T) {
 // countingObserver serves a snapshot and counts the list calls.
 type countingObserver struct {
 	snap                          *Snapshot
+	mu                            sync.Mutex // the lists of a full snapshot run at once
 	labelled, all, networks, rest int
 }
 
+func (o *countingObserver) count(n *int) {
+	o.mu.Lock()
+	*n++
+	o.mu.Unlock()
+}
+
 func (o *countingObserver) ListContainers(context.Context) ([]engine.Container, error) {
-	o.all++
+	o.count(&o.all)
 	return o.snap.Containers, nil
 }
 func (o *countingObserver) ListContainersLabelled(context.Context, map[string]string) ([]engine.Container, error) {
-	o.labelled++
+	o.count(&o.labelled)
 	return o.snap.Containers, nil
 }
 func (o *countingObserver) ListNetworks(context.Context) ([]engine.Network, error) {
-	o.networks++
+	o.count(&o.networks)
 	return o.snap.Networks, nil
 }
 func (o *countingObserver) ListVolumes(context.Context) ([]engine.Volume, error) {
-	o.rest++
+	o.count(&o.rest)
 	return o.snap.Volumes, nil
 }
 func (o *countingObserver) ListImages(context.Context) ([]engine.Image, error) {
-	o.rest++
+	o.count(&o.rest)
 	return o.snap.Images, nil
 }
 
@@ -472,7 +480,7 @@ func TestNetworksListedOnlyWhenTheyMayDiffer(t *testing.T) {
 	o := &countingObserver{snap: live}
 	plan := func(d *Desired, h Hints) *Plan {
 		t.Helper()
-		*o = countingObserver{snap: live}
+		o.labelled, o.all, o.networks, o.rest = 0, 0, 0, 0
 		p, _, err := PlanServerWith(t.Context(), o, d, Options{}, h)
 		if err != nil {
 			t.Fatal(err)
