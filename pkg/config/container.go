@@ -264,13 +264,7 @@ func (d *decoder) containerField(m *svcMeta, f pair) bool {
 	case "ulimits":
 		svc.Ulimits = d.ulimits(f.Val, fp)
 	case "devices":
-		for _, item := range d.strList(f.Val, fp) {
-			if msg := checkDevice(item.val); msg != "" {
-				d.errorf(item.node, item.path, "%s", msg)
-				continue
-			}
-			svc.Devices = append(svc.Devices, item.val)
-		}
+		svc.Devices = d.checkedList(f.Val, fp, checkDevice)
 	case "log":
 		svc.Log = d.logConfig(f.Val, fp)
 	default:

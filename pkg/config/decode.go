@@ -582,13 +582,7 @@ func (d *decoder) serviceField(m *svcMeta, f pair) {
 		m.links = d.strList(f.Val, fp)
 		svc.Link = values(m.links)
 	case "volumes":
-		for _, item := range d.strList(f.Val, fp) {
-			if msg := checkBind(item.val); msg != "" {
-				d.errorf(item.node, item.path, "%s", msg)
-				continue
-			}
-			svc.Volumes = append(svc.Volumes, item.val)
-		}
+		svc.Volumes = d.checkedList(f.Val, fp, checkBind)
 	case "ports":
 		items, _ := d.list(f.Val, fp, "ports")
 		for i, item := range items {
@@ -665,4 +659,17 @@ func (d *decoder) prefix(n *yaml.Node, path string) (string, bool) {
 		return "", false
 	}
 	return v, ok
+}
+
+// checkedList returns the strings of a list that check accepts; check says what is wrong with one, or "".
+func (d *decoder) checkedList(n *yaml.Node, path string, check func(string) string) []string {
+	var out []string
+	for _, item := range d.strList(n, path) {
+		if msg := check(item.val); msg != "" {
+			d.errorf(item.node, item.path, "%s", msg)
+			continue
+		}
+		out = append(out, item.val)
+	}
+	return out
 }

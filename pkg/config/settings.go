@@ -401,7 +401,8 @@ func (s *Settings) Server(name string) *Server {
 	return nil
 }
 
-// Application returns the application with that name, or nil.
+// Application returns the first application with that name on any server, or nil. Names are unique only per
+// server in Bee2's later layout: App(server, name) is the lookup to use there.
 func (s *Settings) Application(name string) *Service {
 	for _, a := range s.Applications {
 		if a.Name == name {
@@ -411,7 +412,7 @@ func (s *Settings) Application(name string) *Service {
 	return nil
 }
 
-// Job returns the job with that name, or nil.
+// Job returns the first job with that name on any server, or nil; JobOn(server, name) is the lookup by server.
 func (s *Settings) Job(name string) *Service {
 	for _, j := range s.Jobs {
 		if j.Name == name {
