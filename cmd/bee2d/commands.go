@@ -178,7 +178,11 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			if !r.InSync {
 				sync = "out of sync: " + r.Detail
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", srv.name, r.Kind, r.Name, r.State, sync)
+			state := r.State
+			if r.Health != "" {
+				state += " (" + r.Health + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", srv.name, r.Kind, r.Name, state, sync)
 		}
 		tw.Flush()
 		return b.String(), nil

@@ -20,7 +20,7 @@ import (
 // real stacks ask for. Both layouts take all of them.
 var containerKeys = []string{"cmd", "entrypoint", "user", "working_dir", "hostname", "labels", "traefik", "networks",
 	"static_ip", "ipv6_web", "ipv4", "internal_dns", "capadd", "db", "memory", "cpus", "pids_limit", "restart",
-	"stop_signal", "stop_grace_period", "read_only", "tmpfs", "sysctls", "ulimits", "devices", "log"}
+	"stop_signal", "stop_grace_period", "read_only", "tmpfs", "sysctls", "ulimits", "devices", "log", "healthcheck", "deploy"}
 
 // containerMeta keeps the nodes of a service's container keys that the cross-checks point at.
 type containerMeta struct {
@@ -267,6 +267,16 @@ func (d *decoder) containerField(m *svcMeta, f pair) bool {
 		svc.Devices = d.checkedList(f.Val, fp, checkDevice)
 	case "log":
 		svc.Log = d.logConfig(f.Val, fp)
+	case "healthcheck", "deploy":
+		if svc.Kind != KindApp {
+			d.errorf(f.KNode, fp, "%s is only for applications: a job runs to its end", f.Key)
+			return true
+		}
+		if f.Key == "deploy" {
+			svc.Deploy = d.deploy(f, fp)
+		} else {
+			svc.Health = d.healthcheck(f.Val, fp)
+		}
 	default:
 		return false
 	}

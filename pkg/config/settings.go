@@ -297,6 +297,10 @@ type Service struct {
 	// Devices are docker run --device strings: host[:container[:permissions]].
 	Devices []string
 	Log     *LogConfig
+	// Health is the health check (applications only); nil keeps the image's.
+	Health *Healthcheck
+	// Deploy is StopFirst or StartFirst (applications only); "" is StopFirst.
+	Deploy string
 
 	// envKeysAsWritten is set on a server with env_keys: as-written.
 	envKeysAsWritten bool

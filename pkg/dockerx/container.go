@@ -68,6 +68,10 @@ func containerConfigs(spec ContainerSpec) (*container.Config, *container.HostCon
 	if len(spec.Env) > 0 {
 		cfg.Env = spec.Env
 	}
+	if h := spec.Health; h != nil {
+		cfg.Healthcheck = &container.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout,
+			StartPeriod: h.StartPeriod, Retries: h.Retries}
+	}
 	if spec.StopTimeout > 0 {
 		// Whole seconds, rounded up: a container never gets less time than it asked for.
 		secs := int((spec.StopTimeout + time.Second - 1) / time.Second)

@@ -14,6 +14,8 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
+
+	"github.com/bee2d/bee2d/pkg/engine"
 )
 
 // ListContainers returns every container on the host, running or not, from one list call, so that a snapshot
@@ -57,6 +59,9 @@ func containerFromSummary(s container.Summary) Container {
 		Status:  s.Status,
 		Labels:  s.Labels,
 		Created: time.Unix(s.Created, 0),
+	}
+	if ctr.State == "running" {
+		ctr.Health = engine.HealthFromStatus(s.Status)
 	}
 	if s.NetworkSettings != nil {
 		for name := range s.NetworkSettings.Networks {

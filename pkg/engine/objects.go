@@ -22,6 +22,52 @@ type Container struct {
 	Ports    []Port
 	Mounts   []Mount
 	Created  time.Time
+	// Health is the engine's verdict on a running container with a health check: starting, healthy or
+	// unhealthy; "" when it has no check or does not run.
+	Health string
+	// Finished is when the container last stopped; only filled where a caller asked for it (an inspect).
+	Finished time.Time
+}
+
+// The health states of a container with a health check.
+const (
+	HealthStarting  = "starting"
+	HealthHealthy   = "healthy"
+	HealthUnhealthy = "unhealthy"
+)
+
+var healthStatus = regexp.MustCompile(`\((healthy|unhealthy|health: starting)\)$`)
+
+// HealthFromStatus reads the health of a running container from its list status ("Up 3 minutes
+// (healthy)"); "" when it has no check.
+func HealthFromStatus(status string) string {
+	m := healthStatus.FindStringSubmatch(status)
+	if m == nil {
+		return ""
+	}
+	if m[1] == "health: starting" {
+		return HealthStarting
+	}
+	return m[1]
+}
+
+// Ready tells whether the container runs and its health check, if it has one, passed.
+func (c Container) Ready() bool {
+	return c.Running() && (c.Health == "" || c.Health == HealthHealthy)
+}
+
+// Health is what an inspect tells of a container's health.
+type Health struct {
+	// Status is starting, healthy or unhealthy; "" when the container has no health check.
+	Status  string
+	Running bool
+	// ExitCode is the container's when it does not run.
+	ExitCode int
+	// Check is the health check in force (the container's own or its image's), with the engine's defaults
+	// filled in; zero when there is none.
+	Check HealthSpec
+	// Output is the last probe's output, trimmed, for the reason of a failure.
+	Output string
 }
 
 // Running tells whether the container is up (running or restarting by itself).

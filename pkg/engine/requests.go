@@ -54,6 +54,54 @@ type ContainerSpec struct {
 	LogDriver  string
 	LogOptions map[string]string
 	Labels     map[string]string
+	// Health replaces the image's health check when not nil.
+	Health *HealthSpec
+}
+
+// HealthSpec is a container's health check as the engine takes it. Zero durations and retries leave the
+// engine's defaults (30 s interval, 30 s timeout, no start period, 3 retries).
+type HealthSpec struct {
+	// Test is the engine's form: ["CMD", arg...], ["CMD-SHELL", line], ["NONE"] to disable the image's
+	// check, or empty to keep the image's test with these timings.
+	Test        []string
+	Interval    time.Duration
+	Timeout     time.Duration
+	StartPeriod time.Duration
+	Retries     int
+}
+
+// The engine's defaults for a health check's timings.
+const (
+	DefaultHealthInterval = 30 * time.Second
+	DefaultHealthTimeout  = 30 * time.Second
+	DefaultHealthRetries  = 3
+)
+
+// Disabled tells whether the spec turns the image's check off.
+func (h *HealthSpec) Disabled() bool {
+	return h != nil && len(h.Test) == 1 && h.Test[0] == "NONE"
+}
+
+// Effective returns the spec with the engine's defaults filled in.
+func (h HealthSpec) Effective() HealthSpec {
+	if h.Interval <= 0 {
+		h.Interval = DefaultHealthInterval
+	}
+	if h.Timeout <= 0 {
+		h.Timeout = DefaultHealthTimeout
+	}
+	if h.Retries <= 0 {
+		h.Retries = DefaultHealthRetries
+	}
+	return h
+}
+
+// Verdict bounds how long the engine can take to call a container healthy or unhealthy after it starts:
+// the start period, then the retries probes, one interval apart, plus one more interval and a probe's
+// timeout for the probe under way at the edge.
+func (h HealthSpec) Verdict() time.Duration {
+	e := h.Effective()
+	return e.StartPeriod + time.Duration(e.Retries+1)*e.Interval + e.Timeout
 }
 
 // PortSpec is one published port: ContainerPort/Proto reachable at HostIP:HostPort.

@@ -45,6 +45,12 @@ type Container struct {
 	WritesVolumes []string
 	Digest        Digest
 	Hash          string
+	// StartFirst is set when the settings ask that a new version start beside the old one (deploy:
+	// start-first); the planner decides whether it can.
+	StartFirst bool
+	// RestartUnhealthy is set when the daemon restarts the container once it turns unhealthy after being
+	// healthy (healthcheck.on_unhealthy: restart).
+	RestartUnhealthy bool
 }
 
 // ImageSource says how to get a container's image onto the server.
@@ -170,6 +176,9 @@ func desireService(s *config.Settings, svc *config.Service, src Sources) (*Conta
 	if svc.Log != nil {
 		c.LogDriver, c.LogOptions = svc.Log.Driver, svc.Log.Options
 	}
+	c.Health = healthSpec(svc.Health)
+	c.StartFirst = svc.Deploy == config.StartFirst
+	c.RestartUnhealthy = svc.Health != nil && svc.Health.OnUnhealthy == config.UnhealthyRestart
 	// Job images get their own repository, so a job and an application of the same name never share tags.
 	repo := svc.Name
 	if kind == config.KindJob {
@@ -340,6 +349,26 @@ const ownLabelPrefix = "io.bee2d."
 // ownLabel tells whether a label key is in bee2d's namespace.
 func ownLabel(key string) bool {
 	return strings.HasPrefix(key, ownLabelPrefix)
+}
+
+// healthSpec turns the settings' health check into the engine's form: a list is run as it is (CMD), a string
+// by the container's shell (CMD-SHELL).
+func healthSpec(h *config.Healthcheck) *engine.HealthSpec {
+	switch {
+	case h == nil:
+		return nil
+	case h.Disable:
+		return &engine.HealthSpec{Test: []string{"NONE"}}
+	}
+	spec := &engine.HealthSpec{Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, Retries: h.Retries}
+	switch {
+	case len(h.Test) == 0:
+	case h.Shell:
+		spec.Test = append([]string{"CMD-SHELL"}, h.Test...)
+	default:
+		spec.Test = append([]string{"CMD"}, h.Test...)
+	}
+	return spec
 }
 
 // portSpecs publishes each port on each of its host addresses, or on every address when it names none.

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -81,6 +82,25 @@ type Digest struct {
 	LogOptions  map[string]string `json:"log_options,omitempty"`
 	// Labels are the user's labels (bee2d's own are not part of the spec); their values are no secrets.
 	Labels map[string]string `json:"labels,omitempty"`
+	// Health is the settings' health check, left out when they give none.
+	Health *HealthDigest `json:"health,omitempty"`
+}
+
+// HealthDigest is a health check in a spec digest: the engine's test form, durations in milliseconds.
+type HealthDigest struct {
+	Test        []string `json:"test,omitempty"`
+	Interval    int64    `json:"interval_ms,omitempty"`
+	Timeout     int64    `json:"timeout_ms,omitempty"`
+	StartPeriod int64    `json:"start_period_ms,omitempty"`
+	Retries     int      `json:"retries,omitempty"`
+}
+
+func healthDigest(h *engine.HealthSpec) *HealthDigest {
+	if h == nil {
+		return nil
+	}
+	return &HealthDigest{Test: h.Test, Interval: h.Interval.Milliseconds(), Timeout: h.Timeout.Milliseconds(),
+		StartPeriod: h.StartPeriod.Milliseconds(), Retries: h.Retries}
 }
 
 // digestOf computes the digest of a container spec. The values of the env keys in secret are hashed with
@@ -117,6 +137,7 @@ func digestOf(c *engine.ContainerSpec, secret map[string]bool, key []byte) Diges
 	}
 	d.Devices = c.Devices
 	d.LogDriver, d.LogOptions = c.LogDriver, c.LogOptions
+	d.Health = healthDigest(c.Health)
 	for k, v := range c.Labels {
 		if ownLabel(k) {
 			continue
@@ -317,6 +338,14 @@ func diffDigest(live, want Digest) []string {
 	}
 	out = append(out, mapDiff("log options", live.LogOptions, want.LogOptions)...)
 	out = append(out, mapDiff("labels", live.Labels, want.Labels)...)
+	switch {
+	case live.Health == nil && want.Health != nil:
+		out = append(out, "health check added")
+	case live.Health != nil && want.Health == nil:
+		out = append(out, "health check removed (the image's, if any, is used)")
+	case live.Health != nil && !reflect.DeepEqual(live.Health, want.Health):
+		out = append(out, "health check changed")
+	}
 	return out
 }
 

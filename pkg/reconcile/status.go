@@ -11,7 +11,9 @@ type ResourceStatus struct {
 	Kind string // network, volume, container
 	Name string
 	// State is the live state: running, exited, present, missing.
-	State  string
+	State string
+	// Health is a running container's health: starting, healthy or unhealthy; "" without a check.
+	Health string
 	InSync bool
 	// Detail says what differs when the resource is out of sync.
 	Detail string
@@ -30,8 +32,10 @@ func Status(d *Desired, snap *Snapshot) []ResourceStatus {
 		blocked[b.Resource] = b.Reason
 	}
 	live := map[string]string{}
+	health := map[string]string{}
 	for _, c := range snap.Containers {
 		live[c.Name] = c.State
+		health[c.Name] = c.Health
 	}
 
 	var out []ResourceStatus
@@ -56,9 +60,13 @@ func Status(d *Desired, snap *Snapshot) []ResourceStatus {
 		}
 	}
 	for _, c := range d.Containers {
-		st := ResourceStatus{Kind: "container", Name: c.Name, State: live[c.Name], InSync: true}
+		st := ResourceStatus{Kind: "container", Name: c.Name, State: live[c.Name], Health: health[c.Name], InSync: true}
 		if st.State == "" {
 			st.State = "missing"
+		}
+		if st.Health == engine.HealthStarting || st.Health == engine.HealthUnhealthy {
+			// Running is not enough: in sync is running and healthy, or running without a check.
+			st.InSync, st.Detail = false, "health check: "+st.Health
 		}
 		if a, ok := byResource[c.Name]; ok {
 			st.InSync, st.Detail = false, a.Cause
