@@ -1,0 +1,440 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bee2d/bee2d/internal/testdocker"
+	"github.com/bee2d/bee2d/pkg/dockerx"
+)
+
+// zdDomain is the site of the zero-downtime test; HAProxy routes it to the web application.
+const zdDomain = "zd.example.com"
+
+// zdSettings is one server with bee2d's HAProxy (published on a free port of the loopback, so the test
+// needs neither 80 nor 443) in front of the test's web application, which has a health check run by its
+// own binary and a deploy mode.
+const zdSettings = `servers:
+  local: {}
+docker:
+  prefix: %[1]s
+applications:
+  web:
+    server: local
+    image: %[2]s
+    env: {version: %[3]s, healthy: "%[4]s", domains: [%[5]s]}
+    healthcheck:
+      test: [%[6]s]
+      interval: 200ms
+      timeout: 3s
+      retries: 3
+    deploy: %[7]s
+  haproxy:
+    server: local
+    build_dir: HAProxy
+    build_args: {BASE: "%[8]s"}
+    env: {domains: all}
+    ports: ["127.0.0.1:%[9]d:443"]
+`
+
+// zdLoad is how the site is asked during a phase: workers GETting / back to back over HTTPS through HAProxy,
+// for at least zdLoadFor and until the phase's deploys are done.
+const (
+	zdWorkers   = 4
+	zdLoadFor   = 20 * time.Second
+	zdRedeploys = 5
+)
+
+// TestZeroDowntimeDeploy redeploys a web application behind bee2d's HAProxy with bee2d apply while clients
+// ask for the site without pause. With deploy: start-first no request fails and every version is served;
+// stop-first, for contrast, is measured the same way. A version that never becomes healthy is rolled back
+// under the same load with no request failing: the old version keeps serving, the failed one is kept
+// stopped under <container>.failed-<hash12>, plan says the version is held, and a new version in the
+// settings releases it.
+func TestZeroDowntimeDeploy(t *testing.T) {
+	if testing.Short() {
+		testdocker.Need(t, "end-to-end test under -short")
+	}
+	cli := testdocker.Require(t)
+	z := newZDStack(t, cli)
+
+	// The first version, and the site answering with it through HAProxy.
+	z.apply(t, z.settings("v0", "yes", "start-first"), 0)
+	if err := eventually(t.Context(), 2*time.Minute, func() error {
+		code, body, err := z.get(z.client())
+		if err != nil {
+			return err
+		}
+		if code != 200 || body != "v0" {
+			return fmt.Errorf("status %d: %q", code, body)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("the site never served v0 through HAProxy: %v", err)
+	}
+
+	startFirst := z.redeployUnderLoad(t, "start-first", "s")
+	stopFirst := z.redeployUnderLoad(t, "stop-first", "p")
+
+	// A version that never becomes healthy, deployed start-first under the same load.
+	z.apply(t, z.settings("p5", "yes", "start-first"), 0) // the mode alone, before the bad version
+	before := container(t, cli, z.web)
+	var applyCode int
+	var applyOut string
+	bad := z.underLoad(t, func() {
+		applyCode, applyOut = z.run(t, "apply", "-c", z.settingsFile, "--log-level", "info")
+	}, z.settings("bad", "no", "start-first"))
+	t.Logf("apply of the bad version exited %d:\n%s", applyCode, applyOut)
+	if bad.failed != 0 {
+		t.Errorf("bad deploy: %d of %d requests failed; want none (the old version keeps serving):\n%s", bad.failed, bad.total(), bad.why())
+	}
+	if bad.versions["p5"] == 0 {
+		t.Errorf("bad deploy: the old version p5 was never served: %v", bad.versions)
+	}
+	after := container(t, cli, z.web)
+	if after.ID != before.ID || !after.Running() {
+		t.Errorf("bad deploy: %s is %s (%s), want the old %s still running", z.web, after.ID[:12], after.State, before.ID[:12])
+	}
+	if code, body, err := z.get(z.client()); err != nil || code != 200 || body != "p5" {
+		t.Errorf("after the rollback the site answers %d %q %v, want p5", code, body, err)
+	}
+	failed := z.failedContainers(t)
+	if len(failed) != 1 {
+		t.Fatalf("want one %s.failed-<hash12> container, have %v", z.web, names(failed))
+	}
+	hash12 := strings.TrimPrefix(failed[0].Name, z.web+".failed-")
+	if failed[0].Running() {
+		t.Errorf("%s runs; want it kept stopped", failed[0].Name)
+	}
+	if logs := testdocker.Logs("", failed[0].Name); !strings.Contains(logs, "version bad:") {
+		t.Errorf("the failed container's log is not the bad version's:\n%s", logs)
+	}
+
+	// The version is held: plan says so, and another apply leaves things as they are.
+	plan := z.plan(t)
+	if !strings.Contains(plan, "held: version "+hash12) || !strings.Contains(plan, failed[0].Name) {
+		t.Errorf("plan does not say that version %s is held (log of %s):\n%s", hash12, failed[0].Name, plan)
+	}
+	z.run(t, "apply", "-c", z.settingsFile, "--log-level", "info")
+	if again := container(t, cli, z.web); again.ID != before.ID || !again.Running() {
+		t.Errorf("a second apply replaced or stopped %s: %s %s", z.web, again.ID[:12], again.State)
+	}
+	if f := z.failedContainers(t); len(f) != 1 || f[0].ID != failed[0].ID {
+		t.Errorf("a second apply tried the held version again: failed containers %v", names(f))
+	}
+
+	// A change of the settings releases it.
+	z.apply(t, z.settings("good", "yes", "start-first"), 0)
+	if code, body, err := z.get(z.client()); err != nil || code != 200 || body != "good" {
+		t.Errorf("after the release the site answers %d %q %v, want good", code, body, err)
+	}
+	if plan := z.plan(t); strings.Contains(plan, "held:") {
+		t.Errorf("plan still holds a version after the settings changed:\n%s", plan)
+	}
+
+	t.Logf("zero-downtime: start-first %d redeploys, %d requests, %d failed; stop-first %d redeploys, %d requests, %d failed; "+
+		"bad version start-first: %d requests, %d failed, %d answered by the failing version before its rollback",
+		zdRedeploys, startFirst.total(), startFirst.failed, zdRedeploys, stopFirst.total(), stopFirst.failed,
+		bad.total(), bad.failed, bad.versions["bad"])
+}
+
+// zdStack is the test's settings, binary and names.
+type zdStack struct {
+	cli          *dockerx.Client
+	dir          string
+	prefix       string
+	web          string // the web application's container
+	image        string
+	base         string
+	port         int // HAProxy's 443 on the loopback
+	bee2d        string
+	settingsFile string
+}
+
+func newZDStack(t *testing.T, cli *dockerx.Client) *zdStack {
+	t.Helper()
+	z := &zdStack{cli: cli, dir: t.TempDir(), prefix: testdocker.UniquePrefix(t)}
+	z.web = z.prefix + "-app-web"
+	z.base = baseImage(t, cli)
+	z.image = testdocker.WebApp(t, cli)
+	testdocker.Cleanup(t, cli, z.prefix)
+	copyDir(t, filepath.Join("..", "dockerfiles", "HAProxy"), filepath.Join(z.dir, "dockerfiles", "HAProxy"))
+	z.bee2d = bee2dBinary(t, z.dir)
+	z.port = freePort(t, "127.0.0.1")
+	z.settingsFile = filepath.Join(z.dir, "settings.yml")
+	t.Cleanup(func() {
+		if !t.Failed() && os.Getenv("E2E_LOGS") == "" {
+			return
+		}
+		list, err := cli.ListContainers(context.Background())
+		if err != nil {
+			return
+		}
+		for _, c := range list {
+			if strings.HasPrefix(c.Name, z.prefix) {
+				logs := testdocker.Logs("", c.Name)
+				t.Logf("--- %s (%s) log (end):\n%s", c.Name, c.State, logs[max(0, len(logs)-6000):])
+			}
+		}
+	})
+	return z
+}
+
+func (z *zdStack) settings(version, healthy, deploy string) string {
+	test := make([]string, len(testdocker.WebAppProbe))
+	for i, a := range testdocker.WebAppProbe {
+		test[i] = fmt.Sprintf("%q", a)
+	}
+	return fmt.Sprintf(zdSettings, z.prefix, z.image, version, healthy, zdDomain, strings.Join(test, ", "), deploy, z.base, z.port)
+}
+
+// write replaces the settings file by a rename, as an editor does.
+func (z *zdStack) write(t *testing.T, text string) {
+	t.Helper()
+	tmp := z.settingsFile + ".new"
+	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, z.settingsFile); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// run runs the bee2d binary and returns its exit code and output; it fails the test only when bee2d could
+// not run or did not exit by itself.
+func (z *zdStack) run(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, z.bee2d, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if err != nil && (cmd.ProcessState == nil || cmd.ProcessState.ExitCode() < 0) {
+		t.Fatalf("bee2d %s: %v\n%s", strings.Join(args, " "), err, out.String())
+	}
+	return cmd.ProcessState.ExitCode(), out.String()
+}
+
+// apply writes the settings and converges once, wanting exit code want.
+func (z *zdStack) apply(t *testing.T, text string, want int) string {
+	t.Helper()
+	z.write(t, text)
+	code, out := z.run(t, "apply", "-c", z.settingsFile, "--log-level", "info")
+	if code != want {
+		t.Fatalf("bee2d apply exited %d, want %d:\n%s", code, want, out)
+	}
+	return out
+}
+
+func (z *zdStack) plan(t *testing.T) string {
+	t.Helper()
+	_, out := z.run(t, "plan", "-c", z.settingsFile)
+	return out
+}
+
+// client asks for the site at HAProxy's published port over HTTPS with the site's name as SNI and Host.
+// HAProxy serves its self-signed placeholder certificate, as it does before CertBot has a real one. Each
+// client keeps its connection to HAProxy, as a browser does.
+func (z *zdStack) client() *http.Client {
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	addr := fmt.Sprintf("127.0.0.1:%d", z.port)
+	return &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return dialer.DialContext(ctx, network, addr)
+			},
+			TLSClientConfig: &tls.Config{ServerName: zdDomain, InsecureSkipVerify: true},
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+func (z *zdStack) get(c *http.Client) (int, string, error) {
+	resp, err := c.Get("https://" + zdDomain + "/")
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// redeployUnderLoad switches the application to deploy mode and then, under load, applies zdRedeploys new
+// versions named <tag>1... in turn, spread over the load's time. Every apply must succeed and every
+// version be served; failed requests are counted, and must be none for start-first.
+func (z *zdStack) redeployUnderLoad(t *testing.T, mode, tag string) loadResult {
+	t.Helper()
+	// The mode alone first, with the version already running, so the load measures only the redeploys.
+	current := container(t, z.cli, z.web)
+	z.apply(t, z.settings(strings.TrimPrefix(containerVersion(t, current.Name), "VERSION="), "yes", mode), 0)
+	first := container(t, z.cli, z.web)
+	var applied []string
+	res := z.underLoad(t, func() {
+		start := time.Now()
+		for i := 1; i <= zdRedeploys; i++ {
+			// Spread over the load's time, so each version serves a while before the next one comes.
+			time.Sleep(time.Until(start.Add(time.Duration(i-1) * zdLoadFor / zdRedeploys)))
+			v := fmt.Sprintf("%s%d", tag, i)
+			z.write(t, z.settings(v, "yes", mode))
+			code, out := z.run(t, "apply", "-c", z.settingsFile, "--log-level", "info")
+			if code != 0 {
+				t.Errorf("%s: apply of %s exited %d:\n%s", mode, v, code, out)
+				return
+			}
+			applied = append(applied, v)
+		}
+	}, "")
+	t.Logf("%s: %d requests, %d failed, versions served %v", mode, res.total(), res.failed, res.versions)
+	if len(applied) != zdRedeploys {
+		t.Fatalf("%s: %d of %d redeploys applied", mode, len(applied), zdRedeploys)
+	}
+	for _, v := range applied {
+		if res.versions[v] == 0 {
+			t.Errorf("%s: version %s was never served: %v", mode, v, res.versions)
+		}
+	}
+	if last := container(t, z.cli, z.web); last.ID == first.ID {
+		t.Errorf("%s: %s is still the container from before the redeploys", mode, z.web)
+	}
+	if mode == "start-first" && res.failed != 0 {
+		t.Errorf("start-first: %d of %d requests failed; want none:\n%s", res.failed, res.total(), res.why())
+	}
+	if mode != "start-first" && res.failed > 0 {
+		t.Logf("%s: the failures, for contrast:\n%s", mode, res.why())
+	}
+	return res
+}
+
+// underLoad runs deploy while zdWorkers clients ask for the site back to back, for at least zdLoadFor and
+// until deploy has returned and a second more; settings, if not empty, are written first.
+func (z *zdStack) underLoad(t *testing.T, deploy func(), settings string) loadResult {
+	t.Helper()
+	if settings != "" {
+		z.write(t, settings)
+	}
+	res := loadResult{versions: map[string]int{}, reasons: map[string]int{}}
+	var mu sync.Mutex
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range zdWorkers {
+		c := z.client()
+		wg.Go(func() {
+			defer c.CloseIdleConnections()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				code, body, err := z.get(c)
+				mu.Lock()
+				switch {
+				case err != nil:
+					res.failed++
+					res.reasons[shortReason(err.Error())]++
+				case code != 200:
+					res.failed++
+					res.reasons[fmt.Sprintf("%d %s", code, shortReason(body))]++
+				default:
+					res.versions[body]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	start := time.Now()
+	time.Sleep(time.Second) // the clients are connected and answered before anything changes
+	deploy()
+	time.Sleep(max(time.Second, time.Until(start.Add(zdLoadFor))))
+	close(stop)
+	wg.Wait()
+	return res
+}
+
+// loadResult counts the answers of a phase: the versions that answered 200, and the failures by reason.
+type loadResult struct {
+	versions map[string]int
+	failed   int
+	reasons  map[string]int
+}
+
+func (r loadResult) total() int {
+	n := r.failed
+	for _, c := range r.versions {
+		n += c
+	}
+	return n
+}
+
+func (r loadResult) why() string {
+	var lines []string
+	for _, k := range slices.Sorted(maps.Keys(r.reasons)) {
+		lines = append(lines, fmt.Sprintf("  %5d  %s", r.reasons[k], k))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// shortReason keeps failure reasons few and short enough to count: one line, no addresses' ports.
+func shortReason(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	if len(s) > 120 {
+		s = s[:120]
+	}
+	return s
+}
+
+// failedContainers are the containers kept from versions of the web application that failed their check.
+func (z *zdStack) failedContainers(t *testing.T) []dockerx.Container {
+	t.Helper()
+	list, err := z.cli.ListContainers(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []dockerx.Container
+	for _, c := range list {
+		if strings.HasPrefix(c.Name, z.web+".failed-") {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// containerVersion is the VERSION=... of a container's environment.
+func containerVersion(t *testing.T, name string) string {
+	t.Helper()
+	c, err := testdocker.Inspect("", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range c.Config.Env {
+		if strings.HasPrefix(e, "VERSION=") {
+			return e
+		}
+	}
+	t.Fatalf("%s has no VERSION in its environment", name)
+	return ""
+}
+
+func names(cs []dockerx.Container) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Name)
+	}
+	return out
+}
