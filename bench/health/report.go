@@ -1,0 +1,214 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// measurement names one timed thing; the names are also the JSON keys.
+type measurement string
+
+const (
+	mEdit       measurement = "edit_to_healthy"
+	mFloor      measurement = "engine_create_start_to_healthy"
+	mDone       measurement = "edit_to_deployed"
+	mVerdict    measurement = "bad_edit_to_unhealthy"
+	mServing    measurement = "bad_edit_to_old_serving_alone"
+	mRolledBack measurement = "bad_edit_to_rolled_back"
+)
+
+// measurements in the order the table shows them.
+var measurements = []measurement{mEdit, mFloor, mDone, mVerdict, mServing, mRolledBack}
+
+func (m measurement) describe() string {
+	switch m {
+	case mEdit:
+		return "bee2d: edit → new version healthy"
+	case mFloor:
+		return "engine: create + start → healthy"
+	case mDone:
+		return "bee2d: edit → deploy finished"
+	case mVerdict:
+		return "bad version: edit → unhealthy verdict"
+	case mServing:
+		return "bad version: edit → old version serving alone"
+	case mRolledBack:
+		return "bad version: edit → rollback finished"
+	}
+	return string(m)
+}
+
+// series is the samples of one measurement, in milliseconds.
+type series struct {
+	Median  float64   `json:"median_ms"`
+	P10     float64   `json:"p10_ms"`
+	P90     float64   `json:"p90_ms"`
+	Max     float64   `json:"max_ms"`
+	Samples []float64 `json:"samples_ms"`
+}
+
+func (s *series) add(d time.Duration) {
+	s.Samples = append(s.Samples, float64(d.Microseconds())/1000)
+	sorted := slices.Sorted(slices.Values(s.Samples))
+	s.Median, s.P10, s.P90, s.Max = percentile(sorted, 50), percentile(sorted, 10), percentile(sorted, 90), sorted[len(sorted)-1]
+}
+
+// percentile of sorted samples, interpolated between the nearest ranks.
+func percentile(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	pos := p / 100 * float64(len(sorted)-1)
+	lo := int(math.Floor(pos))
+	hi := min(lo+1, len(sorted)-1)
+	return sorted[lo] + (sorted[hi]-sorted[lo])*(pos-float64(lo))
+}
+
+// modeResults are the samples of one deploy mode and what they add up to.
+type modeResults struct {
+	Samples map[measurement]*series `json:"measurements"`
+	// OverheadMS is bee2d's median edit → healthy minus the engine's median create + start → healthy;
+	// PairedMS the median of the per-round differences (a round's two samples are seconds apart, so a
+	// machine whose load drifts affects both alike).
+	OverheadMS       float64 `json:"overhead_ms"`
+	PairedMS         float64 `json:"overhead_paired_ms"`
+	OverheadTargetMS float64 `json:"overhead_target_ms"`
+	OverheadMet      bool    `json:"overhead_met"`
+	// RollbackWithin counts the bad deploys whose old version served alone again within the gate's
+	// timeout plus a second, of RollbackTrials.
+	RollbackWithin int  `json:"rollbacks_within_target"`
+	RollbackTrials int  `json:"rollbacks"`
+	RollbackMet    bool `json:"rollback_met"`
+}
+
+func (m *modeResults) add(k measurement, d time.Duration) { m.Samples[k].add(d) }
+
+// last is the latest sample of k, for progress lines.
+func (m *modeResults) last(k measurement) string {
+	s := m.Samples[k].Samples
+	if len(s) == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0fms", s[len(s)-1])
+}
+
+type results struct {
+	Versions versions                `json:"versions"`
+	Rounds   int                     `json:"rounds"`
+	Health   string                  `json:"health_check"`
+	GateMS   float64                 `json:"gate_timeout_ms"`
+	Debounce string                  `json:"debounce"`
+	Modes    map[string]*modeResults `json:"modes"`
+	order    []string
+	// Partial is set when an error stopped the run: the numbers are those measured before it.
+	Partial    bool   `json:"partial,omitempty"`
+	LoadBefore string `json:"loadavg_before"`
+	LoadAfter  string `json:"loadavg_after"`
+}
+
+// Targets: what bee2d adds to the engine's create, start and first healthy report, and how long a rollback
+// may take beyond the gate's timeout.
+const (
+	overheadTargetMS = 100
+	rollbackSlack    = time.Second
+)
+
+func newResults(b *bench) *results {
+	o := b.opt
+	r := &results{Versions: b.version, Rounds: o.rounds, Debounce: o.debounce.String(), Modes: map[string]*modeResults{},
+		order: o.modes, GateMS: float64(o.gate().Milliseconds()),
+		Health: fmt.Sprintf("interval %v, timeout %v, start_period %v, retries %d", o.interval, o.timeout, o.startPeriod, o.retries)}
+	for _, mode := range o.modes {
+		m := &modeResults{Samples: map[measurement]*series{}, OverheadTargetMS: overheadTargetMS}
+		for _, k := range measurements {
+			m.Samples[k] = &series{}
+		}
+		r.Modes[mode] = m
+	}
+	return r
+}
+
+func (r *results) finish(o options) {
+	limit := float64((o.gate() + rollbackSlack).Milliseconds())
+	for _, m := range r.Modes {
+		edit, floor := m.Samples[mEdit], m.Samples[mFloor]
+		m.OverheadMS = edit.Median - floor.Median
+		var diffs []float64
+		for i := range min(len(edit.Samples), len(floor.Samples)) {
+			diffs = append(diffs, edit.Samples[i]-floor.Samples[i])
+		}
+		m.PairedMS = percentile(slices.Sorted(slices.Values(diffs)), 50)
+		m.OverheadMet = len(diffs) > 0 && m.OverheadMS < overheadTargetMS
+		m.RollbackWithin, m.RollbackTrials = 0, len(m.Samples[mServing].Samples)
+		for _, s := range m.Samples[mServing].Samples {
+			if s <= limit {
+				m.RollbackWithin++
+			}
+		}
+		m.RollbackMet = m.RollbackTrials > 0 && m.RollbackWithin == m.RollbackTrials
+	}
+}
+
+func reading(met bool) string {
+	if met {
+		return "met"
+	}
+	return "missed"
+}
+
+func (r *results) print(w io.Writer) {
+	v := r.Versions
+	fmt.Fprintf(w, "health-gated deploys of bee2d daemon on the local engine: engine %s, bee2d %s, %s, %d CPUs\n", v.Engine, v.Bee2d, v.Go, v.CPUs)
+	fmt.Fprintf(w, "one application, health check %s (gate timeout %.0f ms), --debounce %s, %d rounds\n",
+		r.Health, r.GateMS, r.Debounce, r.Rounds)
+	fmt.Fprintf(w, "load average %s at the start, %s at the end\n", r.LoadBefore, r.LoadAfter)
+	if r.Partial {
+		fmt.Fprintln(w, "PARTIAL: an error stopped the run; these are the numbers measured before it")
+	}
+	for _, mode := range r.order {
+		m := r.Modes[mode]
+		fmt.Fprintf(w, "\ndeploy: %s\n", mode)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "ms\tmedian\tp10\tp90\tmax\tn\t")
+		for _, k := range measurements {
+			s := m.Samples[k]
+			fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t\n", k.describe(), s.Median, s.P10, s.P90, s.Max, len(s.Samples))
+		}
+		tw.Flush()
+		fmt.Fprintf(w, "overhead: edit → healthy − engine create+start → healthy: %.1f ms (paired %.1f ms); target < %d ms: %s\n",
+			m.OverheadMS, m.PairedMS, overheadTargetMS, reading(m.OverheadMet))
+		fmt.Fprintf(w, "rollback: old version serving alone within the gate timeout + %v (%.0f ms) in %d of %d: %s\n",
+			rollbackSlack, r.GateMS+float64(rollbackSlack.Milliseconds()), m.RollbackWithin, m.RollbackTrials, reading(m.RollbackMet))
+	}
+	fmt.Fprintln(w, "\nEach time ends when the bench receives the engine's event (healthy, die, rename, destroy) or, for a")
+	fmt.Fprintln(w, "stop-first rollback, the old container's first answer on its own address.")
+	fmt.Fprintln(w, "\"met\" or \"missed\" is a reading, not an assertion: the exit status does not depend on it.")
+}
+
+// loadavg is the 1, 5 and 15 minute load average.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func (r *results) writeJSON(path string) error {
+	out, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(out, '\n'), 0o644)
+}
