@@ -168,7 +168,7 @@ func TestDeployPlans(t *testing.T) {
 			},
 		},
 		{
-			name: "deploy-failed-kept-while-in-settings", live: deployBase, want: deployBase+"  extra:\n    server: web1\n    image: extra:1\n",
+			name: "deploy-failed-kept-while-in-settings", live: deployBase, want: deployBase + "  extra:\n    server: web1\n    image: extra:1\n",
 			snapshot: func(t *testing.T, s *Snapshot) {
 				ex := desired(t, deployBase+"  extra:\n    server: web1\n    image: extra:1\n", "")
 				kept(t, s, ex, "bee2-app-extra", FailedName("bee2-app-extra", "0123456789abcdef"), "exited")
