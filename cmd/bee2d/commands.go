@@ -134,7 +134,9 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 func cmdApply(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c common
-	fs := newFlags("apply", "apply -c settings.yml [--server S]", &c, true, stderr)
+	var retry stringsFlag
+	fs := newFlags("apply", "apply -c settings.yml [--server S] [--retry-held APP]...", &c, true, stderr)
+	fs.Var(&retry, "retry-held", "try again a version of APP that failed its health check, though the settings did not change (repeatable)")
 	if err := parse(fs, &c, args); err != nil {
 		return err
 	}
@@ -142,12 +144,25 @@ func cmdApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	var opt reconcile.Options
+	for _, app := range retry {
+		for _, name := range strings.Split(app, ",") {
+			if s.Application(name) == nil {
+				fmt.Fprintf(stderr, "bee2d apply: --retry-held %s: no application %q in %s\n", name, name, s.File)
+				return errUsage
+			}
+			if opt.RetryHeld == nil {
+				opt.RetryHeld = map[string]bool{}
+			}
+			opt.RetryHeld[name] = true
+		}
+	}
 	sess, err := newSession(s, c, stderr)
 	if err != nil {
 		return err
 	}
 	return sess.eachServer(ctx, func(ctx context.Context, srv *server) (string, error) {
-		return srv.converge(ctx, reconcile.Options{})
+		return srv.converge(ctx, opt)
 	}, stdout)
 }
 

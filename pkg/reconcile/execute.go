@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -293,7 +295,7 @@ func (e *Executor) apply(ctx context.Context, a Action) error {
 	case OpPullImage:
 		return e.Engine.PullImage(ctx, a.Resource, e.Output)
 	case OpCreateContainer:
-		id, err := e.create(ctx, a.Container.ContainerSpec)
+		id, err := e.create(ctx, a.Container.ContainerSpec, a.Container)
 		if err != nil {
 			return err
 		}
@@ -303,9 +305,19 @@ func (e *Executor) apply(ctx context.Context, a Action) error {
 			e.discard(ctx, id)
 			return err
 		}
+		// Those that link to it start once it is healthy. There is no older version to go back to: one
+		// that does not become healthy stays, and the plan says so.
+		if why, err := e.gate(ctx, id); err != nil || why != "" {
+			return cmp.Or(err, fmt.Errorf("%s started but is not healthy: %s", a.Resource, why))
+		}
 		return nil
 	case OpRecreateContainer:
+		if a.StartFirst {
+			return e.startFirst(ctx, a)
+		}
 		return e.recreate(ctx, a)
+	case OpRestoreContainer:
+		return e.restore(ctx, a)
 	case OpStartContainer:
 		return e.Engine.StartContainer(ctx, a.Live.ID)
 	case OpRunJob:
@@ -317,13 +329,14 @@ func (e *Executor) apply(ctx context.Context, a Action) error {
 // recreate replaces a container while keeping the time without one short. The old container is renamed
 // aside while it still runs; then the new one is created under the final name while the old one stops, so
 // the service is down only for the longer of the two plus the new one's start (it cannot start earlier:
-// the old one may hold its ports and its volumes). Once the new one runs, the old one is removed. If the
-// new one cannot be created or started, the old one gets its name back and runs again. Named volumes are
-// never removed, so data survives either way; a crash in between leaves a renamed container that the next
-// plan removes as a leftover (first, if it still runs, so that it frees its ports).
+// the old one may hold its ports and its volumes). The new one must then pass its health check, if it has
+// one (gate); once it has, the old one is removed. If the new one cannot be created or started, or fails
+// its health check, the old one gets its name back and runs again (rollBack). Named volumes are never
+// removed, so data survives either way; a crash in between leaves containers under other names that the
+// next plan settles (settleLeftovers).
 func (e *Executor) recreate(ctx context.Context, a Action) error {
 	old := a.Live
-	aside := fmt.Sprintf("%s-bee2d-old-%s", a.Resource, shortID(old.ID))
+	aside := asideName(a.Resource, old.ID)
 	if err := e.Engine.RenameContainer(ctx, old.ID, aside); err != nil {
 		if !engine.IsNotFound(err) {
 			return err // nothing changed: the old container runs on under its name
@@ -333,9 +346,7 @@ func (e *Executor) recreate(ctx context.Context, a Action) error {
 	stopped := make(chan error, 1)
 	if old != nil {
 		go func() {
-			// The container's own grace, when longer, is what it was promised (stop_grace).
-			grace := max(cmp.Or(e.StopTimeout, config.StopTimeout), a.Container.StopTimeout)
-			err := e.stopContainer(ctx, old, grace)
+			err := e.stopContainer(ctx, old, e.graceOf(a.Container))
 			if engine.IsNotFound(err) {
 				err = nil
 			}
@@ -344,7 +355,7 @@ func (e *Executor) recreate(ctx context.Context, a Action) error {
 	} else {
 		stopped <- nil
 	}
-	id, err := e.create(ctx, a.Container.ContainerSpec)
+	id, err := e.create(ctx, a.Container.ContainerSpec, a.Container)
 	if serr := <-stopped; serr != nil && err == nil {
 		// The old container may still hold the ports: the new one cannot take over.
 		e.discard(ctx, id)
@@ -366,18 +377,185 @@ func (e *Executor) recreate(ctx context.Context, a Action) error {
 		}
 		return err
 	}
+	why, err := e.gate(ctx, id)
+	if err != nil {
+		// Cut short (a shutdown past its grace): the new version keeps the name, the old one stays aside,
+		// and the next plan settles them.
+		return err
+	}
+	if why != "" {
+		return e.rollBack(ctx, a, id, why, old)
+	}
 	if old != nil {
 		if err := e.removeContainer(ctx, old); err != nil && !engine.IsNotFound(err) {
 			return fmt.Errorf("remove replaced container %s: %w", aside, err)
 		}
 	}
+	e.dropFailed(ctx, a)
 	return nil
+}
+
+// startFirst replaces a container by starting the new one beside it, under a temporary name and with the
+// final name as a network alias, so that both answer to that name while they overlap. The old one is
+// stopped and removed only once the new one is healthy; then the new one takes the name. A new one that
+// is not healthy in time is stopped and kept as the failed version: the old one never stopped serving.
+func (e *Executor) startFirst(ctx context.Context, a Action) error {
+	old := a.Live
+	spec := a.Container.ContainerSpec
+	spec.Name = startingName(a.Resource, a.Container.Hash)
+	id, err := e.create(ctx, spec, a.Container)
+	if err != nil {
+		return err
+	}
+	if err := e.Engine.StartContainer(ctx, id); err != nil {
+		e.discard(ctx, id)
+		return err
+	}
+	why, err := e.gate(ctx, id)
+	if err != nil {
+		return err // the next plan removes the new one: the old one still has the name
+	}
+	if why != "" {
+		return e.rollBack(ctx, a, id, why, nil)
+	}
+	if err := e.stopContainer(ctx, old, e.graceOf(a.Container)); err != nil && !engine.IsNotFound(err) {
+		return fmt.Errorf("stop replaced container %s: %w", a.Resource, err)
+	}
+	if err := e.removeContainer(ctx, old); err != nil && !engine.IsNotFound(err) {
+		return fmt.Errorf("remove replaced container %s: %w", a.Resource, err)
+	}
+	if err := e.Engine.RenameContainer(ctx, id, a.Resource); err != nil {
+		return err // the next plan gives it the name: it is the one that serves
+	}
+	e.dropFailed(ctx, a)
+	return nil
+}
+
+// graceOf is how long a container gets to stop: the executor's, or the container's own when longer
+// (stop_grace), which is what it was promised.
+func (e *Executor) graceOf(c *Container) time.Duration {
+	return max(cmp.Or(e.StopTimeout, config.StopTimeout), c.StopTimeout)
+}
+
+// gate waits for a container that was just started to pass its health check, if it has one, for as long as
+// the engine may take to decide (engine.HealthSpec.Verdict). It returns why the container is not healthy
+// ("" when it is, or has no check), or ctx's error when it was cut short. With an engine that cannot tell
+// health, a started container passes.
+func (e *Executor) gate(ctx context.Context, id string) (string, error) {
+	hw, ok := e.Engine.(HealthWatcher)
+	if !ok {
+		return "", nil
+	}
+	h, err := hw.ContainerHealth(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if len(h.Check.Test) == 0 {
+		return "", nil
+	}
+	limit := h.Check.Verdict()
+	wctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	h, err = hw.WaitHealth(wctx, id)
+	switch {
+	case ctx.Err() != nil:
+		return "", ctx.Err()
+	case err != nil && wctx.Err() == nil:
+		return "", err
+	case !h.Running:
+		return fmt.Sprintf("exited with code %d", h.ExitCode), nil
+	case h.Status == engine.HealthHealthy:
+		return "", nil
+	case h.Status == engine.HealthUnhealthy:
+		why := "unhealthy"
+		if h.Output != "" {
+			why += ": " + clip(h.Output, 200)
+		}
+		return why, nil
+	}
+	return fmt.Sprintf("not healthy within %s", limit), nil
+}
+
+// rollBack stops a new version that failed its health check and keeps it, stopped, as the application's
+// failed version (replacing an earlier one), and gives the old version, if it was set aside, its name back
+// and starts it again. The steps run to their end even during a shutdown: what serves must not be left
+// stopped. The order leaves a state the next plan settles at every point: the failed one is renamed before
+// the old one takes the name back.
+func (e *Executor) rollBack(ctx context.Context, a Action, id, why string, aside *engine.Container) error {
+	bg := context.WithoutCancel(ctx)
+	failed := FailedName(a.Resource, a.Container.Hash)
+	rb := &RollbackError{Container: a.Resource, Hash: a.Container.Hash, Failed: failed, Reason: why, Restored: true}
+	if err := e.Engine.StopContainer(bg, id, e.graceOf(a.Container)); err != nil && !engine.IsNotFound(err) {
+		e.logger().Warn("could not stop a version that failed its health check", zap.String("name", a.Resource), zap.Error(err))
+	}
+	for _, f := range a.Failed {
+		if err := e.Engine.RemoveContainer(bg, f.ID); err != nil && !engine.IsNotFound(err) {
+			e.logger().Warn("could not remove an earlier failed version", zap.String("name", f.Name), zap.Error(err))
+		}
+	}
+	if err := e.Engine.RenameContainer(bg, id, failed); err != nil {
+		// It cannot keep the name from the old version: better lose its logs than the service.
+		e.discard(ctx, id)
+		rb.Failed = "(removed: " + err.Error() + ")"
+	}
+	switch {
+	case a.StartFirst:
+		rb.Restored = a.Live != nil && a.Live.Running() // it kept serving
+	case aside == nil:
+		rb.Restored = false // removed by someone meanwhile
+	default:
+		if err := e.Engine.RenameContainer(bg, aside.ID, a.Resource); err != nil {
+			rb.Restored = false
+		} else if err := e.Engine.StartContainer(bg, aside.ID); err != nil {
+			rb.Restored = false
+		}
+	}
+	return rb
+}
+
+// restore gives a container that an interrupted recreate left under another name its final name back, and
+// starts it if it is stopped.
+func (e *Executor) restore(ctx context.Context, a Action) error {
+	if err := e.Engine.RenameContainer(ctx, a.Live.ID, a.Resource); err != nil {
+		return err
+	}
+	if !a.Live.Running() {
+		return e.Engine.StartContainer(ctx, a.Live.ID)
+	}
+	return nil
+}
+
+// dropFailed removes the application's failed versions once a new version is healthy: their spec is no
+// longer held, so settings that go back to it try it again.
+func (e *Executor) dropFailed(ctx context.Context, a Action) {
+	for _, f := range a.Failed {
+		if err := e.Engine.RemoveContainer(ctx, f.ID); err != nil && !engine.IsNotFound(err) {
+			e.logger().Warn("could not remove a failed version", zap.String("name", f.Name), zap.Error(err))
+		}
+	}
+}
+
+// clip shortens s to n bytes at most, on a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // create makes the container of spec and connects it to its further networks, so that it starts on all of
 // them at once. A container that cannot be connected is removed, as one that cannot start is: never a
-// half-made container under its final name.
-func (e *Executor) create(ctx context.Context, spec engine.ContainerSpec) (string, error) {
+// half-made container under its final name. An application also answers to its container name as a
+// network alias, so that the new container of a start-first deploy, under another name meanwhile, is
+// reached by that name beside the old one; the alias is implied by the name, so it is not part of the spec
+// hash, and containers made before it existed are not recreated for it.
+func (e *Executor) create(ctx context.Context, spec engine.ContainerSpec, c *Container) (string, error) {
+	if c.Kind == config.KindApp && !slices.Contains(spec.Aliases, c.Name) {
+		spec.Aliases = append(slices.Clone(spec.Aliases), c.Name)
+	}
 	id, err := e.Engine.CreateContainer(ctx, spec)
 	if err != nil {
 		return "", err
@@ -420,7 +598,7 @@ func (e *Executor) runJob(ctx context.Context, a Action) error {
 			return err
 		}
 	}
-	id, err := e.create(ctx, a.Container.ContainerSpec)
+	id, err := e.create(ctx, a.Container.ContainerSpec, a.Container)
 	if err != nil {
 		return err
 	}

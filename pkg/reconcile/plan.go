@@ -30,11 +30,14 @@ const (
 	// one the settings no longer name.
 	OpRecreateNetwork Op = "recreate network"
 	OpRemoveNetwork   Op = "remove network"
+	// OpRestoreContainer gives a container that an interrupted recreate left under another name its final
+	// name back, and starts it if it is stopped.
+	OpRestoreContainer Op = "restore container"
 )
 
 // Ops lists every operation, for metrics that start at zero.
 var Ops = []Op{OpRemoveContainer, OpCreateNetwork, OpCreateVolume, OpBuildImage, OpPullImage,
-	OpCreateContainer, OpRecreateContainer, OpStartContainer, OpRunJob, OpRecreateNetwork, OpRemoveNetwork}
+	OpCreateContainer, OpRecreateContainer, OpStartContainer, OpRunJob, OpRecreateNetwork, OpRemoveNetwork, OpRestoreContainer}
 
 // Metric is the operation as a metric label value: create_container.
 func (o Op) Metric() string { return strings.ReplaceAll(string(o), " ", "_") }
@@ -61,6 +64,12 @@ type Action struct {
 	// container on the network and its creation again. A caller that holds such a recreate back holds its
 	// steps with it.
 	StepOf []string
+	// StartFirst starts a recreate's new container beside the old one, which stops once the new one is
+	// healthy.
+	StartFirst bool
+	// Failed are the application's failed versions kept for their logs: a recreate removes them once its
+	// new version is healthy, or replaces them with it when it is not.
+	Failed []*engine.Container
 }
 
 // deps are the resources whose actions must succeed before this one.
@@ -119,6 +128,9 @@ type Options struct {
 	// ForceJobs runs these jobs (by name) in Converge mode even when nothing changed, with the given cause
 	// (a schedule that fired).
 	ForceJobs map[string]string
+	// RetryHeld tries again the versions of these applications (by name) that failed their health check,
+	// though the settings did not change.
+	RetryHeld map[string]bool
 }
 
 // Diff plans how to take a server from snap to d. It is pure: no I/O, the same inputs give the same plan.
@@ -139,9 +151,16 @@ func Diff(d *Desired, snap *Snapshot, opt Options) *Plan {
 		}
 	}
 
+	// What an interrupted recreate left behind is settled first: the planner then sees the containers
+	// that serve under their final names.
+	var early, late []Action
+	if opt.Mode != RunJobs {
+		early, late = settleLeftovers(d, &live, opt)
+	}
 	var containerActions []Action
 	if opt.Mode != RunJobs {
 		containerActions = diffApps(d, live, opt, p)
+		containerActions = waitForHealthy(d, live, containerActions, p)
 	}
 	runs := diffJobs(d, live, opt, p)
 	if opt.Mode != CreateMissing {
@@ -173,28 +192,15 @@ func Diff(d *Desired, snap *Snapshot, opt Options) *Plan {
 			p.Actions = append(p.Actions, prerequisites(snap, creating, opt)...)
 		}
 	}
-	// What an interrupted recreate left behind goes once its replacement is planned or in place, or,
-	// if it still runs (the recreate was cut before it stopped), first: it may hold the ports its
-	// replacement needs. Bee2's build and rebuild finish it too: a rebuild killed half-way is typically
-	// followed by another build, and the container aside is bee2d's own, never the user's.
-	var leftovers []Action
-	if opt.Mode != RunJobs {
-		for _, c := range live.leftovers {
-			if opt.Only != "" && c.Labels[labels.Name] != opt.Only {
-				continue
-			}
-			a := Action{Op: OpRemoveContainer, Resource: c.Name, Cause: "left over from an interrupted recreate of " + c.Labels[labels.Name], Live: c}
-			if c.Running() {
-				p.Actions = append(p.Actions, a)
-			} else {
-				leftovers = append(leftovers, a)
-			}
-		}
-	}
+	// What an interrupted recreate left behind is restored or removed: what runs first, since it may hold
+	// the ports a replacement needs, what does not once its replacement is in place. Bee2's build and
+	// rebuild settle it too: a rebuild killed half-way is typically followed by another build, and the
+	// containers aside are bee2d's own, never the user's.
+	p.Actions = append(p.Actions, early...)
 	// The containers of a network to recreate go once the images are there and what else is on it is gone.
 	p.Actions = append(p.Actions, nets.recreates...)
 	p.Actions = append(p.Actions, containerActions...)
-	p.Actions = append(p.Actions, leftovers...)
+	p.Actions = append(p.Actions, late...)
 	removeDropped(d, snap, opt, p)
 	unstamp(d, snap, p)
 	return p
@@ -205,6 +211,8 @@ type liveState struct {
 	// ours are bee2d's containers of this server under their final names; leftovers under other names.
 	ours      map[string]*engine.Container
 	leftovers []*engine.Container
+	// failed are the failed versions kept for their logs, by final name.
+	failed map[string][]*engine.Container
 	// foreign are all other containers, by name.
 	foreign map[string]*engine.Container
 	// stoppedFor maps containers a backup or restore stopped to the helper that did.
@@ -212,7 +220,8 @@ type liveState struct {
 }
 
 func sortLive(d *Desired, snap *Snapshot) liveState {
-	l := liveState{ours: map[string]*engine.Container{}, foreign: map[string]*engine.Container{}, stoppedFor: map[string]string{}}
+	l := liveState{ours: map[string]*engine.Container{}, foreign: map[string]*engine.Container{}, stoppedFor: map[string]string{},
+		failed: map[string][]*engine.Container{}}
 	for i := range snap.Containers {
 		c := &snap.Containers[i]
 		if stopped := c.Labels[labels.StoppedFor]; stopped != "" && c.Labels[labels.Owner] == labels.Bee2d &&
@@ -230,9 +239,14 @@ func sortLive(d *Desired, snap *Snapshot) liveState {
 		if kind != config.KindApp && kind != config.KindJob {
 			continue // helpers have their own life cycles
 		}
-		if c.Name == config.ContainerName(d.Prefix, kind, c.Labels[labels.Name]) {
+		final := config.ContainerName(d.Prefix, kind, c.Labels[labels.Name])
+		switch {
+		case c.Name == final:
 			l.ours[c.Name] = c
-		} else {
+		case leftoverKind(final, c.Name) == leftFailed:
+			l.failed[final] = append(l.failed[final], c)
+			l.leftovers = append(l.leftovers, c)
+		default:
 			l.leftovers = append(l.leftovers, c)
 		}
 	}
@@ -268,7 +282,7 @@ func diffApps(d *Desired, live liveState, opt Options, p *Plan) []Action {
 			continue
 		}
 		if opt.Rebuild {
-			out = append(out, Action{Op: OpRecreateContainer, Resource: c.Name, Cause: "rebuild requested", Container: c, Live: lc})
+			out = append(out, recreateAction(c, lc, "rebuild requested", live))
 			continue
 		}
 		if opt.Mode == CreateMissing {
@@ -283,7 +297,14 @@ func diffApps(d *Desired, live liveState, opt Options, p *Plan) []Action {
 			p.Blocked = append(p.Blocked, Blocked{Resource: c.Name, Reason: cause})
 			continue
 		} else if cause != "" {
-			out = append(out, Action{Op: OpRecreateContainer, Resource: c.Name, Cause: cause, Container: c, Live: lc})
+			if f := held(live, c); f != nil && !opt.RetryHeld[c.Service] {
+				p.Blocked = append(p.Blocked, Blocked{Resource: c.Name, Reason: heldReason(f)})
+				if !lc.Running() && live.stoppedFor[c.Name] == "" {
+					out = append(out, Action{Op: OpStartContainer, Resource: c.Name, Cause: "not running (" + lc.State + "); the version before the held one", Live: lc})
+				}
+				continue
+			}
+			out = append(out, recreateAction(c, lc, cause, live))
 			continue
 		}
 		if !lc.Running() {
@@ -295,6 +316,17 @@ func diffApps(d *Desired, live liveState, opt Options, p *Plan) []Action {
 		}
 	}
 	return out
+}
+
+// recreateAction replaces lc with c, start-first where the settings ask for it and it can be.
+func recreateAction(c *Container, lc *engine.Container, cause string, live liveState) Action {
+	a := Action{Op: OpRecreateContainer, Resource: c.Name, Cause: cause, Container: c, Live: lc, Failed: live.failed[c.Name]}
+	var how string
+	a.StartFirst, how = startFirst(c, lc)
+	if how != "" {
+		a.Cause += " (" + how + ")"
+	}
+	return a
 }
 
 const foreignReason = "a container with this name exists that bee2d did not create; it is left alone (rename or remove it)"
@@ -506,7 +538,7 @@ func (a Action) symbol() string {
 	switch a.Op {
 	case OpRemoveContainer, OpRemoveNetwork:
 		return "-"
-	case OpRecreateContainer, OpRecreateNetwork:
+	case OpRecreateContainer, OpRecreateNetwork, OpRestoreContainer:
 		return "~"
 	case OpStartContainer, OpRunJob:
 		return ">"

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"strings"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -49,7 +50,33 @@ func ObserveContainers(ctx context.Context, o Observer, prefix string) (*Snapsho
 	if err != nil {
 		return nil, err
 	}
-	return &Snapshot{Containers: cs}, nil
+	s := &Snapshot{Containers: cs}
+	s.noteFailures(ctx, o)
+	return s, nil
+}
+
+// FinishInspector tells when a container stopped; *dockerx.Client is one. An observer that is one has the
+// failed versions of applications inspected, so that a plan says when they failed.
+type FinishInspector interface {
+	ContainerFinished(ctx context.Context, id string) (time.Time, error)
+}
+
+// noteFailures fills in when the failed versions kept for their logs stopped: one inspect each, and there
+// is at most one per application. A failed inspect only leaves the time out of the plan.
+func (s *Snapshot) noteFailures(ctx context.Context, o Observer) {
+	fi, ok := o.(FinishInspector)
+	if !ok {
+		return
+	}
+	for i := range s.Containers {
+		c := &s.Containers[i]
+		if c.Running() || c.Labels[labels.Owner] != labels.Bee2d || !strings.Contains(c.Name, ".failed-") {
+			continue
+		}
+		if t, err := fi.ContainerFinished(ctx, c.ID); err == nil {
+			c.Finished = t
+		}
+	}
 }
 
 // observeCheap takes the cheap snapshot, with the networks listed beside the containers when networks is
@@ -68,6 +95,7 @@ func observeCheap(ctx context.Context, o Observer, prefix string, networks bool)
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	s.noteFailures(ctx, o)
 	return s, nil
 }
 
@@ -76,25 +104,26 @@ func observeCheap(ctx context.Context, o Observer, prefix string, networks bool)
 // them, and its networks too unless freshNetworks; networks the cheap snapshot of this pass listed are
 // kept.
 func (s *Snapshot) complete(ctx context.Context, o Observer, prereq *Snapshot, freshNetworks bool) error {
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() (err error) { s.Containers, err = o.ListContainers(ctx); return })
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { s.Containers, err = o.ListContainers(gctx); return })
 	switch {
 	case s.NetworksListed:
 	case prereq != nil && !freshNetworks:
 		s.Networks = prereq.Networks
 	default:
 		s.NetworksListed = true
-		g.Go(func() (err error) { s.Networks, err = o.ListNetworks(ctx); return })
+		g.Go(func() (err error) { s.Networks, err = o.ListNetworks(gctx); return })
 	}
 	if prereq != nil {
 		s.Volumes, s.Images = prereq.Volumes, prereq.Images
 	} else {
-		g.Go(func() (err error) { s.Volumes, err = o.ListVolumes(ctx); return })
-		g.Go(func() (err error) { s.Images, err = o.ListImages(ctx); return })
+		g.Go(func() (err error) { s.Volumes, err = o.ListVolumes(gctx); return })
+		g.Go(func() (err error) { s.Images, err = o.ListImages(gctx); return })
 	}
 	if err := g.Wait(); err != nil {
 		return err
 	}
+	s.noteFailures(ctx, o)
 	s.Complete = true
 	return nil
 }
