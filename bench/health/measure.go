@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -101,6 +102,7 @@ func (b *bench) goodTrial(ctx context.Context, m *modeResults, mode, version str
 
 // floorTrial times the engine alone creating and starting the application's current container, under
 // another name and without bee2d's owner label (so the daemon leaves it alone), until it reports it healthy.
+// It has the network alias bee2d adds, the application's container name, as the daemon's containers do.
 func (b *bench) floorTrial(ctx context.Context, m *modeResults, round int) error {
 	c, err := b.desired(b.currentSettings())
 	if err != nil {
@@ -109,7 +111,7 @@ func (b *bench) floorTrial(ctx context.Context, m *modeResults, round int) error
 	spec := c.ContainerSpec
 	spec.Name = fmt.Sprintf("%s-floor-%d", b.runID, round)
 	spec.Labels = map[string]string{labels.Prefix: b.runID}
-	spec.Aliases = nil
+	spec.Aliases = append(slices.Clone(spec.Aliases), b.appName())
 	from := b.events.mark()
 	t0 := time.Now()
 	id, err := b.cli.CreateContainer(ctx, spec)

@@ -294,7 +294,7 @@ func command(ctx context.Context, dir string, env []string, name string, args ..
 // never reads half a file.
 func writeAtomic(path, text string) error {
 	tmp := path + ".new"
-	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+	if err := os.WriteFile(tmp, []byte(text), 0o600); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)
