@@ -37,8 +37,9 @@ func (b *bench) measure(ctx context.Context) (*results, error) {
 		for _, mode := range b.opt.modes {
 			m := res.Modes[mode]
 			version := fmt.Sprintf("r%d-%s", round, strings.TrimSuffix(mode, "-first"))
-			good := func() error { return b.goodTrial(ctx, m, mode, version) }
-			floor := func() error { return b.floorTrial(ctx, m, round) }
+			text := b.settingsText(version, "yes", mode)
+			good := func() error { return b.goodTrial(ctx, m, text, version) }
+			floor := func() error { return b.floorTrial(ctx, m, text, round) }
 			steps := []func() error{good, floor}
 			if round%2 == 0 {
 				steps = []func() error{floor, good}
@@ -51,8 +52,8 @@ func (b *bench) measure(ctx context.Context) (*results, error) {
 					return res, fmt.Errorf("round %d, %s: %w", round, mode, err)
 				}
 			}
-			logf("round %d/%d %s: edit→healthy %s (engine %s), done %s; bad: verdict %s, old serving alone %s, rolled back %s",
-				round, b.opt.rounds, mode, m.last(mEdit), m.last(mFloor), m.last(mDone), m.last(mVerdict), m.last(mServing), m.last(mRolledBack))
+			logf("round %d/%d %s: edit→healthy %s (engine %s), done %s; bad: verdict %s, old serving alone %s (%s from its start), rolled back %s",
+				round, b.opt.rounds, mode, m.last(mEdit), m.last(mFloor), m.last(mDone), m.last(mVerdict), m.last(mServing), m.last(mGateServing), m.last(mRolledBack))
 		}
 	}
 	res.LoadAfter = loadavg()
@@ -62,8 +63,7 @@ func (b *bench) measure(ctx context.Context) (*results, error) {
 
 // goodTrial deploys a new healthy version and times until the engine reports it healthy, and until bee2d
 // has finished: the old container removed and the new one under the application's name.
-func (b *bench) goodTrial(ctx context.Context, m *modeResults, mode, version string) error {
-	text := b.settingsText(version, "yes", mode)
+func (b *bench) goodTrial(ctx context.Context, m *modeResults, text, version string) error {
 	want, err := b.desired(text)
 	if err != nil {
 		return err
@@ -100,11 +100,12 @@ func (b *bench) goodTrial(ctx context.Context, m *modeResults, mode, version str
 	return b.quiet(ctx, want.Hash, trialTimeout)
 }
 
-// floorTrial times the engine alone creating and starting the application's current container, under
-// another name and without bee2d's owner label (so the daemon leaves it alone), until it reports it healthy.
-// It has the network alias bee2d adds, the application's container name, as the daemon's containers do.
-func (b *bench) floorTrial(ctx context.Context, m *modeResults, round int) error {
-	c, err := b.desired(b.currentSettings())
+// floorTrial times the engine alone creating and starting the application's container of the round's good
+// version (text), under another name and without bee2d's owner label (so the daemon leaves it alone), until
+// it reports it healthy. It has the network alias bee2d adds, the application's container name, as the
+// daemon's containers do.
+func (b *bench) floorTrial(ctx context.Context, m *modeResults, text string, round int) error {
+	c, err := b.desired(text)
 	if err != nil {
 		return err
 	}
@@ -139,8 +140,9 @@ func (b *bench) floorTrial(ctx context.Context, m *modeResults, round int) error
 
 // badTrial deploys a version that never becomes healthy and times until the old version serves alone again:
 // start-first, when the bad container has stopped (the old one never did); stop-first, when the old one
-// answers again and the bad one has stopped. Also until the engine's unhealthy verdict, and until bee2d has
-// finished: the bad one kept as <name>.failed-<hash12>, the old one under the application's name.
+// answers again and the bad one has stopped. That from the edit, and from the bad container's start, where
+// the gate's clock starts. Also until the engine's unhealthy verdict, and until bee2d has finished: the bad
+// one kept as <name>.failed-<hash12>, the old one under the application's name.
 func (b *bench) badTrial(ctx context.Context, m *modeResults, mode string, round int, oldVersion string) error {
 	text := b.settingsText(fmt.Sprintf("bad-r%d", round), "no", mode)
 	bad, err := b.desired(text)
@@ -158,6 +160,12 @@ func (b *bench) badTrial(ctx context.Context, m *modeResults, mode string, round
 	}
 	created, err := b.events.waitFor(ctx, from, trialTimeout, "the bad version's container", func(e dockerx.Event) bool {
 		return e.Action == "create" && e.Labels[labels.SpecHash] == bad.Hash
+	})
+	if err != nil {
+		return err
+	}
+	started, err := b.events.waitFor(ctx, from, trialTimeout, "the bad version's start", func(e dockerx.Event) bool {
+		return e.Action == "start" && e.ID == created.ID
 	})
 	if err != nil {
 		return err
@@ -182,6 +190,7 @@ func (b *bench) badTrial(ctx context.Context, m *modeResults, mode string, round
 		serving = later(serving, answered)
 	}
 	m.add(mServing, serving.Sub(t0))
+	m.add(mGateServing, serving.Sub(started.at))
 	if v, ok := b.events.find(from, func(e dockerx.Event) bool { return e.Action == evUnhealthy && e.ID == created.ID }); ok {
 		m.add(mVerdict, v.at.Sub(t0))
 	}
