@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -182,4 +183,84 @@ func (st *daemonStack) aliases(name string) []string {
 		st.t.Fatal(err)
 	}
 	return in.NetworkSettings.Networks[st.prefix+"-network"].Aliases
+}
+
+// SIGKILL at each step of a health-gated deploy, stop-first and start-first, of a good version and of a bad
+// one: the next apply leaves exactly one web under its name, running the new version (good) or the old
+// one (bad, with the failed version kept and held), and nothing under a temporary name.
+func TestKilledDuringGatedDeploy(t *testing.T) {
+	const (
+		inspect = "/containers/[^/]+/json"
+		rename  = "/containers/[^/]+/rename"
+		remove  = "/containers/[^/]+"
+	)
+	ks := &killStack{daemonStack: newDaemonStack(t), bin: bee2dBinary(t)}
+	st := ks.daemonStack
+	web := st.name("web")
+	st.write(st.healthSettings("v0", true, "stop-first"))
+	if code, out, errOut := bee2dRun(t, "apply", "-c", st.file); code != 0 {
+		t.Fatalf("apply = %d\n%s%s", code, out, errOut)
+	}
+	version := 0
+	for _, c := range []struct {
+		name, deploy string
+		good         bool
+		method, path string
+		// query narrows the call held by its query (a rename to one name, say).
+		query string
+	}{
+		{"stop-first during the gate", "stop-first", true, http.MethodGet, inspect, ""},
+		{"stop-first removing the old one", "stop-first", true, http.MethodDelete, remove, ""},
+		{"stop-first rollback keeping the failed one", "stop-first", false, http.MethodPost, rename, `\.failed-`},
+		{"stop-first rollback naming the old one", "stop-first", false, http.MethodPost, rename, `name=` + web + `$`},
+		{"start-first during the gate", "start-first", true, http.MethodGet, inspect, ""},
+		{"start-first removing the old one", "start-first", true, http.MethodDelete, remove, ""},
+		{"start-first naming the new one", "start-first", true, http.MethodPost, rename, `name=` + web + `$`},
+		{"start-first rollback keeping the failed one", "start-first", false, http.MethodPost, rename, `\.failed-`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := st.envOf(web, "VERSION")
+			version++
+			v := fmt.Sprintf("v%d", version)
+			st.write(st.healthSettings(v, c.good, c.deploy))
+			hold := ks.proxy.Hold(c.method, c.path)
+			if c.query != "" {
+				ks.proxy.Release(hold)
+				hold = ks.proxy.HoldQuery(c.method, c.path, c.query)
+			}
+			ks.killWhenHeld(hold, nil, c.method+" "+c.path+"?"+c.query, "apply", "-c", st.file)
+
+			code, out, errOut := bee2dRun(t, "apply", "-c", st.file)
+			if (code == 0) != c.good {
+				t.Fatalf("apply after the kill = %d\n%s%s", code, out, errOut)
+			}
+			cs := st.containers()
+			want := v
+			if !c.good {
+				want = before
+			}
+			if !cs[web].Running() || st.envOf(web, "VERSION") != want {
+				t.Fatalf("after the kill and an apply web is %s with %q, want %q\n%s%s", cs[web].State, st.envOf(web, "VERSION"), want, out, errOut)
+			}
+			for name, ct := range cs {
+				switch {
+				case name == web || name == st.name("front"):
+				case !c.good && strings.HasPrefix(name, web+".failed-") && !ct.Running():
+				default:
+					t.Errorf("container %s (%s) left over", name, ct.State)
+				}
+			}
+			if failed := failedOf(cs, web); !c.good && len(failed) != 1 {
+				t.Errorf("failed versions kept: %d", len(failed))
+			}
+			if !c.good {
+				// Back to a good version for the next case: the hold ends with the change.
+				version++
+				st.write(st.healthSettings(fmt.Sprintf("v%d", version), true, c.deploy))
+				if code, out, errOut := bee2dRun(t, "apply", "-c", st.file); code != 0 {
+					t.Fatalf("apply of a good version = %d\n%s%s", code, out, errOut)
+				}
+			}
+		})
+	}
 }
