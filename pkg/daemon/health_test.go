@@ -5,14 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/bee2d/bee2d/internal/testdocker"
 	"github.com/bee2d/bee2d/pkg/daemon/metrics"
 	"github.com/bee2d/bee2d/pkg/dockerx"
 	"github.com/bee2d/bee2d/pkg/engine"
@@ -21,8 +25,8 @@ import (
 )
 
 // The health task's cases are timed by the engine's verdicts and by back-offs of minutes to an hour: the
-// fake engine gives the verdicts on demand and the fake clock moves the hours. The restart itself against
-// the real engine is tested in e2e.
+// fake engine gives the verdicts on demand and the fake clock moves the hours. TestHealthRestartOnTheEngine
+// runs the first restart on the real engine.
 
 // healthApps has an application restarted when unhealthy, one with a check and no restart, and one without
 // a check.
@@ -571,5 +575,101 @@ func TestOwnContainer(t *testing.T) {
 				t.Errorf("ownContainer = %v, want %v", got, c.want)
 			}
 		})
+	}
+}
+
+// On the real engine: an application that turns unhealthy after it was healthy is restarted, woken by the
+// engine's health_status event, keeps its container, and is not restarted again within its back-off.
+func TestHealthRestartOnTheEngine(t *testing.T) {
+	cli := testdocker.Require(t)
+	prefix := testdocker.UniquePrefix(t)
+	testdocker.Cleanup(t, cli, prefix)
+	dir := t.TempDir()
+	testdocker.GoBuildDir(t, filepath.Join(dir, "dockerfiles", "App"), testdocker.SleeperSource)
+	// The check writes into a directory of the host's: healthy while it is there.
+	probe := filepath.Join(dir, "probe")
+	if err := os.MkdirAll(filepath.Join(probe, "ok"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "settings.yml")
+	yml := fmt.Sprintf(`servers:
+  web1: {}
+docker:
+  prefix: %s
+  dockerfiles: %s
+applications:
+  web:
+    server: web1
+    build_dir: App
+    volumes: ["%s:/probe"]
+    stop_grace_period: 2s
+    healthcheck:
+      test: [/app, write, /probe/ok/beat, x]
+      interval: 500ms
+      timeout: 2s
+      retries: 1
+      on_unhealthy: restart
+`, prefix, filepath.Join(dir, "dockerfiles"), probe)
+	if err := os.WriteFile(path, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.DebugLevel)
+	d := &Daemon{Path: path, Log: zap.New(core), Metrics: metrics.New(), Resync: time.Minute,
+		Debounce: 50 * time.Millisecond, Parallel: 4, StopTimeout: 2 * time.Second, Grace: 10 * time.Second}
+	if err := d.LoadInitial(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	name := prefix + "-app-web"
+	series := func(metric string) float64 {
+		v, _ := gauge(t, d.Metrics, metric, map[string]string{"server": "web1", "name": name})
+		return v
+	}
+	healthIs := func(want float64) func() bool {
+		return func() bool {
+			v, ok := gauge(t, d.Metrics, "bee2_container_health", map[string]string{"server": "web1", "name": name})
+			return ok && v == want
+		}
+	}
+	waitFor := func(what string, within time.Duration, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(within); !ok(); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("waited %v for %s; logs of %s:\n%s", within, what, name, testdocker.Logs("", name))
+			}
+		}
+	}
+
+	waitFor("web healthy", 2*time.Minute, healthIs(2))
+	before, err := testdocker.Inspect("", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(probe, "ok")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("web restarted", time.Minute, func() bool { return series("bee2_health_restarts_total") == 1 })
+	after, err := testdocker.Inspect("", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.ID != before.ID || !after.State.Running {
+		t.Errorf("after the restart: id %.12s -> %.12s, running %v; want the same container, running", before.ID, after.ID, after.State.Running)
+	}
+	if n := logs.FilterMessage("restarted unhealthy container").FilterField(zap.String("name", name)).Len(); n != 1 {
+		t.Errorf("%d restarts logged, want 1", n)
+	}
+
+	// The directory is still gone: web turns unhealthy again and stays so, within its back-off of a minute.
+	waitFor("web unhealthy again", time.Minute, healthIs(0))
+	time.Sleep(2 * time.Second)
+	if v := series("bee2_health_restarts_total"); v != 1 {
+		t.Errorf("restarted %v times within its back-off, want once", v)
 	}
 }
