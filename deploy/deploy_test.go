@@ -298,7 +298,8 @@ func registered(t *testing.T) map[string]family {
 	}
 	now := time.Now()
 	m.InitServer("web1", ops)
-	m.SetResources("web1", []metrics.Resource{{Kind: "container", Name: "bee2-app-haproxy", InSync: true}})
+	m.SetResources("web1", []metrics.Resource{{Kind: metrics.KindContainer, Name: "bee2-app-haproxy", InSync: true, Health: "healthy"}})
+	m.InitHealthRestarts("web1", "bee2-app-haproxy")
 	m.ConfigReload(true, now)
 	m.ServerUp("web1", true)
 	m.Pass("web1", time.Second, nil, now)
@@ -388,7 +389,8 @@ func TestAlertRules(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"Bee2ResourceOutOfSync", "Bee2ServerDown", "Bee2ConfigReloadFailed",
-		"Bee2ReconcileErrors", "Bee2ReconcileStale", "Bee2CertificateExpiringSoon", "Bee2ReloadFailed"} {
+		"Bee2ReconcileErrors", "Bee2ReconcileStale", "Bee2CertificateExpiringSoon", "Bee2ReloadFailed",
+		"Bee2DeployRolledBack", "Bee2ContainerUnhealthy"} {
 		if !alerts[name] {
 			t.Errorf("alerts.yml has no alert %s", name)
 		}

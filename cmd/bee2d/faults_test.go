@@ -249,13 +249,19 @@ func (ks *killStack) volumeFile(path string) (string, error) {
 // other's POST: it is held as well, and bee2d is killed only once both are held, so that neither reaches
 // the engine.
 func (ks *killStack) killAtBoth(method, path, alsoPath string, args ...string) string {
-	t := ks.t
-	t.Helper()
-	hold := ks.proxy.Hold(method, path)
-	defer ks.proxy.Release(hold)
 	var also *testdocker.Hold
 	if alsoPath != "" {
 		also = ks.proxy.Hold(http.MethodPost, alsoPath)
+	}
+	return ks.killWhenHeld(ks.proxy.Hold(method, path), also, method+" "+path, args...)
+}
+
+// killWhenHeld is killAtBoth with the holds made by the caller (HoldQuery, say); it releases them.
+func (ks *killStack) killWhenHeld(hold, also *testdocker.Hold, what string, args ...string) string {
+	t := ks.t
+	t.Helper()
+	defer ks.proxy.Release(hold)
+	if also != nil {
 		defer ks.proxy.Release(also)
 	}
 	cmd := exec.Command(ks.bin, args...)
@@ -269,17 +275,17 @@ func (ks *killStack) killAtBoth(method, path, alsoPath string, args ...string) s
 	select {
 	case held = <-hold.Held():
 	case err := <-exited:
-		t.Fatalf("bee2d %v exited (%v) before calling %s %s", args, err, method, path)
+		t.Fatalf("bee2d %v exited (%v) before calling %s", args, err, what)
 	case <-time.After(eventually):
 		cmd.Process.Kill()
-		t.Fatalf("bee2d %v never called %s %s", args, method, path)
+		t.Fatalf("bee2d %v never called %s", args, what)
 	}
 	if also != nil {
 		select {
 		case <-also.Held():
 		case <-time.After(eventually):
 			cmd.Process.Kill()
-			t.Fatalf("bee2d %v never called POST %s", args, alsoPath)
+			t.Fatalf("bee2d %v never called the other call held with %s", args, what)
 		}
 	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {

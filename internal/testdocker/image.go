@@ -229,13 +229,16 @@ func Sleeper(t testing.TB, cli *dockerx.Client) string {
 //	GET /env/NAME       the value of NAME
 //	GET /file/PATH      the content of /PATH
 //	PUT /file/PATH      writes the body to /PATH
+//	DELETE /file/PATH   removes /PATH
 //	GET /get?url=URL    fetches URL from inside the container (to check names and aliases on a network)
 //
-// and exits 0 on SIGTERM or SIGINT. Its arguments make short-lived jobs instead:
+// and exits 0 on SIGTERM or SIGINT. With $TOUCH set it first creates that file (empty), so that a health
+// check of "exists $TOUCH" passes until a test deletes the file. Its arguments make short-lived jobs instead:
 //
 //	echo WORDS...       prints the words and exits 0
 //	exit CODE           prints "exiting with CODE" to stderr and exits with CODE
 //	write PATH TEXT     writes TEXT to PATH and exits 0
+//	exists PATH         exits 0 if PATH exists, else prints why not and exits 1
 const SleeperSource = `package main
 
 import (
@@ -265,6 +268,12 @@ func main() {
 	})
 	http.HandleFunc("/file/", func(w http.ResponseWriter, r *http.Request) {
 		path := "/" + strings.TrimPrefix(r.URL.Path, "/file/")
+		if r.Method == http.MethodDelete {
+			if err := os.Remove(path); err != nil {
+				http.Error(w, err.Error(), http.StatusNotFound)
+			}
+			return
+		}
 		if r.Method == http.MethodPut {
 			b, err := io.ReadAll(r.Body)
 			if err == nil {
@@ -292,6 +301,12 @@ func main() {
 		w.WriteHeader(resp.StatusCode)
 		io.Copy(w, resp.Body)
 	})
+	if f := os.Getenv("TOUCH"); f != "" {
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+	}
 	port := os.Getenv("PORT")
 	if port == "" {
 		port = "8080"
@@ -315,6 +330,11 @@ func job(cmd string, args []string) {
 		code, _ := strconv.Atoi(strings.Join(args, ""))
 		fmt.Fprintf(os.Stderr, "exiting with %d\n", code)
 		os.Exit(code)
+	case "exists":
+		if _, err := os.Stat(strings.Join(args, " ")); err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
 	case "write":
 		if len(args) != 2 {
 			fmt.Fprintln(os.Stderr, "usage: write PATH TEXT")

@@ -18,11 +18,13 @@ import (
 // Inspected is what tests read of a container's inspect, as the engine's JSON has it: bee2d's client has
 // no call for a container's environment or exit code, and tests must not import the Docker SDK.
 type Inspected struct {
-	ID    string
-	State struct {
-		Status   string
-		Running  bool
-		ExitCode int
+	ID      string
+	Created time.Time
+	State   struct {
+		Status    string
+		Running   bool
+		ExitCode  int
+		StartedAt time.Time
 	}
 	Config struct {
 		Env []string
@@ -31,6 +33,7 @@ type Inspected struct {
 	NetworkSettings struct {
 		Networks map[string]struct {
 			IPAddress, GlobalIPv6Address string
+			Aliases                      []string
 		}
 	}
 }

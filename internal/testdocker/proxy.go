@@ -80,7 +80,7 @@ func StartProxyTo(t testing.TB, host string) *Proxy {
 		p.requests = append(p.requests, req)
 		var hold *Hold
 		for _, h := range p.holds {
-			if h.matches(r.Method, path) {
+			if h.matches(r.Method, path, r.URL.RawQuery) {
 				hold = h
 				break
 			}
@@ -188,6 +188,8 @@ func (p *Proxy) EventStreams() int {
 type Hold struct {
 	method string
 	path   *regexp.Regexp
+	// query, if set, must match the request's raw query too.
+	query *regexp.Regexp
 	// held receives each request held, as "METHOD /path"; dropped each one whose client went away.
 	held, dropped chan string
 	released      chan struct{}
@@ -224,8 +226,18 @@ func (p *Proxy) Release(h *Hold) {
 
 func (h *Hold) release() { h.once.Do(func() { close(h.released) }) }
 
-func (h *Hold) matches(method, path string) bool {
-	return method == h.method && h.path.MatchString(path)
+func (h *Hold) matches(method, path, query string) bool {
+	return method == h.method && h.path.MatchString(path) && (h.query == nil || h.query.MatchString(query))
+}
+
+// HoldQuery is Hold for the requests whose raw query (still URL-encoded) also matches queryPattern,
+// unanchored: a rename to one name and not another, say.
+func (p *Proxy) HoldQuery(method, pathPattern, queryPattern string) *Hold {
+	h := p.Hold(method, pathPattern)
+	p.mu.Lock()
+	h.query = regexp.MustCompile(queryPattern)
+	p.mu.Unlock()
+	return h
 }
 
 // wait holds a request until release, or until its client goes away (false).

@@ -121,6 +121,10 @@ func (c *convergeTask) Run(ctx context.Context, r *Run) Result {
 					if a.Op == reconcile.OpRunJob {
 						m.JobRun(c.server, a.Container.Service, exitCodeOf(err), took, d.now())
 					}
+					var rollback *reconcile.RollbackError
+					if errors.As(err, &rollback) {
+						m.Rollback(c.server, a.Resource)
+					}
 				}
 				if a.Op == reconcile.OpRunJob {
 					logJobRun(log, a, err, took)
@@ -351,15 +355,17 @@ func specKey(a reconcile.Action) string {
 	return ""
 }
 
-// report sets the in-sync metrics from the live state after the pass.
+// report sets the in-sync and health metrics from the live state after the pass.
 func (c *convergeTask) report(m *metrics.Metrics, d *reconcile.Desired, snap *reconcile.Snapshot, held map[string]string) {
 	if m == nil {
 		return
 	}
 	var rs []metrics.Resource
 	for _, st := range reconcile.Status(d, snap) {
+		// Status counts a container whose check is starting or failing as out of sync: in sync is running
+		// and healthy, or running without a check.
 		ok := st.InSync
-		if st.Kind == "container" {
+		if st.Kind == metrics.KindContainer {
 			// Restarting by the engine's policy is running, but not healthy.
 			ok = ok && st.State == "running"
 		}
@@ -369,7 +375,7 @@ func (c *convergeTask) report(m *metrics.Metrics, d *reconcile.Desired, snap *re
 		if st.Detail != "" && strings.HasPrefix(st.Detail, "to be removed") {
 			continue
 		}
-		rs = append(rs, metrics.Resource{Kind: st.Kind, Name: st.Name, InSync: ok})
+		rs = append(rs, metrics.Resource{Kind: st.Kind, Name: st.Name, InSync: ok, Health: st.Health})
 	}
 	m.SetResources(c.server, rs)
 }

@@ -41,6 +41,7 @@ var Tasks = []NewTask{
 	newSchedules, // job schedules and git polls: ask for a pass when one fires
 	newBackups,   // scheduled backups of the server's volumes
 	newReloads,   // certificate reloads and the checks of what is served
+	newHealth,    // restarts of applications that turned unhealthy (healthcheck.on_unhealthy: restart)
 }
 
 // Result is how a task's run went.

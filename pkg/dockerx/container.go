@@ -245,14 +245,20 @@ func (c *Client) StartContainer(ctx context.Context, id string) error {
 
 // StopContainer sends the container its stop signal and kills it if it has not exited after timeout.
 func (c *Client) StopContainer(ctx context.Context, id string, timeout time.Duration) error {
-	secs := int(timeout.Round(time.Second) / time.Second)
-	// The call itself must outlive the grace period, or the engine's kill would never be waited for.
-	ctx, cancel := context.WithTimeout(ctx, timeout+changeTimeout)
+	ctx, cancel, opts := stopping(ctx, timeout)
 	defer cancel()
-	if err := c.api.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs}); err != nil {
+	if err := c.api.ContainerStop(ctx, id, opts); err != nil {
 		return fmt.Errorf("stop container %s: %w", id, err)
 	}
 	return nil
+}
+
+// stopping is the context and options of a call that stops a container with a grace of timeout: the call
+// itself must outlive the grace period, or the engine's kill would never be waited for.
+func stopping(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc, container.StopOptions) {
+	secs := int(timeout.Round(time.Second) / time.Second)
+	ctx, cancel := context.WithTimeout(ctx, timeout+changeTimeout)
+	return ctx, cancel, container.StopOptions{Timeout: &secs}
 }
 
 // RenameContainer gives a container a new name, e.g. to keep the old one aside while its successor starts.

@@ -20,13 +20,21 @@ const healthRecheck = time.Second
 // ContainerHealth inspects a container's health: its verdict, whether it runs, and the check in force (its
 // own or its image's).
 func (c *Client) ContainerHealth(ctx context.Context, id string) (engine.Health, error) {
+	info, err := c.inspect(ctx, id)
+	if err != nil {
+		return engine.Health{}, err
+	}
+	return healthOf(info), nil
+}
+
+func (c *Client) inspect(ctx context.Context, id string) (container.InspectResponse, error) {
 	ctx, cancel := short(ctx)
 	defer cancel()
 	info, err := c.api.ContainerInspect(ctx, id)
 	if err != nil {
-		return engine.Health{}, fmt.Errorf("inspect container %s: %w", id, err)
+		return info, fmt.Errorf("inspect container %s: %w", id, err)
 	}
-	return healthOf(info), nil
+	return info, nil
 }
 
 func healthOf(info container.InspectResponse) engine.Health {
@@ -86,10 +94,9 @@ func (c *Client) WaitHealth(ctx context.Context, id string) (engine.Health, erro
 
 // RestartContainer stops a container, killing it after timeout, and starts it again.
 func (c *Client) RestartContainer(ctx context.Context, id string, timeout time.Duration) error {
-	secs := int(timeout.Round(time.Second) / time.Second)
-	ctx, cancel := context.WithTimeout(ctx, timeout+changeTimeout)
+	ctx, cancel, opts := stopping(ctx, timeout)
 	defer cancel()
-	if err := c.api.ContainerRestart(ctx, id, container.StopOptions{Timeout: &secs}); err != nil {
+	if err := c.api.ContainerRestart(ctx, id, opts); err != nil {
 		return fmt.Errorf("restart container %s: %w", id, err)
 	}
 	return nil
@@ -97,11 +104,9 @@ func (c *Client) RestartContainer(ctx context.Context, id string, timeout time.D
 
 // ContainerFinished tells when a container last stopped; zero if it never did.
 func (c *Client) ContainerFinished(ctx context.Context, id string) (time.Time, error) {
-	ctx, cancel := short(ctx)
-	defer cancel()
-	info, err := c.api.ContainerInspect(ctx, id)
+	info, err := c.inspect(ctx, id)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("inspect container %s: %w", id, err)
+		return time.Time{}, err
 	}
 	if info.State == nil || info.State.FinishedAt == "" {
 		return time.Time{}, nil

@@ -55,7 +55,8 @@ func leftoverKind(final, name string) int {
 // Converge, an old version set aside whose successor is not ready (created, stopped, starting or unhealthy)
 // is preferred to it: the successor is removed and the old one restored, and the recreate is planned again,
 // gated as the first one was. The rest is removed: first (early) what runs, since it may hold ports; after
-// the container actions (late) what does not. Restored containers are put in live.ours under their final
+// the container actions (late) what does not, except a new container of a start-first deploy, whose name
+// the next try of the same spec takes. Restored containers are put in live.ours under their final
 // names, so the rest of the plan sees them there. Failed versions are kept while their application is in
 // the settings.
 func settleLeftovers(d *Desired, live *liveState, opt Options) (early, late []Action) {
@@ -127,7 +128,8 @@ func settleLeftovers(d *Desired, live *liveState, opt Options) (early, late []Ac
 				restore(s, "its start-first deploy was cut short after the old version was gone; it takes the name")
 				continue
 			}
-			remove(s, "left over from an interrupted start-first deploy of "+name)
+			// Early, running or not: a new start-first deploy of the same spec takes its name.
+			early = append(early, Action{Op: OpRemoveContainer, Resource: s.Name, Cause: "left over from an interrupted start-first deploy of " + name, Live: s})
 		}
 		for i, a := range g.aside {
 			switch {

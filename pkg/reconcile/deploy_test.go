@@ -45,10 +45,7 @@ applications:
     deploy: start-first
 `
 
-var (
-	api2   = strings.Replace(deployBase, "image: api:1", "image: api:2", 1)
-	front2 = strings.Replace(deployBase, "image: front:1", "image: front:2", 1)
-)
+var api2 = strings.Replace(deployBase, "image: api:1", "image: api:2", 1)
 
 // kept adds to s a stopped copy of want's container name under another name, as a recreate leaves it.
 func kept(t *testing.T, s *Snapshot, want *Desired, name, as, state string) *engine.Container {

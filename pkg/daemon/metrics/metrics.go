@@ -35,6 +35,7 @@ type Metrics struct {
 	backup *backupMetrics
 	certs  *certMetrics
 	tasks  *taskMetrics
+	health *healthMetrics
 
 	mu sync.Mutex
 	// resources remembers which in-sync series exist per server, so that removed resources lose theirs.
@@ -87,6 +88,7 @@ func New() *Metrics {
 	m.backup = newBackupMetrics(m.reg)
 	m.certs = newCertMetrics(m.reg)
 	m.tasks = newTaskMetrics(m.reg)
+	m.health = newHealthMetrics(m.reg)
 	return m
 }
 
@@ -137,6 +139,7 @@ func (m *Metrics) ForgetServer(server string) {
 	m.jobs.duration.DeletePartialMatch(l)
 	m.jobs.interval.DeletePartialMatch(l)
 	m.tasks.forget(l)
+	m.health.forget(l)
 	m.forgetCerts(server)
 	m.mu.Lock()
 	delete(m.resources, server)
@@ -152,15 +155,25 @@ func (m *Metrics) ServerUp(server string, up bool) {
 type Resource struct {
 	Kind, Name string
 	InSync     bool
+	// Health is an application container's health: starting, healthy or unhealthy; "" when it has no
+	// health check or does not run.
+	Health string
 }
 
-// SetResources replaces a server's in-sync series: the given resources are set, and those it had before
-// but are not given any more are deleted.
+// KindContainer is the Kind of an application's container; its resource has health and rollback series
+// too.
+const KindContainer = "container"
+
+// SetResources replaces a server's in-sync series, and those of its application containers' health and
+// rollbacks: the given resources are set, and those it had before but are not given any more are deleted.
 func (m *Metrics) SetResources(server string, rs []Resource) {
 	now := make(map[[2]string]bool, len(rs))
 	for _, r := range rs {
 		now[[2]string{r.Kind, r.Name}] = true
 		m.inSync.WithLabelValues(server, r.Kind, r.Name).Set(b2f(r.InSync))
+		if r.Kind == KindContainer {
+			m.health.container(server, r)
+		}
 	}
 	m.mu.Lock()
 	before := m.resources[server]
@@ -169,6 +182,9 @@ func (m *Metrics) SetResources(server string, rs []Resource) {
 	for k := range before {
 		if !now[k] {
 			m.inSync.DeleteLabelValues(server, k[0], k[1])
+			if k[0] == KindContainer {
+				m.health.forgetContainer(server, k[1])
+			}
 		}
 	}
 }
