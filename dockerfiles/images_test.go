@@ -155,10 +155,49 @@ func TestHAProxyConfig(t *testing.T) {
 			cfg := strings.ReplaceAll(readFile(t, filepath.Join(etc, "haproxy.cfg")), dir, "$DIR")
 			list := strings.ReplaceAll(readFile(t, filepath.Join(etc, "certificates.list")), dir, "$DIR")
 			golden(t, filepath.Join("testdata", "haproxy-"+c.name+".cfg"), cfg+"# certificates.list:\n"+list)
+			checkStartFirst(t, cfg)
 			if out, err := exec.Command(haproxy, "-c", "-f", filepath.Join(etc, "haproxy.cfg")).CombinedOutput(); err != nil {
 				t.Fatalf("haproxy -c: %v\n%s", err, out)
 			}
 		})
+	}
+}
+
+// checkStartFirst checks what a start-first deploy behind HAProxy relies on (TestHAProxyStartFirst shows it
+// working), so that a golden file rewritten with -update cannot lose it unnoticed: each site is a template of
+// servers found by the resolvers and checked every second, and a request its server refuses goes to another.
+func checkStartFirst(t *testing.T, cfg string) {
+	t.Helper()
+	for _, want := range []string{
+		"default-server init-addr libc,none resolvers docker resolve-prefer ipv4\n",
+		"resolvers docker\n    nameserver docker 127.0.0.11:53\n",
+		"    timeout resolve 1s\n",
+		"    hold obsolete 0s\n",
+	} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("the configuration has no %q", want)
+		}
+	}
+	for _, block := range strings.Split(cfg, "\nbackend ")[1:] {
+		name, _, _ := strings.Cut(block, "\n")
+		if !strings.HasPrefix(name, "site_") {
+			continue
+		}
+		for _, want := range []string{
+			"\n    retries 3\n",
+			"\n    option redispatch 1\n",
+			"\n    retry-on conn-failure empty-response\n",
+			"\n    http-request disable-l7-retry unless METH_GET || METH_OPTIONS\n",
+			"\n    server-template app 4 ",
+			" check inter 1s fall 1 rise 1\n",
+		} {
+			if !strings.Contains(block, want) {
+				t.Errorf("backend %s has no %q", name, want)
+			}
+		}
+		if strings.Contains(block, "\n    server ") {
+			t.Errorf("backend %s has a single server, which follows one of the addresses its name resolves to", name)
+		}
 	}
 }
 
