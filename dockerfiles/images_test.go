@@ -196,6 +196,7 @@ func checkStartFirst(t *testing.T, cfg string) {
 			continue
 		}
 		for _, want := range []string{
+			"\n    timeout connect 2s\n",
 			"\n    retries 3\n",
 			"\n    option redispatch 1\n",
 			"\n    retry-on conn-failure empty-response\n",

@@ -165,11 +165,15 @@ CFG
 	# connections (a request sent on one just then gets nothing back). Both are retried on another server
 	# (redispatch on every retry): a refused connection always, since nothing was sent; an empty response
 	# only for methods a client may repeat, as the others may have been acted on. The TCP check every
-	# second takes a server out at its first failure and back at its first success. Keep-alive to the
+	# second takes a server out at its first failure and back at its first success. Until then a container
+	# that has exited leaves an address nothing answers, and a connection to it waits for timeout connect
+	# before it goes elsewhere: 2s rather than 5s, yet past the retransmission at 1s of a lost SYN or ARP
+	# request (a new container's address is in the DNS a moment before it answers). Keep-alive to the
 	# servers stays (http-reuse safe, the default: a client's first request never rides an idle
 	# connection), which spares a connection per request and the TIME_WAIT sockets of closing each one.
 	printf '%s\n' "$table" | awk -v slots="$slots" 'NF == 4 && !seen[$1]++ {
 		printf "\nbackend %s\n", $1
+		print "    timeout connect 2s"
 		print "    retries 3"
 		print "    option redispatch 1"
 		print "    retry-on conn-failure empty-response"
