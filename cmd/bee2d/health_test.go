@@ -45,16 +45,25 @@ applications:
 // envOf reads one variable of a container's environment from its inspect.
 func (st *daemonStack) envOf(name, key string) string {
 	st.t.Helper()
-	in, err := testdocker.Inspect(st.proxy.Host, name)
+	v, err := st.tryEnv(name, key)
 	if err != nil {
 		st.t.Fatal(err)
 	}
+	return v
+}
+
+// tryEnv is envOf for a container that may be replaced meanwhile.
+func (st *daemonStack) tryEnv(name, key string) (string, error) {
+	in, err := testdocker.Inspect(st.proxy.Host, name)
+	if err != nil {
+		return "", err
+	}
 	for _, kv := range in.Config.Env {
 		if v, ok := strings.CutPrefix(kv, key+"="); ok {
-			return v
+			return v, nil
 		}
 	}
-	return ""
+	return "", nil
 }
 
 // failedOf lists web's failed versions kept for their logs.
@@ -262,5 +271,52 @@ func TestKilledDuringGatedDeploy(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The daemon gates its deploys the same way, and its metrics say so: a bad version is rolled back
+// (bee2_rollbacks_total), web stays healthy (bee2_container_health 2) but out of sync while its version is
+// held, and an edit to a good version brings it back in sync without a restart of the daemon.
+func TestDaemonRollsBackABadVersion(t *testing.T) {
+	st := newDaemonStack(t)
+	web := st.name("web")
+	st.write(st.healthSettings("v1", true, "start-first"))
+	st.start()
+	series := func(name string) string { return fmt.Sprintf(`%s{name=%q,server="local"}`, name, web) }
+	waitMetric := func(name string, want float64) {
+		t.Helper()
+		st.until(fmt.Sprintf("%s = %v", name, want), func() error {
+			if v, ok := metric(t, st.listen, name); !ok || v != want {
+				return fmt.Errorf("%v (present %v)", v, ok)
+			}
+			return nil
+		})
+	}
+	waitMetric(series("bee2_container_health"), 2)
+	waitMetric(`bee2_resource_in_sync{kind="container",name="`+web+`",server="local"}`, 1)
+	good := st.containers()[web].ID
+
+	st.write(st.healthSettings("v2", false, "start-first"))
+	waitMetric(series("bee2_rollbacks_total"), 1)
+	waitMetric(`bee2_resource_in_sync{kind="container",name="`+web+`",server="local"}`, 0)
+	cs := st.containers()
+	if cs[web].ID != good || cs[web].Health != "healthy" || len(failedOf(cs, web)) != 1 {
+		t.Fatalf("after the rollback: web %s (%s), failed %v", cs[web].ID[:12], cs[web].Health, failedOf(cs, web))
+	}
+	if v, _ := metric(t, st.listen, series("bee2_container_health")); v != 2 {
+		t.Errorf("bee2_container_health = %v while the old version serves", v)
+	}
+
+	st.write(st.healthSettings("v3", true, "start-first"))
+	waitMetric(`bee2_resource_in_sync{kind="container",name="`+web+`",server="local"}`, 1)
+	st.until("v3 serving and the failed version gone", func() error {
+		v, err := st.tryEnv(web, "VERSION")
+		if n := len(failedOf(st.containers(), web)); err != nil || v != "v3" || n != 0 {
+			return fmt.Errorf("web runs %q (%v), failed %d", v, err, n)
+		}
+		return nil
+	})
+	if v, _ := metric(t, st.listen, series("bee2_rollbacks_total")); v != 1 {
+		t.Errorf("bee2_rollbacks_total = %v after a good deploy", v)
 	}
 }

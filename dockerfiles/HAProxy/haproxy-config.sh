@@ -13,6 +13,11 @@
 # certificate by SNI among every combined certificate present (the placeholder when none fits) and routes d
 # and www.d to the container that owns d. Names are resolved by Docker's DNS when used, not at start, so the
 # containers can start in any order.
+#
+# An application's name can stand for more than one container: in a start-first deploy the new container
+# answers to it (a network alias) beside the old one until the old one is stopped and removed. Each site is
+# therefore a server-template, one server per address the name resolves to, asked again every second; a
+# request that finds its container gone (refused, or closed before any answer) is sent to another one.
 set -eu
 export LC_ALL=C
 
@@ -22,6 +27,8 @@ certbot_port=${CERTBOT_PORT:-8080}
 cert_dir=${CERT_DIR:-/etc/letsencrypt/live}
 dir=${HAPROXY_DIR:-/usr/local/etc/haproxy}
 ipv6=${IPV6:-auto}
+# Servers per site: the containers that may answer to one name at once (two in a start-first deploy).
+slots=4
 case $ipv6 in
 auto) if [ -e /proc/net/if_inet6 ]; then ipv6=true; else ipv6=false; fi ;;
 true | false) ;;
@@ -101,13 +108,22 @@ defaults
     timeout server 60s
     timeout http-request 10s
     timeout http-keep-alive 10s
-    default-server init-addr libc,none resolvers docker
+    # Every container has an IPv4 address on its network, not always an IPv6 one, and applications listen
+    # on 0.0.0.0 more often than on ::; asking for A records first also saves a query per name each second.
+    default-server init-addr libc,none resolvers docker resolve-prefer ipv4
 
 # Docker's embedded DNS: containers are found by name whenever they (re)start, with their new address.
+# Servers ask again every second (timeout resolve; hold valid where a version or do-resolve reads that); an
+# address missing from an answer is dropped at once (hold obsolete 0s), so a stopped container leaves within
+# a second even if its check has not failed yet. A name briefly unknown (NXDOMAIN) keeps its addresses 5s.
 resolvers docker
     nameserver docker 127.0.0.11:53
     accepted_payload_size 8192
-    hold valid 10s
+    resolve_retries 3
+    timeout resolve 1s
+    timeout retry 1s
+    hold valid 1s
+    hold obsolete 0s
     hold nx 5s
 
 frontend http
@@ -140,8 +156,29 @@ backend certbot
 backend no_site
     http-request return status 404 content-type text/plain string "No site here."
 CFG
-	printf '%s\n' "$table" | awk 'NF == 4 && !seen[$1]++ {
-		printf "\nbackend %s\n    server app %s:%s\n", $1, $2, $3
+	# Each site: up to $slots servers, one per address of its container's name (old and new during a
+	# start-first deploy, with room to spare); a slot without an address is in maintenance and costs nothing.
+	# A slot starts with the address libc gives (init-addr), so a reload serves at once; the first answer
+	# of the resolvers spreads the slots over distinct addresses.
+	#
+	# A stopping container closes its listener first (connection refused) and its idle keep-alive
+	# connections (a request sent on one just then gets nothing back). Both are retried on another server
+	# (redispatch on every retry): a refused connection always, since nothing was sent; an empty response
+	# only for methods a client may repeat, as the others may have been acted on. The TCP check every
+	# second takes a server out at its first failure and back at its first success. Until then a container
+	# that has exited leaves an address nothing answers, and a connection to it waits for timeout connect
+	# before it goes elsewhere: 2s rather than 5s, yet past the retransmission at 1s of a lost SYN or ARP
+	# request (a new container's address is in the DNS a moment before it answers). Keep-alive to the
+	# servers stays (http-reuse safe, the default: a client's first request never rides an idle
+	# connection), which spares a connection per request and the TIME_WAIT sockets of closing each one.
+	printf '%s\n' "$table" | awk -v slots="$slots" 'NF == 4 && !seen[$1]++ {
+		printf "\nbackend %s\n", $1
+		print "    timeout connect 2s"
+		print "    retries 3"
+		print "    option redispatch 1"
+		print "    retry-on conn-failure empty-response"
+		print "    http-request disable-l7-retry unless METH_GET || METH_OPTIONS"
+		printf "    server-template app %d %s:%s check inter 1s fall 1 rise 1\n", slots, $2, $3
 	}'
 } >"$tmp_cfg"
 

@@ -80,3 +80,37 @@ func TestErrorClasses(t *testing.T) {
 		}
 	}
 }
+
+func TestHealthFromStatus(t *testing.T) {
+	for status, want := range map[string]string{
+		"Up 3 minutes (healthy)":          HealthHealthy,
+		"Up 2 seconds (health: starting)": HealthStarting,
+		"Up 1 hour (unhealthy)":           HealthUnhealthy,
+		"Up 3 minutes":                    "",
+		"Exited (0) 2 minutes ago":        "",
+		"Up 3 minutes (healthy) extra":    "",
+	} {
+		if got := HealthFromStatus(status); got != want {
+			t.Errorf("HealthFromStatus(%q) = %q, want %q", status, got, want)
+		}
+	}
+	if (Container{State: "running", Health: HealthStarting}).Ready() || !(Container{State: "running"}).Ready() ||
+		(Container{State: "exited"}).Ready() {
+		t.Error("Ready: running and healthy, or running without a check")
+	}
+}
+
+// The gate's bound is the start period, then retries probes one interval apart, one more interval and a
+// probe's timeout; zero values are the engine's defaults.
+func TestHealthVerdict(t *testing.T) {
+	if got, want := (HealthSpec{}).Verdict(), 4*30*time.Second+30*time.Second; got != want {
+		t.Errorf("defaults: %s, want %s", got, want)
+	}
+	h := HealthSpec{Interval: time.Second, Timeout: 2 * time.Second, StartPeriod: 10 * time.Second, Retries: 2}
+	if got, want := h.Verdict(), 10*time.Second+3*time.Second+2*time.Second; got != want {
+		t.Errorf("%+v: %s, want %s", h, got, want)
+	}
+	if !(&HealthSpec{Test: []string{"NONE"}}).Disabled() || (&HealthSpec{Test: []string{"CMD", "x"}}).Disabled() {
+		t.Error("Disabled")
+	}
+}
