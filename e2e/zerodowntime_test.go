@@ -52,8 +52,8 @@ applications:
     ports: ["127.0.0.1:%[9]d:443"]
 `
 
-// zdLoad is how the site is asked during a phase: workers GETting / back to back over HTTPS through HAProxy,
-// for at least zdLoadFor and until the phase's deploys are done.
+// The load of a phase: zdWorkers clients GETting / back to back over HTTPS through HAProxy, for at least
+// zdLoadFor and until the phase's zdRedeploys deploys are done.
 const (
 	zdWorkers   = 4
 	zdLoadFor   = 20 * time.Second
@@ -213,12 +213,31 @@ func newZDStack(t *testing.T, cli *dockerx.Client) *zdStack {
 		}
 		for _, c := range list {
 			if strings.HasPrefix(c.Name, z.prefix) {
-				logs := testdocker.Logs("", c.Name)
-				t.Logf("--- %s (%s) log (end):\n%s", c.Name, c.State, logs[max(0, len(logs)-6000):])
+				t.Logf("--- %s (%s) log (end):\n%s", c.Name, c.State, logEnd(testdocker.Logs("", c.Name)))
 			}
 		}
 	})
 	return z
+}
+
+// logEnd is the end of a container's log. HAProxy logs every request, which would hide what explains a
+// failure: its servers going down and up and changing address. Those lines are all kept, with the last
+// few requests and how many were left out.
+func logEnd(log string) string {
+	var events, requests []string
+	for _, line := range strings.Split(strings.TrimRight(log, "\n"), "\n") {
+		if strings.Contains(line, " https~ ") || strings.Contains(line, " http ") {
+			requests = append(requests, line)
+		} else {
+			events = append(events, line)
+		}
+	}
+	events = events[max(0, len(events)-80):]
+	if len(requests) > 10 {
+		events = append(events, fmt.Sprintf("(%d requests logged, the last 10:)", len(requests)))
+		requests = requests[len(requests)-10:]
+	}
+	return strings.Join(append(events, requests...), "\n")
 }
 
 func (z *zdStack) settings(version, healthy, deploy string) string {
