@@ -202,7 +202,7 @@ func checkStartFirst(t *testing.T, cfg string) {
 			"\n    retry-on conn-failure empty-response\n",
 			"\n    http-request disable-l7-retry unless METH_GET || METH_OPTIONS\n",
 			"\n    server-template app 4 ",
-			" check inter 1s fall 1 rise 1\n",
+			" check inter 1s fall 2 rise 1\n",
 		} {
 			if !strings.Contains(block, want) {
 				t.Errorf("backend %s has no %q", name, want)

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -102,8 +101,7 @@ func (b *bench) goodTrial(ctx context.Context, m *modeResults, text, version str
 
 // floorTrial times the engine alone creating and starting the application's container of the round's good
 // version (text), under another name and without bee2d's owner label (so the daemon leaves it alone), until
-// it reports it healthy. It has the network alias bee2d adds, the application's container name, as the
-// daemon's containers do.
+// it reports it healthy.
 func (b *bench) floorTrial(ctx context.Context, m *modeResults, text string, round int) error {
 	c, err := b.desired(text)
 	if err != nil {
@@ -112,7 +110,6 @@ func (b *bench) floorTrial(ctx context.Context, m *modeResults, text string, rou
 	spec := c.ContainerSpec
 	spec.Name = fmt.Sprintf("%s-floor-%d", b.runID, round)
 	spec.Labels = map[string]string{labels.Prefix: b.runID}
-	spec.Aliases = append(slices.Clone(spec.Aliases), b.appName())
 	from := b.events.mark()
 	t0 := time.Now()
 	id, err := b.cli.CreateContainer(ctx, spec)

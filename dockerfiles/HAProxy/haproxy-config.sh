@@ -165,7 +165,10 @@ CFG
 	# connections (a request sent on one just then gets nothing back). Both are retried on another server
 	# (redispatch on every retry): a refused connection always, since nothing was sent; an empty response
 	# only for methods a client may repeat, as the others may have been acted on. The TCP check every
-	# second takes a server out at its first failure and back at its first success. Until then a container
+	# second takes a server out after two failures in a row and back at its first success: one failure
+	# is also what a new container's first, slow connection can look like, and taking both servers out
+	# at once would leave none (bee2d's start-first deploy takes the old container's name away two
+	# seconds before it stops it, so by then its address has left the DNS). Until then a container
 	# that has exited leaves an address nothing answers, and a connection to it waits for timeout connect
 	# before it goes elsewhere: 2s rather than 5s, yet past the retransmission at 1s of a lost SYN or ARP
 	# request (a new container's address is in the DNS a moment before it answers). Keep-alive to the
@@ -178,7 +181,7 @@ CFG
 		print "    option redispatch 1"
 		print "    retry-on conn-failure empty-response"
 		print "    http-request disable-l7-retry unless METH_GET || METH_OPTIONS"
-		printf "    server-template app %d %s:%s check inter 1s fall 1 rise 1\n", slots, $2, $3
+		printf "    server-template app %d %s:%s check inter 1s fall 2 rise 1\n", slots, $2, $3
 	}'
 } >"$tmp_cfg"
 

@@ -125,7 +125,7 @@ func settleLeftovers(d *Desired, live *liveState, opt Options) (early, late []Ac
 		}
 		for _, s := range g.starting {
 			if cur == nil && wanted[final] && s.Ready() {
-				restore(s, "its start-first deploy was cut short after the old version was gone; it takes the name")
+				restore(s, "a start-first deploy was cut short after the old version gave up the name; this new one is healthy and takes it")
 				continue
 			}
 			// Early, running or not: a new start-first deploy of the same spec takes its name.

@@ -165,6 +165,15 @@ func TestDeployPlans(t *testing.T) {
 			},
 		},
 		{
+			// Killed between the renames of a start-first deploy: the old API is aside, still running;
+			// the new one is healthy under its temporary name. It takes the name; the old one goes.
+			name: "deploy-interrupted-between-renames", live: deployBase, want: api2,
+			snapshot: func(t *testing.T, s *Snapshot) {
+				find(s, "bee2-app-api").Name = asideName("bee2-app-api", find(s, "bee2-app-api").ID)
+				kept(t, s, want2(t), "bee2-app-api", startingName("bee2-app-api", container(t, want2(t), "bee2-app-api").Hash), "running")
+			},
+		},
+		{
 			name: "deploy-failed-kept-while-in-settings", live: deployBase, want: deployBase + "  extra:\n    server: web1\n    image: extra:1\n",
 			snapshot: func(t *testing.T, s *Snapshot) {
 				ex := desired(t, deployBase+"  extra:\n    server: web1\n    image: extra:1\n", "")
@@ -259,7 +268,7 @@ func deployCalls(t *testing.T, want string, verdict map[string]engine.Health, ed
 	}
 	p := Diff(desired(t, want, ""), live, Options{Only: "api"})
 	eng := &healthEngine{verdict: verdict}
-	ex := &Executor{Engine: eng, Parallel: 2, Prefix: "bee2", Server: "web1"}
+	ex := &Executor{Engine: eng, Parallel: 2, Prefix: "bee2", Server: "web1", Drain: -1}
 	_, err := ex.Execute(t.Context(), p)
 	return eng, err
 }
@@ -272,8 +281,10 @@ func TestStartFirstSwapsOnceHealthy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The old one gives up the name before the new one takes it, and serves on (Drain) until it stops.
 	want := []string{"create " + tmp, "start id-" + tmp, "inspect id-" + tmp, "wait id-" + tmp,
-		"stop " + oldID, "remove " + oldID, "rename id-" + tmp + " bee2-app-api"}
+		"rename " + oldID + " " + asideName("bee2-app-api", oldID), "rename id-" + tmp + " bee2-app-api",
+		"stop " + oldID, "remove " + oldID}
 	if got := withoutPulls(eng.calls); !slices.Equal(got, want) {
 		t.Errorf("calls\n %s\nwant\n %s", strings.Join(got, "\n "), strings.Join(want, "\n "))
 	}

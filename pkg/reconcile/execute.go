@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"slices"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -45,6 +44,9 @@ type Executor struct {
 	Parallel int
 	// StopTimeout is how long a container gets to stop before it is killed; config.StopTimeout when zero.
 	StopTimeout time.Duration
+	// Drain is how long the old container of a start-first deploy serves on after it lost its name;
+	// DefaultDrain when zero, none when negative.
+	Drain time.Duration
 	// Prefix and Server label the networks and volumes created.
 	Prefix, Server string
 	// Draining, once closed, stops new actions from starting; those in flight finish. The context given
@@ -295,7 +297,7 @@ func (e *Executor) apply(ctx context.Context, a Action) error {
 	case OpPullImage:
 		return e.Engine.PullImage(ctx, a.Resource, e.Output)
 	case OpCreateContainer:
-		id, err := e.create(ctx, a.Container.ContainerSpec, a.Container)
+		id, err := e.create(ctx, a.Container.ContainerSpec)
 		if err != nil {
 			return err
 		}
@@ -355,7 +357,7 @@ func (e *Executor) recreate(ctx context.Context, a Action) error {
 	} else {
 		stopped <- nil
 	}
-	id, err := e.create(ctx, a.Container.ContainerSpec, a.Container)
+	id, err := e.create(ctx, a.Container.ContainerSpec)
 	if serr := <-stopped; serr != nil && err == nil {
 		// The old container may still hold the ports: the new one cannot take over.
 		e.discard(ctx, id)
@@ -395,15 +397,17 @@ func (e *Executor) recreate(ctx context.Context, a Action) error {
 	return nil
 }
 
-// startFirst replaces a container by starting the new one beside it, under a temporary name and with the
-// final name as a network alias, so that both answer to that name while they overlap. The old one is
-// stopped and removed only once the new one is healthy; then the new one takes the name. A new one that
-// is not healthy in time is stopped and kept as the failed version: the old one never stopped serving.
+// startFirst replaces a container by starting the new one beside it under a temporary name, which nothing
+// uses: the old one keeps the name, and all the traffic, until the new one is healthy. A new one that is not
+// healthy in time is stopped and kept as the failed version; the old one never stopped serving. A healthy
+// one takes the name from the old one (two renames: Docker's DNS answers for a container's name at once),
+// and the old one, set aside, serves on for Drain, the time for the front end and other clients to look
+// the name up again and send their requests to the new one; then it is stopped and removed.
 func (e *Executor) startFirst(ctx context.Context, a Action) error {
 	old := a.Live
 	spec := a.Container.ContainerSpec
 	spec.Name = startingName(a.Resource, a.Container.Hash)
-	id, err := e.create(ctx, spec, a.Container)
+	id, err := e.create(ctx, spec)
 	if err != nil {
 		return err
 	}
@@ -418,18 +422,34 @@ func (e *Executor) startFirst(ctx context.Context, a Action) error {
 	if why != "" {
 		return e.rollBack(ctx, a, id, why, nil)
 	}
-	if err := e.stopContainer(ctx, old, e.graceOf(a.Container)); err != nil && !engine.IsNotFound(err) {
-		return fmt.Errorf("stop replaced container %s: %w", a.Resource, err)
-	}
-	if err := e.removeContainer(ctx, old); err != nil && !engine.IsNotFound(err) {
-		return fmt.Errorf("remove replaced container %s: %w", a.Resource, err)
+	// Cut short between the renames, the next plan gives the new one the name: it is healthy.
+	aside := asideName(a.Resource, old.ID)
+	if err := e.Engine.RenameContainer(ctx, old.ID, aside); err != nil && !engine.IsNotFound(err) {
+		return err // the old one serves on under its name; the next plan removes the new one
 	}
 	if err := e.Engine.RenameContainer(ctx, id, a.Resource); err != nil {
-		return err // the next plan gives it the name: it is the one that serves
+		return err
 	}
 	e.dropFailed(ctx, a)
+	if old.Running() {
+		select {
+		case <-time.After(cmp.Or(e.Drain, DefaultDrain)):
+		case <-ctx.Done():
+			return ctx.Err() // the next plan removes the old one
+		}
+	}
+	if err := e.stopContainer(ctx, old, e.graceOf(a.Container)); err != nil && !engine.IsNotFound(err) {
+		return fmt.Errorf("stop replaced container %s: %w", aside, err)
+	}
+	if err := e.removeContainer(ctx, old); err != nil && !engine.IsNotFound(err) {
+		return fmt.Errorf("remove replaced container %s: %w", aside, err)
+	}
 	return nil
 }
+
+// DefaultDrain is how long the old container of a start-first deploy serves on after the new one has taken
+// its name: one look-up and one check of the bundled HAProxy (a second each), with room to spare.
+const DefaultDrain = 2 * time.Second
 
 // graceOf is how long a container gets to stop: the executor's, or the container's own when longer
 // (stop_grace), which is what it was promised.
@@ -548,14 +568,8 @@ func clip(s string, n int) string {
 
 // create makes the container of spec and connects it to its further networks, so that it starts on all of
 // them at once. A container that cannot be connected is removed, as one that cannot start is: never a
-// half-made container under its final name. An application also answers to its container name as a
-// network alias, so that the new container of a start-first deploy, under another name meanwhile, is
-// reached by that name beside the old one; the alias is implied by the name, so it is not part of the spec
-// hash, and containers made before it existed are not recreated for it.
-func (e *Executor) create(ctx context.Context, spec engine.ContainerSpec, c *Container) (string, error) {
-	if c.Kind == config.KindApp && !slices.Contains(spec.Aliases, c.Name) {
-		spec.Aliases = append(slices.Clone(spec.Aliases), c.Name)
-	}
+// half-made container under its final name.
+func (e *Executor) create(ctx context.Context, spec engine.ContainerSpec) (string, error) {
 	id, err := e.Engine.CreateContainer(ctx, spec)
 	if err != nil {
 		return "", err
@@ -598,7 +612,7 @@ func (e *Executor) runJob(ctx context.Context, a Action) error {
 			return err
 		}
 	}
-	id, err := e.create(ctx, a.Container.ContainerSpec, a.Container)
+	id, err := e.create(ctx, a.Container.ContainerSpec)
 	if err != nil {
 		return err
 	}

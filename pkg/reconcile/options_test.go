@@ -423,14 +423,10 @@ func TestExecuteConnectsMoreNetworksBeforeStart(t *testing.T) {
 				{"bee2-job-report", "run id-bee2-job-report"},
 			} {
 				create, start := eng.index("create "+tc.container), eng.index(tc.start)
-				// An application also answers to its container name; a job only to its own.
-				aliases := strings.TrimPrefix(tc.container, "bee2-job-")
-				if svc, ok := strings.CutPrefix(tc.container, "bee2-app-"); ok {
-					aliases = svc + "," + tc.container
-				}
+				svc := strings.TrimPrefix(strings.TrimPrefix(tc.container, "bee2-app-"), "bee2-job-")
 				var connects []int
 				for _, n := range container(t, want, tc.container).MoreNetworks {
-					connects = append(connects, eng.index("connect "+n+" id-"+tc.container+" "+aliases))
+					connects = append(connects, eng.index("connect "+n+" id-"+tc.container+" "+svc))
 				}
 				if create < 0 || start < 0 || len(connects) == 0 || slices.Min(connects) < create || slices.Max(connects) > start {
 					t.Errorf("%s: want create, then connect to each further network with its alias, then start:\n %s",
@@ -456,7 +452,7 @@ func TestExecuteConnectFailureDiscardsTheContainer(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := Diff(want, live, Options{Only: "api"})
-			eng := &recordingEngine{fail: map[string]error{"connect bee2-db id-bee2-app-api api,bee2-app-api": errors.New("network bee2-db not found")}}
+			eng := &recordingEngine{fail: map[string]error{"connect bee2-db id-bee2-app-api api": errors.New("network bee2-db not found")}}
 			ex := &Executor{Engine: eng, Parallel: 4, Prefix: "bee2", Server: "web1"}
 			res, err := ex.Execute(t.Context(), p)
 			if err == nil || !strings.Contains(err.Error(), "bee2-app-api") || !strings.Contains(err.Error(), "bee2-db not found") {
