@@ -40,7 +40,7 @@ func (b *bench) measure(ctx context.Context) (*results, error) {
 	if err := sleep(ctx, 3*time.Second); err != nil {
 		return nil, err
 	}
-	pid := b.daemon.Process.Pid
+	pid := b.daemon.Cmd.Process.Pid
 	if res.RSSConvergedBytes, err = rss(pid); err != nil {
 		return nil, err
 	}
@@ -344,7 +344,7 @@ func (b *bench) waitConverged(ctx context.Context, want map[string]string, timeo
 	var problem string
 	for time.Now().Before(deadline) {
 		select {
-		case err := <-b.exited:
+		case err := <-b.daemon.Exited:
 			return fmt.Errorf("the daemon exited (%v); its log is %s", err, b.logFile)
 		default:
 		}

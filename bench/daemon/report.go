@@ -10,6 +10,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/bee2d/bee2d/bench/internal/benchrun"
 )
 
 // measurement names one timed thing; the names are also the JSON keys.
@@ -112,7 +114,7 @@ type idle struct {
 }
 
 type results struct {
-	Versions          versions                `json:"versions"`
+	Versions          benchrun.Versions       `json:"versions"`
 	Containers        int                     `json:"managed_containers"`
 	Trials            int                     `json:"trials"`
 	Debounce          string                  `json:"debounce"`

@@ -256,7 +256,7 @@ func (b *bench) quiet(ctx context.Context, hash string, timeout time.Duration) e
 	var problem string
 	for time.Now().Before(deadline) {
 		select {
-		case err := <-b.exited:
+		case err := <-b.daemon.Exited:
 			return fmt.Errorf("the daemon exited (%v); its log is %s", err, b.logFile)
 		default:
 		}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/bee2d/bee2d/bench/internal/benchrun"
 )
 
 // measurement names one timed thing; the names are also the JSON keys.
@@ -107,7 +109,7 @@ func (m *modeResults) last(k measurement) string {
 }
 
 type results struct {
-	Versions versions                `json:"versions"`
+	Versions benchrun.Versions       `json:"versions"`
 	Rounds   int                     `json:"rounds"`
 	Health   string                  `json:"health_check"`
 	GateMS   float64                 `json:"gate_timeout_ms"`

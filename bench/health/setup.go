@@ -8,13 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/bee2d/bee2d/bench/internal/benchrun"
 	"github.com/bee2d/bee2d/internal/testdocker"
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
@@ -40,20 +38,11 @@ type bench struct {
 	settings string
 	logFile  string
 
-	daemon  *exec.Cmd
-	exited  chan error
+	daemon  *benchrun.Daemon
 	events  *eventLog
-	version versions
+	version benchrun.Versions
 
 	imageBuilt bool
-}
-
-// versions say what was measured.
-type versions struct {
-	Engine string `json:"engine"`
-	Bee2d  string `json:"bee2d"`
-	Go     string `json:"go"`
-	CPUs   int    `json:"cpus"`
 }
 
 func newBench(ctx context.Context, opt options) (*bench, error) {
@@ -162,64 +151,21 @@ func (b *bench) desired(text string) (reconcile.Container, error) {
 
 func (b *bench) appName() string { return config.ContainerName(b.runID, config.KindApp, app) }
 
-// startDaemon runs the daemon with its log in a file.
+// startDaemon runs the daemon with its log in a file: JSON at debug level.
 func (b *bench) startDaemon() error {
 	b.logFile = filepath.Join(b.dir, "daemon.log")
-	f, err := os.Create(b.logFile)
+	d, err := benchrun.StartDaemon(b.bee2dBin, b.settings, b.opt.debounce, b.logFile)
 	if err != nil {
 		return err
 	}
-	b.daemon = exec.Command(b.bee2dBin, "daemon", "-c", b.settings, "--listen", "", "--debounce", b.opt.debounce.String(),
-		"--log-format", "json", "--log-level", "debug")
-	b.daemon.Stdout, b.daemon.Stderr = f, f
-	if err := b.daemon.Start(); err != nil {
-		f.Close()
-		return err
-	}
-	b.exited = make(chan error, 1)
-	go func() {
-		b.exited <- b.daemon.Wait()
-		f.Close()
-	}()
-	logf("daemon started, pid %d, log %s", b.daemon.Process.Pid, b.logFile)
+	b.daemon = d
+	logf("daemon started, pid %d, log %s", d.Cmd.Process.Pid, b.logFile)
 	return nil
 }
 
-// stopDaemon sends SIGTERM and waits for the exit.
-func (b *bench) stopDaemon() error {
-	if b.daemon == nil || b.daemon.Process == nil {
-		return nil
-	}
-	select {
-	case err := <-b.exited:
-		b.daemon = nil
-		return fmt.Errorf("the daemon had exited: %v", err)
-	default:
-	}
-	b.daemon.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-b.exited:
-		b.daemon = nil
-		return err
-	case <-time.After(time.Minute):
-		b.daemon.Process.Kill()
-		b.daemon = nil
-		return errors.New("the daemon did not stop within a minute of SIGTERM; killed")
-	}
-}
-
-func (b *bench) readVersions(ctx context.Context) error {
-	b.version = versions{Go: runtime.Version(), CPUs: runtime.NumCPU(), Engine: "unknown"}
-	out, err := exec.CommandContext(ctx, b.bee2dBin, "version").Output()
-	if err != nil {
-		return fmt.Errorf("%s version: %w", b.bee2dBin, err)
-	}
-	b.version.Bee2d = strings.TrimSpace(strings.TrimPrefix(string(out), "bee2d "))
-	// The docker CLI is optional; the engine version is only for the record.
-	if out, err := exec.CommandContext(ctx, "docker", "version", "--format", "{{.Server.Version}}").Output(); err == nil {
-		b.version.Engine = strings.TrimSpace(string(out))
-	}
-	return nil
+func (b *bench) readVersions(ctx context.Context) (err error) {
+	b.version, err = benchrun.ReadVersions(ctx, b.bee2dBin)
+	return err
 }
 
 // close stops the daemon and removes everything the run created: containers and network (never volumes;
@@ -229,7 +175,8 @@ func (b *bench) close() error {
 	defer cancel()
 	logf("cleaning up %s", b.runID)
 	// The daemon goes first: it would bring back what teardown removes.
-	err := b.stopDaemon()
+	err := b.daemon.Stop()
+	b.daemon = nil
 	if b.events != nil {
 		b.events.stop()
 	}
@@ -249,53 +196,10 @@ func (b *bench) close() error {
 	return errors.Join(err, b.cli.Close())
 }
 
-// teardown removes the run's containers (the failed versions kept for their logs too), then its network,
-// one container at a time: on Docker 20.10 concurrent stops on one network can leave it believing it still
-// has endpoints (see bench/README.md).
 func (b *bench) teardown(ctx context.Context) error {
-	list, err := b.cli.ListContainers(ctx)
-	if err != nil {
-		return err
-	}
-	for _, c := range list {
-		if !strings.HasPrefix(c.Name, b.runID+"-") {
-			continue
-		}
-		if err := b.cli.StopContainer(ctx, c.ID, 5*time.Second); err != nil && !dockerx.IsNotFound(err) {
-			return fmt.Errorf("teardown: %w", err)
-		}
-		if err := b.cli.RemoveContainer(ctx, c.ID); err != nil && !dockerx.IsNotFound(err) {
-			return fmt.Errorf("teardown: %w", err)
-		}
-	}
-	var last error
-	for range 5 {
-		last = b.cli.RemoveNetwork(ctx, b.network)
-		if last == nil || dockerx.IsNotFound(last) {
-			return nil
-		}
-		time.Sleep(time.Second)
-	}
-	return fmt.Errorf("teardown: network %s (if it \"has active endpoints\", see bench/README.md): %w", b.network, last)
+	return benchrun.Teardown(ctx, b.cli, b.runID, b.network)
 }
 
-// command runs a preparation step, showing its output only when it fails.
-func command(ctx context.Context, dir string, env []string, name string, args ...string) error {
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return nil
-}
+func writeAtomic(path, text string) error { return benchrun.WriteAtomic(path, text, 0o600) }
 
-// writeAtomic replaces a file by renaming a new one over it, as editors and `git checkout` do: the daemon
-// never reads half a file.
-func writeAtomic(path, text string) error {
-	tmp := path + ".new"
-	if err := os.WriteFile(tmp, []byte(text), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
+var command = benchrun.Command
