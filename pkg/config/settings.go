@@ -25,6 +25,9 @@ type Settings struct {
 	// File is the path the settings were read from, as given; Dir is its directory.
 	File string
 	Dir  string
+	// Revision names the version of the settings when their source has versions: the full hash of the git
+	// commit they were checked out from; empty for a plain file. The source sets it after loading.
+	Revision string
 
 	// Servers in file order.
 	Servers []*Server
