@@ -36,6 +36,7 @@ type Metrics struct {
 	certs  *certMetrics
 	tasks  *taskMetrics
 	health *healthMetrics
+	git    *gitMetrics
 
 	mu sync.Mutex
 	// resources remembers which in-sync series exist per server, so that removed resources lose theirs.
@@ -89,6 +90,8 @@ func New() *Metrics {
 	m.certs = newCertMetrics(m.reg)
 	m.tasks = newTaskMetrics(m.reg)
 	m.health = newHealthMetrics(m.reg)
+	m.git = newGitMetrics()
+	m.reg.MustRegister(m.git.converged, m.git.convergedAt)
 	return m
 }
 
@@ -142,6 +145,7 @@ func (m *Metrics) ForgetServer(server string) {
 	m.health.forget(l)
 	m.forgetCerts(server)
 	m.mu.Lock()
+	m.git.forget(server)
 	delete(m.resources, server)
 	m.mu.Unlock()
 }

@@ -1,0 +1,30 @@
+package atomicfile
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestWriteReplacesWholeFileWithMode(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sub", "state.json")
+	if err := Write(path, []byte("first"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(path, []byte("second"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil || string(got) != "second" {
+		t.Fatalf("content %q, %v; want second", got, err)
+	}
+	fi, _ := os.Stat(path)
+	if fi.Mode().Perm() != 0o644 {
+		t.Errorf("mode %o, want 644", fi.Mode().Perm())
+	}
+	left, _ := os.ReadDir(filepath.Dir(path))
+	if len(left) != 1 {
+		t.Errorf("temporary files left behind: %v", left)
+	}
+}
