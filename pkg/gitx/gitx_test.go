@@ -1,4 +1,4 @@
-package gitsrc
+package gitx
 
 import (
 	"os"

@@ -1,6 +1,7 @@
-// Package gitsrc gets image sources from git repositories on the admin box, with the git command the user
-// already has, so that their SSH keys, agent and git configuration work as in a terminal.
-package gitsrc
+// Package gitx runs the user's git command for bee2d: heads of remotes, clones for image builds, and the
+// mirror the settings are followed from. It is the only package that runs git, so that every call gets the
+// same guards: no prompts, no command-running transports, no repository hooks, and no credentials in errors.
+package gitx
 
 import (
 	"bytes"
