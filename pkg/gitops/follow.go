@@ -172,8 +172,8 @@ func (f *Follower) Initial(ctx context.Context) (*config.Settings, []byte, error
 		f.setRunning(gitx.Commit{Hash: prev.Commit, Subject: prev.Subject})
 		f.tree = prev.Tree
 	}
-	s, raw, ok, err := f.examine(ctx, head)
-	if err != nil || !ok {
+	next, err := f.examine(ctx, head)
+	if err != nil || next == nil {
 		if prev == nil {
 			if err == nil {
 				err = f.refusal
@@ -183,10 +183,12 @@ func (f *Follower) Initial(ctx context.Context) (*config.Settings, []byte, error
 		if err != nil {
 			f.log().Warn("git head not examined; starting with the commit in force before",
 				zap.String("commit", gitx.Short(prev.Commit)), zap.Error(err))
+			f.backoff = firstBackoff // Run tries again soon
 		}
 		return f.resume(*prev)
 	}
-	return s, raw, nil
+	f.adopt(next)
+	return next.settings, next.raw, nil
 }
 
 // previousRun returns the record of the commit a previous run put in force, if it still applies: same
@@ -269,15 +271,16 @@ func (f *Follower) step(ctx context.Context, use func(*config.Settings, []byte))
 		return
 	}
 	f.backoff = 0
-	s, raw, ok, err := f.examine(ctx, head)
+	next, err := f.examine(ctx, head)
 	if err != nil {
 		// A local failure (disk, git) is worth another try.
 		f.log().Warn("git head not examined", zap.String("commit", gitx.Short(head)), zap.Error(err))
 		f.backoff = min(max(2*f.backoff, firstBackoff), f.RetryMax)
 		return
 	}
-	if ok {
-		use(s, raw)
+	if next != nil {
+		use(next.settings, next.raw)
+		f.adopt(next)
 	}
 }
 
@@ -288,7 +291,10 @@ func (f *Follower) fetch(ctx context.Context) (string, error) {
 	default:
 	}
 	head, err := f.mirror.Fetch(ctx, f.URL, f.Branch)
-	f.metrics(func(m Metrics) { m.GitFetch(err == nil, f.now()) })
+	if ctx.Err() == nil {
+		// A fetch cut short by the shutdown is no failure of the remote.
+		f.metrics(func(m Metrics) { m.GitFetch(err == nil, f.now()) })
+	}
 	if err != nil {
 		if msg := err.Error(); msg != f.fetchErr && ctx.Err() == nil {
 			f.log().Warn("git fetch failed", zap.String("url", config.RedactURL(f.URL)), zap.Error(err))
@@ -303,20 +309,28 @@ func (f *Follower) fetch(ctx context.Context) (string, error) {
 	return head, nil
 }
 
-// examine checks head and, if it passes, puts it in force and returns its settings (ok). A head that fails
-// a check is logged and remembered, not an error; err is a failure to examine it at all.
-func (f *Follower) examine(ctx context.Context, head string) (s *config.Settings, raw []byte, ok bool, err error) {
+// candidate is a head that passed every check, with its settings.
+type candidate struct {
+	commit   gitx.Commit
+	tree     string
+	settings *config.Settings
+	raw      []byte
+}
+
+// examine checks head and returns it with its settings if it passes, nil if not. A head that fails a check
+// is logged and remembered, not an error; err is a failure to examine it at all.
+func (f *Follower) examine(ctx context.Context, head string) (*candidate, error) {
 	running := f.Running()
 	if head == running.Hash {
 		f.release()
-		return nil, nil, false, nil
+		return nil, nil
 	}
 	if head == f.rejected || head == f.held {
-		return nil, nil, false, nil
+		return nil, nil
 	}
 	c, err := f.mirror.Describe(ctx, head)
 	if err != nil {
-		return nil, nil, false, err
+		return nil, err
 	}
 	log := f.log().With(zap.String("commit", c.Short()), zap.String("subject", c.Subject))
 
@@ -325,7 +339,7 @@ func (f *Follower) examine(ctx context.Context, head string) (s *config.Settings
 		signer, err := f.mirror.Verify(ctx, head, f.Verify)
 		if err != nil {
 			f.reject(log, c, false, false, err)
-			return nil, nil, false, nil
+			return nil, nil
 		}
 		log = log.With(zap.String("signer", signer))
 		verified = true
@@ -334,14 +348,14 @@ func (f *Follower) examine(ctx context.Context, head string) (s *config.Settings
 	if running.Hash != "" && !f.AllowRewind {
 		descends, err := f.mirror.IsAncestor(ctx, running.Hash, head)
 		if err != nil {
-			return nil, nil, false, err
+			return nil, err
 		}
 		if !descends {
 			log.Warn("git head rewinds history; held until the branch descends from the commit in force again",
 				zap.String("running", running.Hash), zap.String("head", head))
 			f.held = head
 			f.metrics(func(m Metrics) { m.GitHeld(true) })
-			return nil, nil, false, nil
+			return nil, nil
 		}
 	}
 
@@ -350,35 +364,41 @@ func (f *Follower) examine(ctx context.Context, head string) (s *config.Settings
 		f.previous = "" // the branch went back to the commit before; a fresh tree replaces its old one
 	}
 	if err := f.mirror.RemoveTree(tree); err != nil {
-		return nil, nil, false, err
+		return nil, err
 	}
 	if err := f.mirror.Checkout(ctx, head, tree); err != nil {
-		return nil, nil, false, err
+		return nil, err
 	}
-	s, raw, err = f.Load(filepath.Join(tree, f.Path), tree)
+	s, raw, err := f.Load(filepath.Join(tree, f.Path), tree)
 	if err != nil {
 		f.mirror.RemoveTree(tree)
 		f.reject(log, c, false, verified, err)
-		return nil, nil, false, nil
+		return nil, nil
 	}
 	s.Revision = head
 	f.metrics(func(m Metrics) { m.GitHead(head, true, verified) })
+	return &candidate{commit: c, tree: tree, settings: s, raw: raw}, nil
+}
 
-	if f.tree != "" && f.tree != tree {
+// adopt puts a candidate in force once the daemon has its settings: it becomes the running commit, its
+// record is written, and the work trees no longer needed go.
+func (f *Follower) adopt(next *candidate) {
+	if f.tree != "" && f.tree != next.tree {
 		f.previous = f.tree
 	}
-	f.tree = tree
+	f.tree = next.tree
 	f.rejected = ""
 	f.release()
-	f.setRunning(c)
-	if err := writeRunning(f.Dir, Record{Commit: head, Subject: c.Subject, Branch: f.Branch, Path: f.Path,
-		URL: config.RedactURL(f.URL), Tree: tree, Time: f.now().UTC()}); err != nil {
+	f.setRunning(next.commit)
+	c := next.commit
+	log := f.log().With(zap.String("commit", c.Short()), zap.String("subject", c.Subject))
+	if err := writeRunning(f.Dir, Record{Commit: c.Hash, Subject: c.Subject, Branch: f.Branch, Path: f.Path,
+		URL: config.RedactURL(f.URL), Tree: next.tree, Time: f.now().UTC()}); err != nil {
 		log.Warn("the record of the commit in force is not written", zap.Error(err))
 	}
 	f.removeStale()
-	f.metrics(func(m Metrics) { m.SettingsCommit(head) })
+	f.metrics(func(m Metrics) { m.SettingsCommit(c.Hash) })
 	log.Info("git settings commit in force")
-	return s, raw, true, nil
 }
 
 // reject logs a head that failed its checks, once: it is not examined again until the branch moves.

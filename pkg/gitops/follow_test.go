@@ -207,6 +207,22 @@ func start(t *testing.T, f *Follower) *uses {
 	return u
 }
 
+// inForce reports whether Run has put commit in force: handed its settings over, recorded it, reported it.
+func inForce(f *Follower, u *uses, commit string) func() bool {
+	return func() bool {
+		if u.last() != commit || f.Running().Hash != commit {
+			return false
+		}
+		if r, err := ReadRunning(f.Dir); err != nil || r.Commit != commit {
+			return false
+		}
+		if m, ok := f.Metrics.(*fakeMetrics); ok {
+			return m.seen(func(m *fakeMetrics) bool { return len(m.commits) > 0 && m.commits[len(m.commits)-1] == commit })()
+		}
+		return true
+	}
+}
+
 func initial(t *testing.T, f *Follower, want string) {
 	t.Helper()
 	s, raw, err := f.Initial(t.Context())
@@ -232,7 +248,7 @@ func TestFollow(t *testing.T) {
 
 	second := r.push(good+"# second\n", "second")
 	f.Trigger()
-	waitFor(t, "the second commit in force", func() bool { return u.last() == second })
+	waitFor(t, "the second commit in force", inForce(f, u, second))
 	if f.Running().Hash != second {
 		t.Errorf("running %s, want %s", f.Running().Hash, second)
 	}
@@ -268,7 +284,7 @@ func TestFollow(t *testing.T) {
 
 	fixed := r.push(good+"# fixed\n", "fixed")
 	f.Trigger()
-	waitFor(t, "the fix in force", func() bool { return u.last() == fixed })
+	waitFor(t, "the fix in force", inForce(f, u, fixed))
 
 	// The remote goes away: fetches fail, the settings stay.
 	gone := r.bare + ".gone"
@@ -285,7 +301,7 @@ func TestFollow(t *testing.T) {
 	}
 	back := r.push(good+"# back\n", "back")
 	f.Trigger()
-	waitFor(t, "the commit after the outage in force", func() bool { return u.last() == back })
+	waitFor(t, "the commit after the outage in force", inForce(f, u, back))
 
 	// Only the running tree and the one before it are kept.
 	trees, err := os.ReadDir(filepath.Join(dir, "trees"))
@@ -322,7 +338,7 @@ func TestFollowRewind(t *testing.T) {
 			rewound := r.push(good+"# another second\n", "another second")
 			f.Trigger()
 			if allow {
-				waitFor(t, "the rewound head in force", func() bool { return u.last() == rewound })
+				waitFor(t, "the rewound head in force", inForce(f, u, rewound))
 				return
 			}
 			waitFor(t, "the rewound head held", m.seen(func(m *fakeMetrics) bool { return len(m.held) == 1 && m.held[0] }))
@@ -334,7 +350,7 @@ func TestFollowRewind(t *testing.T) {
 			r.git(r.work, "reset", "--quiet", "--hard", second)
 			third := r.push(good+"# third\n", "third")
 			f.Trigger()
-			waitFor(t, "the descendant in force", func() bool { return u.last() == third })
+			waitFor(t, "the descendant in force", inForce(f, u, third))
 			if !m.seen(func(m *fakeMetrics) bool { return len(m.held) == 2 && !m.held[1] })() {
 				t.Errorf("GitHeld calls %v", m.held)
 			}
@@ -398,7 +414,7 @@ func TestFollowVerify(t *testing.T) {
 
 	ok := r.push(good+"# ok\n", "ok", signed(allowed)...)
 	f.Trigger()
-	waitFor(t, "the signed head in force", func() bool { return u.last() == ok })
+	waitFor(t, "the signed head in force", inForce(f, u, ok))
 	waitFor(t, "the signed head reported", lastHead(head{ok, true, true}))
 }
 
@@ -411,7 +427,7 @@ func TestRestart(t *testing.T) {
 	u := start(t, f)
 	second := r.push(good+"# second\n", "second")
 	f.Trigger()
-	waitFor(t, "the second commit in force", func() bool { return u.last() == second })
+	waitFor(t, "the second commit in force", inForce(f, u, second))
 
 	// The remote is down at the next start: the commit in force before is used.
 	gone := r.bare + ".gone"
