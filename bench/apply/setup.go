@@ -20,8 +20,8 @@ import (
 
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/gitx"
 	"github.com/bee2d/bee2d/pkg/reconcile"
-	"github.com/bee2d/bee2d/pkg/reconcile/gitsrc"
 )
 
 // bench is one run: its names, its files, and its connection to the engine.
@@ -183,7 +183,7 @@ func (b *bench) writeFiles() error {
 	if err != nil {
 		return err
 	}
-	d, err := reconcile.DesireFrom(s, "local", reconcile.Sources{Digest: dockerx.ContextDigest, Head: gitsrc.Heads(context.Background())})
+	d, err := reconcile.DesireFrom(s, "local", reconcile.Sources{Digest: dockerx.ContextDigest, Head: gitx.Heads(context.Background())})
 	if err != nil {
 		return err
 	}

@@ -15,9 +15,9 @@ import (
 
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/gitx"
 	"github.com/bee2d/bee2d/pkg/labels"
 	"github.com/bee2d/bee2d/pkg/reconcile"
-	"github.com/bee2d/bee2d/pkg/reconcile/gitsrc"
 )
 
 // measure waits for the daemon's first convergence, takes its memory, leaves it idle for the CPU figure,
@@ -192,7 +192,7 @@ func (b *bench) floorSpec(round int) (dockerx.ContainerSpec, error) {
 	if err != nil {
 		return dockerx.ContainerSpec{}, err
 	}
-	d, err := reconcile.DesireFrom(s, "local", reconcile.Sources{Digest: dockerx.ContextDigest, Head: gitsrc.Heads(context.Background())})
+	d, err := reconcile.DesireFrom(s, "local", reconcile.Sources{Digest: dockerx.ContextDigest, Head: gitx.Heads(context.Background())})
 	if err != nil {
 		return dockerx.ContainerSpec{}, err
 	}

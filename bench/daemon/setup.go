@@ -16,8 +16,8 @@ import (
 	"github.com/bee2d/bee2d/bench/internal/benchrun"
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/gitx"
 	"github.com/bee2d/bee2d/pkg/reconcile"
-	"github.com/bee2d/bee2d/pkg/reconcile/gitsrc"
 )
 
 // probe is the application the trials change, remove and kill.
@@ -158,7 +158,7 @@ func (b *bench) desired(text string) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := reconcile.DesireFrom(s, "local", reconcile.Sources{Digest: dockerx.ContextDigest, Head: gitsrc.Heads(context.Background())})
+	d, err := reconcile.DesireFrom(s, "local", reconcile.Sources{Digest: dockerx.ContextDigest, Head: gitx.Heads(context.Background())})
 	if err != nil {
 		return nil, err
 	}

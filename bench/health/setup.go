@@ -16,8 +16,8 @@ import (
 	"github.com/bee2d/bee2d/internal/testdocker"
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/gitx"
 	"github.com/bee2d/bee2d/pkg/reconcile"
-	"github.com/bee2d/bee2d/pkg/reconcile/gitsrc"
 )
 
 // app is the application the trials deploy.
@@ -137,7 +137,7 @@ func (b *bench) desired(text string) (reconcile.Container, error) {
 	if err != nil {
 		return reconcile.Container{}, err
 	}
-	d, err := reconcile.DesireFrom(s, "local", reconcile.Sources{Digest: dockerx.ContextDigest, Head: gitsrc.Heads(context.Background())})
+	d, err := reconcile.DesireFrom(s, "local", reconcile.Sources{Digest: dockerx.ContextDigest, Head: gitx.Heads(context.Background())})
 	if err != nil {
 		return reconcile.Container{}, err
 	}

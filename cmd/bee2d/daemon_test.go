@@ -31,9 +31,9 @@ import (
 	"github.com/bee2d/bee2d/pkg/daemon"
 	"github.com/bee2d/bee2d/pkg/daemon/metrics"
 	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/gitx"
 	"github.com/bee2d/bee2d/pkg/labels"
 	"github.com/bee2d/bee2d/pkg/reconcile"
-	"github.com/bee2d/bee2d/pkg/reconcile/gitsrc"
 )
 
 // eventually is how long a daemon gets to converge after a change. It bounds the wait only; no test
@@ -219,7 +219,7 @@ func (st *daemonStack) desired() map[string]string {
 	if err != nil {
 		st.t.Fatal(err)
 	}
-	d, err := reconcile.DesireFrom(s, "local", reconcile.Sources{Digest: dockerx.ContextDigest, Head: gitsrc.Heads(st.t.Context())})
+	d, err := reconcile.DesireFrom(s, "local", reconcile.Sources{Digest: dockerx.ContextDigest, Head: gitx.Heads(st.t.Context())})
 	if err != nil {
 		st.t.Fatal(err)
 	}

@@ -10,8 +10,8 @@ import (
 
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/gitx"
 	"github.com/bee2d/bee2d/pkg/reconcile"
-	"github.com/bee2d/bee2d/pkg/reconcile/gitsrc"
 )
 
 // secretShown replaces a secret env value in render's output.
@@ -37,7 +37,7 @@ func cmdRender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	out, err := render(s, servers, reconcile.Sources{Digest: dockerx.ContextDigest, Head: gitsrc.Heads(ctx)}, showSecrets)
+	out, err := render(s, servers, reconcile.Sources{Digest: dockerx.ContextDigest, Head: gitx.Heads(ctx)}, showSecrets)
 	if err != nil {
 		return err
 	}

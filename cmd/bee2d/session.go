@@ -14,8 +14,8 @@ import (
 
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/gitx"
 	"github.com/bee2d/bee2d/pkg/reconcile"
-	"github.com/bee2d/bee2d/pkg/reconcile/gitsrc"
 )
 
 // session is one command's view of the settings: which servers it works on and how it logs.
@@ -104,7 +104,7 @@ func (sess *session) eachServer(ctx context.Context, fn func(context.Context, *s
 // connect computes the server's desired state first, so that a bad build directory is reported before any
 // connection is made, then connects.
 func (sess *session) connect(ctx context.Context, name string) (*server, error) {
-	d, err := reconcile.DesireFrom(sess.settings, name, reconcile.Sources{Digest: dockerx.ContextDigest, Head: gitsrc.Heads(ctx)})
+	d, err := reconcile.DesireFrom(sess.settings, name, reconcile.Sources{Digest: dockerx.ContextDigest, Head: gitx.Heads(ctx)})
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +134,7 @@ func (srv *server) converge(ctx context.Context, opt reconcile.Options) (string,
 			Output:    srv.sess.progress,
 			Parallel:  defaultParallel,
 			JobOutput: srv.sess.jobOutput,
-			Clone:     gitsrc.CloneTemp,
+			Clone:     gitx.CloneTemp,
 		},
 	}, srv.sess.log.With(zap.String("server", srv.name)))
 	var observe *reconcile.ObserveError

@@ -30,7 +30,7 @@ var rules = []rule{
 		why:  "the planner does no I/O itself; it talks to Docker through small interfaces",
 		from: []string{m + "pkg/reconcile"},
 		imports: []string{m + "pkg/dockerx/...", m + "pkg/backup/...", m + "pkg/daemon/...",
-			m + "pkg/reconcile/gitsrc", "os/exec", "net/http", "os", "net"},
+			m + "pkg/gitx", "os/exec", "net/http", "os", "net"},
 		deps: dockerSDK,
 	},
 	{

@@ -14,8 +14,8 @@ import (
 
 	"github.com/bee2d/bee2d/pkg/daemon/metrics"
 	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/gitx"
 	"github.com/bee2d/bee2d/pkg/reconcile"
-	"github.com/bee2d/bee2d/pkg/reconcile/gitsrc"
 )
 
 // convergeTask is the server's pass: it observes the server, plans and executes through reconcile.Apply,
@@ -114,7 +114,7 @@ func (c *convergeTask) Run(ctx context.Context, r *Run) Result {
 			Parallel:    d.Parallel,
 			StopTimeout: d.StopTimeout,
 			Draining:    r.Draining,
-			Clone:       gitsrc.CloneTemp,
+			Clone:       gitx.CloneTemp,
 			Done: func(a reconcile.Action, err error, took time.Duration) {
 				if m := r.Metrics; m != nil {
 					m.Action(c.server, a.Op.Metric(), err == nil)

@@ -20,8 +20,8 @@ import (
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/daemon/metrics"
 	"github.com/bee2d/bee2d/pkg/dockerx"
+	"github.com/bee2d/bee2d/pkg/gitx"
 	"github.com/bee2d/bee2d/pkg/reconcile"
-	"github.com/bee2d/bee2d/pkg/reconcile/gitsrc"
 )
 
 // Conn is a connection to one server's engine as the daemon uses it; *dockerx.Client is one. What tasks
@@ -439,7 +439,7 @@ func (d *Daemon) head(ctx context.Context) reconcile.HeadFunc {
 	if d.Head != nil {
 		return d.Head
 	}
-	return gitsrc.Heads(ctx)
+	return gitx.Heads(ctx)
 }
 
 func (d *Daemon) digest() reconcile.DigestFunc {

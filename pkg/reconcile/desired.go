@@ -86,7 +86,7 @@ type DigestFunc func(dir string) (string, error)
 type HeadFunc func(url, branch string) (string, error)
 
 // Sources resolve image sources for DesireFrom: build directories by content, git branches by commit. The
-// planner does no I/O of its own: callers pass dockerx.ContextDigest and gitsrc.Heads, tests fakes. Each is
+// planner does no I/O of its own: callers pass dockerx.ContextDigest and gitx.Heads, tests fakes. Each is
 // required when the server has a service of its kind (build_dir, git).
 type Sources struct {
 	Digest DigestFunc

@@ -56,7 +56,7 @@ type Executor struct {
 	Done func(a Action, err error, took time.Duration)
 	// JobOutput, if set, gives the writer a job's output goes to.
 	JobOutput func(job string) io.Writer
-	// Clone checks out a git source into a directory of its own (gitsrc.CloneTemp does, with git) and returns
+	// Clone checks out a git source into a directory of its own (gitx.CloneTemp does, with git) and returns
 	// that directory, the commit checked out and a cleanup that removes it. Required for plans that build
 	// from git: the executor runs no git itself.
 	Clone func(ctx context.Context, url, branch string) (dir, commit string, cleanup func(), err error)

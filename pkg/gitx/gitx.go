@@ -1,6 +1,7 @@
-// Package gitsrc gets image sources from git repositories on the admin box, with the git command the user
-// already has, so that their SSH keys, agent and git configuration work as in a terminal.
-package gitsrc
+// Package gitx runs the user's git command for bee2d: heads of remotes, clones for image builds, and the
+// mirror the settings are followed from. It is the only package that runs git, so that every call gets the
+// same guards: no prompts, no command-running transports, no repository hooks, and no credentials in errors.
+package gitx
 
 import (
 	"bytes"
@@ -91,29 +92,76 @@ func Clone(ctx context.Context, url, branch, dir string) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-// git runs one git command. Nothing may prompt (a daemon has no terminal), transports that run commands
-// are off, and the URL's credentials are taken out of any error.
+// git runs one git command in dir (the current directory when empty) about the remote url.
 func git(ctx context.Context, dir, url string, args ...string) ([]byte, error) {
-	full := append([]string{"-c", "protocol.ext.allow=never", "-c", "protocol.fd.allow=never"}, args...)
+	return command{dir: dir, url: url}.run(ctx, args...)
+}
+
+// command is how one git command runs: where, against which repository, about which remote.
+type command struct {
+	// dir is the working directory; gitDir, when set, the repository (so that git never searches for one).
+	dir, gitDir string
+	// url is the remote the command talks to, named (redacted) in errors.
+	url string
+	// env is added to the environment; config adds -c settings.
+	env, config []string
+}
+
+// run runs git with args. Nothing may prompt (a daemon has no terminal), transports that run commands are
+// off, no hook of a repository runs, and the URL's credentials are taken out of any error.
+func (c command) run(ctx context.Context, args ...string) ([]byte, error) {
+	full := []string{"-c", "protocol.ext.allow=never", "-c", "protocol.fd.allow=never", "-c", "core.hooksPath=/dev/null"}
+	for _, kv := range c.config {
+		full = append(full, "-c", kv)
+	}
+	if c.gitDir != "" {
+		full = append(full, "--git-dir="+c.gitDir)
+	}
+	full = append(full, args...)
 	cmd := exec.CommandContext(ctx, "git", full...)
-	cmd.Dir = dir
+	cmd.Dir = c.dir
 	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=/bin/false", "SSH_ASKPASS=/bin/false",
 		"GIT_SSH_COMMAND="+sshCommand())
+	cmd.Env = append(cmd.Env, c.env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		msg = strings.ReplaceAll(msg, url, config.RedactURL(url))
+		e := &Error{Op: args[0], URL: config.RedactURL(c.url), Code: -1}
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			e.Code = exit.ExitCode()
+		}
+		e.Msg = strings.TrimSpace(stderr.String())
+		if c.url != "" {
+			e.Msg = strings.ReplaceAll(e.Msg, c.url, e.URL)
+		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			msg = "timed out"
+			e.Msg = "timed out"
 		}
-		if msg == "" {
-			msg = err.Error()
+		if e.Msg == "" {
+			e.Msg = err.Error()
 		}
-		return nil, fmt.Errorf("git %s %s: %s", args[0], config.RedactURL(url), msg)
+		return nil, e
 	}
 	return out, nil
+}
+
+// Error is a git command that failed.
+type Error struct {
+	// Op is git's subcommand; URL the remote it talked to, redacted, if any.
+	Op, URL string
+	// Code is git's exit status, -1 when it did not exit on its own.
+	Code int
+	// Msg is what git wrote to its standard error, without credentials.
+	Msg string
+}
+
+func (e *Error) Error() string {
+	if e.URL == "" {
+		return fmt.Sprintf("git %s: %s", e.Op, e.Msg)
+	}
+	return fmt.Sprintf("git %s %s: %s", e.Op, e.URL, e.Msg)
 }
 
 // sshCommand keeps the user's GIT_SSH_COMMAND, else runs ssh in batch mode so that a host key or
