@@ -22,7 +22,7 @@ type Metrics interface {
 	// GitFetch counts a fetch, failed or not.
 	GitFetch(ok bool, at time.Time)
 	// GitHead tells whether the newest head examined loaded (valid) and carried an allowed signature
-	// (verified; false when signatures are not checked).
+	// (verified; true when signatures are not checked).
 	GitHead(commit string, valid, verified bool)
 	// GitHeld tells whether a head is held back because it rewinds history.
 	GitHeld(held bool)
@@ -70,8 +70,9 @@ type Follower struct {
 	once    sync.Once
 	trigger chan struct{}
 
-	mu      sync.Mutex
-	running gitx.Commit
+	mu          sync.Mutex
+	running     gitx.Commit
+	runningTree string // the work tree of running, for Reload
 
 	// The rest belongs to the goroutine that runs Initial, then Run.
 	mirror *gitx.Mirror
@@ -169,7 +170,7 @@ func (f *Follower) Initial(ctx context.Context) (*config.Settings, []byte, error
 	}
 	if prev != nil {
 		// The checks of the head are relative to the commit in force before, and its tree is the previous one.
-		f.setRunning(gitx.Commit{Hash: prev.Commit, Subject: prev.Subject})
+		f.setRunning(gitx.Commit{Hash: prev.Commit, Subject: prev.Subject}, prev.Tree)
 		f.tree = prev.Tree
 	}
 	next, err := f.examine(ctx, head)
@@ -221,7 +222,7 @@ func (f *Follower) resume(r Record) (*config.Settings, []byte, error) {
 	}
 	s.Revision = r.Commit
 	f.tree = r.Tree
-	f.setRunning(gitx.Commit{Hash: r.Commit, Subject: r.Subject})
+	f.setRunning(gitx.Commit{Hash: r.Commit, Subject: r.Subject}, r.Tree)
 	f.removeStale()
 	f.metrics(func(m Metrics) { m.SettingsCommit(r.Commit) })
 	return s, raw, nil
@@ -334,7 +335,7 @@ func (f *Follower) examine(ctx context.Context, head string) (*candidate, error)
 	}
 	log := f.log().With(zap.String("commit", c.Short()), zap.String("subject", c.Subject))
 
-	verified := false
+	verified := f.Verify == nil // nothing to check is nothing refused
 	if f.Verify != nil {
 		signer, err := f.mirror.Verify(ctx, head, f.Verify)
 		if err != nil {
@@ -389,7 +390,7 @@ func (f *Follower) adopt(next *candidate) {
 	f.tree = next.tree
 	f.rejected = ""
 	f.release()
-	f.setRunning(next.commit)
+	f.setRunning(next.commit, next.tree)
 	c := next.commit
 	log := f.log().With(zap.String("commit", c.Short()), zap.String("subject", c.Subject))
 	if err := writeRunning(f.Dir, Record{Commit: c.Hash, Subject: c.Subject, Branch: f.Branch, Path: f.Path,
@@ -436,10 +437,27 @@ func (f *Follower) removeStale() {
 	}
 }
 
-func (f *Follower) setRunning(c gitx.Commit) {
+func (f *Follower) setRunning(c gitx.Commit, tree string) {
 	f.mu.Lock()
-	f.running = c
+	f.running, f.runningTree = c, tree
 	f.mu.Unlock()
+}
+
+// Reload loads the settings of the commit in force again from its work tree: the files they read outside
+// the repository (an absolute secrets_dir, keys) may have changed. The work tree itself does not.
+func (f *Follower) Reload() (*config.Settings, []byte, error) {
+	f.mu.Lock()
+	c, tree := f.running, f.runningTree
+	f.mu.Unlock()
+	if c.Hash == "" {
+		return nil, nil, errors.New("no commit in force yet")
+	}
+	s, raw, err := f.Load(filepath.Join(tree, f.Path), tree)
+	if err != nil {
+		return nil, nil, fmt.Errorf("commit %s: %w", c.Short(), err)
+	}
+	s.Revision = c.Hash
+	return s, raw, nil
 }
 
 func (f *Follower) log() *zap.Logger {

@@ -264,7 +264,7 @@ func TestFollow(t *testing.T) {
 	broken := r.push(bad, "broken")
 	f.Trigger()
 	waitFor(t, "the broken head refused", m.seen(func(m *fakeMetrics) bool {
-		return len(m.heads) > 0 && m.heads[len(m.heads)-1] == head{broken, false, false}
+		return len(m.heads) > 0 && m.heads[len(m.heads)-1] == head{broken, false, true}
 	}))
 	if u.count() != 1 || f.Running().Hash != second {
 		t.Errorf("after a broken head: %d uses, running %s", u.count(), gitx.Short(f.Running().Hash))
@@ -448,7 +448,7 @@ func TestRestart(t *testing.T) {
 	m = &fakeMetrics{}
 	f = follower(r, dir, m)
 	initial(t, f, second)
-	if !m.seen(func(m *fakeMetrics) bool { return len(m.heads) == 1 && m.heads[0] == head{broken, false, false} })() {
+	if !m.seen(func(m *fakeMetrics) bool { return len(m.heads) == 1 && m.heads[0] == head{broken, false, true} })() {
 		t.Errorf("GitHead calls %v", m.heads)
 	}
 

@@ -109,10 +109,10 @@ type Commit struct {
 // Short is the commit's abbreviated hash, as messages name it.
 func (c Commit) Short() string { return Short(c.Hash) }
 
-// Short abbreviates a commit hash to 12 digits.
+// Short abbreviates a commit hash to 7 digits, as git shows it.
 func Short(hash string) string {
-	if len(hash) > 12 {
-		return hash[:12]
+	if len(hash) > 7 {
+		return hash[:7]
 	}
 	return hash
 }

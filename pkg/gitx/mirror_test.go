@@ -116,7 +116,7 @@ func TestIsAncestorDescribe(t *testing.T) {
 	if c.Hash != second || c.Subject != "second line" || c.Author != "t <t@example.net>" || c.Time.IsZero() {
 		t.Errorf("Describe = %+v", c)
 	}
-	if c.Short() != second[:12] {
+	if c.Short() != second[:7] {
 		t.Errorf("Short = %s", c.Short())
 	}
 }
