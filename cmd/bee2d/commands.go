@@ -23,7 +23,28 @@ type common struct {
 	config   string
 	server   string
 	logLevel string
+	// ageIdentity is the file of the age identity that decrypts the settings' .age secrets.
+	ageIdentity string
 }
+
+// ageIdentityEnv gives --age-identity its default, so that a host's key need not be named on each command.
+const ageIdentityEnv = "BEE2D_AGE_IDENTITY"
+
+// options are how the flags say the settings are loaded: decrypted with the --age-identity.
+func (c common) options() (config.Options, error) {
+	if c.ageIdentity == "" {
+		return config.Options{}, nil
+	}
+	ids, err := config.ParseIdentities(c.ageIdentity)
+	if err != nil {
+		return config.Options{}, err
+	}
+	return config.Options{Identities: ids}, nil
+}
+
+// parsedIdentity is --age-identity as parse last read it, taken by load: load's callers give it the
+// settings path alone. A process runs one command. Without it (Bee2's -d and -s), load reads ageIdentityEnv.
+var parsedIdentity atomic.Pointer[string]
 
 func newFlags(name, synopsis string, c *common, withServer bool, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
@@ -34,6 +55,8 @@ func newFlags(name, synopsis string, c *common, withServer bool, stderr io.Write
 		fs.StringVar(&c.server, "server", "", "only this server")
 	}
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.ageIdentity, "age-identity", os.Getenv(ageIdentityEnv),
+		"file of the age identity (or SSH private key) that decrypts the settings' .age secrets (default $"+ageIdentityEnv+")")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: bee2d %s\n\nFlags:\n", synopsis)
 		fs.PrintDefaults()
@@ -59,13 +82,24 @@ func parse(fs *flag.FlagSet, c *common, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
+	id := c.ageIdentity
+	parsedIdentity.Store(&id)
 	return nil
 }
 
 // load reads and validates the settings; every problem is printed, one per line, with its place, and so is
 // every warning (a secret or key file readable by others), though the settings are used.
 func load(path string, stderr io.Writer) (*config.Settings, error) {
-	s, err := config.Load(path)
+	c := common{ageIdentity: os.Getenv(ageIdentityEnv)}
+	if p := parsedIdentity.Swap(nil); p != nil {
+		c.ageIdentity = *p
+	}
+	opt, err := c.options()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, errUsage
+	}
+	s, err := config.LoadWith(path, opt)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return nil, errUsage

@@ -27,6 +27,9 @@ const AgeExt = ".age"
 // ageMagic opens every file in age's binary format; armor.Header the armored (PEM-like) one, also read.
 const ageMagic = "age-encryption.org/"
 
+// MaxSecretSize is the largest value a secret file or an env_file may hold, plain or decrypted.
+const MaxSecretSize = maxSecretFile
+
 // maxIdentityFile bounds an identity file: a few keys, never more.
 const maxIdentityFile = 64 << 10
 
