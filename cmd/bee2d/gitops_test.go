@@ -199,7 +199,7 @@ func TestGitOpsFollowsABranch(t *testing.T) {
 	t.Run("force push held", func(t *testing.T) {
 		running := st.remote.Head()
 		st.remote.Reset(c3)
-		st.remote.Commit("rewritten", map[string][]byte{"settings.yml": st.settingsAt("v5-rewound")})
+		st.remote.CommitOnly("rewritten", map[string][]byte{"settings.yml": st.settingsAt("v5-rewound")})
 		st.remote.Push(true)
 		st.waitMetric("bee2_git_head_held", 1)
 		if got := st.runningCommit(); got != running {
@@ -212,7 +212,7 @@ func TestGitOpsFollowsABranch(t *testing.T) {
 
 	t.Run("plan a pull request", func(t *testing.T) {
 		st.remote.Reset(c3)
-		st.remote.Commit("proposal", map[string][]byte{"settings.yml": st.settingsAt("v6-proposed")})
+		st.remote.CommitOnly("proposal", map[string][]byte{"settings.yml": st.settingsAt("v6-proposed")})
 		st.remote.PushRef("refs/pull/1/head")
 		out := &lockedBuffer{}
 		code := run(context.Background(), []string{"plan", "--git", url, "--git-ref", "refs/pull/1/head", "--state-dir", st.stateDir,

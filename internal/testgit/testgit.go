@@ -78,6 +78,14 @@ func SignedGPG(fingerprint string) Option {
 // it returns the commit's hash.
 func (r *Remote) Commit(msg string, files map[string][]byte, opts ...Option) string {
 	r.t.Helper()
+	hash := r.CommitOnly(msg, files, opts...)
+	r.Push(false)
+	return hash
+}
+
+// CommitOnly is Commit without the push: for a force push, or a push to another ref, that follows.
+func (r *Remote) CommitOnly(msg string, files map[string][]byte, opts ...Option) string {
+	r.t.Helper()
 	paths := make([]string, 0, len(files))
 	for p := range files {
 		paths = append(paths, p)
@@ -102,7 +110,6 @@ func (r *Remote) Commit(msg string, files map[string][]byte, opts ...Option) str
 		args = o(args)
 	}
 	Git(r.t, r.work, args...)
-	r.Push(false)
 	return r.Head()
 }
 
