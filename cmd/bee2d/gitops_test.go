@@ -229,6 +229,9 @@ func TestGitOpsFollowsABranch(t *testing.T) {
 	_, body := st.get("/metrics")
 	st.noSecret("/metrics", body)
 	st.noSecret("the daemon's log", st.logs.String())
+	if strings.Contains(st.logs.String(), "readable by") {
+		t.Error("the daemon warns about the mode of a file checked out of the repository, which nobody can act on")
+	}
 }
 
 // TestGitOpsWebhookOverSSH follows a branch over SSH with polling off: only an authenticated webhook makes

@@ -122,6 +122,11 @@ var checkCases = []checkCase{
 		want:  []string{"config-knows-no-docker pkg/config/source pkg/reconcile"},
 	},
 	{
+		name:  "the settings source reaches the executor",
+		edges: []string{"pkg/gitops -> pkg/reconcile in follow.go", "pkg/gitops -> pkg/gitx"},
+		want:  []string{"git-only-in-gitx pkg/gitops pkg/reconcile"},
+	},
+	{
 		name:  "the planner runs commands",
 		edges: []string{"pkg/reconcile -> os/exec in execute.go"},
 		want:  []string{"planner-does-no-io pkg/reconcile os/exec"},

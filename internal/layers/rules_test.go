@@ -37,8 +37,14 @@ var rules = []rule{
 		name: "runtime-on-top",
 		why:  "the daemon runtime (pkg/daemon) builds on the lower layers; none of them reaches back up to it",
 		from: []string{m + "pkg/config/...", m + "pkg/engine/...", m + "pkg/labels/...", m + "pkg/reconcile/...",
-			m + "pkg/dockerx/...", m + "pkg/backup/...", m + "internal/pki/..."},
+			m + "pkg/dockerx/...", m + "pkg/backup/...", m + "pkg/gitx/...", m + "pkg/gitops/...", m + "internal/pki/..."},
 		deps: []string{m + "pkg/daemon/..."},
+	},
+	{
+		name: "git-only-in-gitx",
+		why:  "the settings source (pkg/gitops) runs git through pkg/gitx, which knows nothing of Docker",
+		from: []string{m + "pkg/gitx/...", m + "pkg/gitops/..."},
+		deps: append([]string{m + "pkg/dockerx/...", m + "pkg/reconcile/...", m + "pkg/backup/..."}, dockerSDK...),
 	},
 	{
 		name: "leaves",

@@ -301,9 +301,10 @@ func (d *decoder) envFile(s *Settings, m *svcMeta, ef strItem, file string) (str
 }
 
 // checkKeyFiles warns about the settings file and the private keys it names (TLS, SSH) when they are
-// readable by their group or others; Bee2's default TLS files of a server count when they exist.
+// readable by their group or others; Bee2's default TLS files of a server count when they exist. A settings
+// file checked out of a repository (Options.Root) is as readable as its repository: no warning can help.
 func (d *decoder) checkKeyFiles(s *Settings) {
-	if fi, err := os.Stat(s.File); err == nil && fi.Mode().IsRegular() {
+	if fi, err := os.Stat(s.File); err == nil && fi.Mode().IsRegular() && d.opt.Root == "" {
 		d.checkPrivate(s, s.File)
 	}
 	for _, srv := range s.Servers {
