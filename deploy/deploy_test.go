@@ -183,6 +183,55 @@ func TestUnitVerifies(t *testing.T) {
 	}
 }
 
+// TestGitOpsDropIn checks the git drop-in: it replaces ExecStart with `bee2d daemon --git`, keeps the state
+// in the unit's StateDirectory, and systemd-analyze verifies the unit with it.
+func TestGitOpsDropIn(t *testing.T) {
+	d := parseUnit(t, readFile(t, "gitops.conf"))
+	starts := d["Service"]["ExecStart"]
+	if len(starts) != 2 || starts[0] != "" {
+		t.Fatalf("ExecStart %q: want an empty one that resets the unit's, then bee2d daemon --git", starts)
+	}
+	args := strings.Fields(starts[1])
+	if len(args) < 4 || args[1] != "daemon" || args[2] != "--git" || slices.Contains(args, "-c") {
+		t.Errorf("ExecStart %q: want bee2d daemon --git URL, without -c", starts[1])
+	}
+	state := parseUnit(t, readFile(t, "bee2d.service")).get("Service", "StateDirectory")
+	if i := slices.Index(args, "--state-dir"); i < 0 || args[i+1] != "/var/lib/"+state {
+		t.Errorf("ExecStart %q: --state-dir is not /var/lib/%s, the unit's StateDirectory", starts[1], state)
+	}
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		testdocker.Need(t, "systemd-analyze not found (apt-get install systemd)")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	unit := bytes.ReplaceAll(readFile(t, "bee2d.service"), []byte("/usr/local/bin/bee2d "), []byte(exe+" "))
+	dropIn := bytes.ReplaceAll(readFile(t, "gitops.conf"), []byte("/usr/local/bin/bee2d "), []byte(exe+" "))
+	if err := os.MkdirAll(filepath.Join(dir, "bee2d.service.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bee2d.service"), unit, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bee2d.service.d", "gitops.conf"), dropIn, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(analyze, "verify", filepath.Join(dir, "bee2d.service"))
+	cmd.Env = append(os.Environ(), "SYSTEMD_UNIT_PATH="+dir+":")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemd-analyze verify with the drop-in: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, "bee2d.service") || strings.Contains(line, "gitops.conf") {
+			t.Errorf("systemd-analyze verify: %s", line)
+		}
+	}
+}
+
 // loadExample loads settings.example.yml as if it were /etc/bee2d/settings.yml, with an empty folder for
 // each build_dir in dockerfiles/ beside it, where the real Dockerfiles go.
 func loadExample(t *testing.T) *config.Settings {
@@ -312,6 +361,14 @@ func registered(t *testing.T) map[string]family {
 	m.InitBackup("web1", now, 1)
 	m.BackupRun("web1", 1, time.Second, nil, now)
 	m.InitTask("web1", "converge")
+	m.FollowGit([]string{"accepted", "unauthorized"})
+	m.GitFetch(true, now)
+	m.GitFetch(false, now)
+	m.GitHead("3f2a9c1", true, true)
+	m.GitHeld(false)
+	m.SettingsCommit("3f2a9c1")
+	m.Webhook("accepted")
+	m.ServerConverged("web1", "3f2a9c1", now)
 	mfs, err := m.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -390,7 +447,8 @@ func TestAlertRules(t *testing.T) {
 	}
 	for _, name := range []string{"Bee2ResourceOutOfSync", "Bee2ServerDown", "Bee2ConfigReloadFailed",
 		"Bee2ReconcileErrors", "Bee2ReconcileStale", "Bee2CertificateExpiringSoon", "Bee2ReloadFailed",
-		"Bee2DeployRolledBack", "Bee2ContainerUnhealthy"} {
+		"Bee2DeployRolledBack", "Bee2ContainerUnhealthy", "Bee2GitCommitRejected", "Bee2GitHeadHeld",
+		"Bee2GitFetchFailing", "Bee2ServerBehindCommit"} {
 		if !alerts[name] {
 			t.Errorf("alerts.yml has no alert %s", name)
 		}
