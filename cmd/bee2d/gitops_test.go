@@ -346,3 +346,55 @@ func TestGitOpsSignedCommits(t *testing.T) {
 	st.waitEnv(st.port, "VERSION", "v4")
 	st.waitMetric("bee2_git_commit_verified", 1)
 }
+
+// TestGitOpsFlagsRefused checks that every wrong combination of the git flags is refused before anything
+// is fetched or started, with a message that names the flag.
+func TestGitOpsFlagsRefused(t *testing.T) {
+	dir := t.TempDir()
+	settings := filepath.Join(dir, "settings.yml")
+	if err := os.WriteFile(settings, []byte("servers:\n  local: {}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(dir, "hook")
+	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "state")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"daemon"}, "-c settings.yml or --git URL is required"},
+		{[]string{"daemon", "-c", settings, "--git", dir}, "-c and --git are mutually exclusive"},
+		{[]string{"daemon", "--git", "ext::sh -c touch% /tmp/pwned", "--state-dir", state}, "--git:"},
+		{[]string{"daemon", "--git", "--upload-pack=touch /tmp/pwned", "--state-dir", state}, "--git:"},
+		{[]string{"daemon", "--git", dir, "--git-path", "../settings.yml", "--state-dir", state}, "--git-path"},
+		{[]string{"daemon", "--git", dir, "--git-branch", "-x", "--state-dir", state}, "--git-branch"},
+		{[]string{"daemon", "--git", dir, "--git-poll", "0", "--state-dir", state}, "--git-poll 0"},
+		{[]string{"daemon", "-c", settings, "--webhook-secret-file", secret}, "need --git"},
+		{[]string{"daemon", "--git", dir, "--listen-webhook", "127.0.0.1:0", "--state-dir", state}, "--listen-webhook needs --webhook-secret-file"},
+		{[]string{"daemon", "--git", dir, "--webhook-secret-file", empty, "--state-dir", state}, "--webhook-secret-file"},
+		{[]string{"daemon", "--git", dir, "--git-verify", empty, "--state-dir", state}, "--git-verify"},
+		{[]string{"plan", "-c", settings, "--git", dir}, "mutually exclusive"},
+		{[]string{"plan", "--git", "ext::sh", "--state-dir", state}, "--git:"},
+	} {
+		var out lockedBuffer
+		if code := run(context.Background(), tc.args, &out, &out); code != exitError {
+			t.Errorf("%q: exit %d, want %d\n%s", tc.args, code, exitError, &out)
+			continue
+		}
+		if !strings.Contains(out.String(), tc.want) {
+			t.Errorf("%q: output does not say %q:\n%s", tc.args, tc.want, &out)
+		}
+	}
+	if _, err := os.Stat("/tmp/pwned"); err == nil {
+		t.Error("a refused URL ran a command")
+	}
+	if _, err := os.Stat(filepath.Join(state, "git")); err == nil {
+		t.Error("a refused start made the state directory's git folder")
+	}
+}

@@ -29,10 +29,13 @@ const usage = `bee2d converges Docker hosts to a Bee2 settings file.
 
 Usage:
   bee2d daemon   -c settings.yml [--listen 127.0.0.1:9380] [--resync 5m]
+  bee2d daemon   --git URL [--git-branch main] [--git-path settings.yml] [--git-poll 1m] [--state-dir DIR]
+                 [--git-verify allowed_signers] [--webhook-secret-file F [--listen-webhook ADDR]]
   bee2d validate -c settings.yml
   bee2d plan     -c settings.yml [--server S] [--detailed-exitcode]
+  bee2d plan     --git URL [--git-ref REF] [--server S] [--detailed-exitcode]   plan a branch, tag or pull request
   bee2d apply    -c settings.yml [--server S]
-  bee2d status   -c settings.yml [--server S]
+  bee2d status   -c settings.yml | --state-dir DIR [--server S]
   bee2d render   -c settings.yml [--server S] --json [--show-secrets]   the create requests, as JSON
   bee2d tls init SERVER -c settings.yml [--name NAME] [--ip IP] [--ipv6-subnet PREFIX]
   bee2d run      -c settings.yml SERVER [JOB]        run the server's jobs (or one) now
