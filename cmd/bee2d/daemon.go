@@ -70,13 +70,14 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		},
 	}
 	var hook http.Handler
+	var fetchNow func() // SIGHUP also fetches the branch followed
 	if g.url != "" {
 		f, err := follower(g, opt, log, m)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return errUsage
 		}
-		d.Source, d.StateDir = f, g.stateDir
+		d.Source, d.StateDir, fetchNow = f, g.stateDir, f.Trigger
 		if *hookSecret != "" {
 			secret, warning, err := gitops.ReadWebhookSecret(*hookSecret)
 			if err != nil {
@@ -116,6 +117,9 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 				log.Info("SIGHUP: reloading the settings and converging every server")
 				d.Reload()
 				d.KickAll()
+				if fetchNow != nil {
+					fetchNow()
+				}
 			case !stopping:
 				stopping = true
 				log.Info("stopping: no new actions; waiting for those in flight", zap.String("signal", sig.String()), zap.Duration("grace", *grace))
