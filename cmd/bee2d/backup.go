@@ -61,20 +61,9 @@ func newBackupFlags(name, synopsis string, f *backupFlags, stderr io.Writer) *fl
 // parseMixed parses flags given before, between and after positional arguments (bee2d backup -c S web1 and
 // bee2d backup web1 -c S alike) and returns the positional ones.
 func parseMixed(fs *flag.FlagSet, c *common, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, errHelp
-			}
-			return nil, errUsage
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			break
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
+	pos, err := parseAnyOrder(fs, args)
+	if err != nil {
+		return nil, err
 	}
 	if err := parse(fs, c, nil); err != nil {
 		return nil, err

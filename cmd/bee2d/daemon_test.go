@@ -130,13 +130,19 @@ func (st *daemonStack) name(app string) string {
 	return config.ContainerName(st.prefix, config.KindApp, app)
 }
 
-// start runs `bee2d daemon` in process until the test ends, and waits for /readyz. The resync period is
+// start runs `bee2d daemon -c` in process until the test ends, and waits for /readyz. The resync period is
 // an hour, so whatever the daemon heals within a test it heals through events.
 func (st *daemonStack) start(extra ...string) {
 	st.t.Helper()
+	st.run(append([]string{"-c", st.file, "--debounce", "50ms"}, extra...)...)
+}
+
+// run runs `bee2d daemon` with args (where the settings come from, and more) in process until the test ends,
+// listening on a free port, and waits for /readyz.
+func (st *daemonStack) run(args ...string) {
+	st.t.Helper()
 	st.listen = fmt.Sprintf("127.0.0.1:%d", freePort(st.t))
-	args := append([]string{"daemon", "-c", st.file, "--listen", st.listen, "--resync", "1h", "--debounce", "50ms",
-		"--log-format", "json", "--log-level", "debug"}, extra...)
+	args = append([]string{"daemon", "--listen", st.listen, "--resync", "1h", "--log-format", "json", "--log-level", "debug"}, args...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, args, io.Discard, st.logs) }()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -65,28 +64,10 @@ func (st *gitStack) push(version string, opts ...testgit.Option) string {
 	return st.remote.Commit("deploy "+version, map[string][]byte{"settings.yml": st.settingsAt(version), "secrets/token.age": st.token}, opts...)
 }
 
-// startGit runs `bee2d daemon --git URL` until the test ends, and waits for /readyz.
-func (st *gitStack) startGit(url string, extra ...string) <-chan int {
+// startGit runs `bee2d daemon --git url` until the test ends, and waits for /readyz.
+func (st *gitStack) startGit(url string, extra ...string) {
 	st.t.Helper()
-	st.listen = fmt.Sprintf("127.0.0.1:%d", freePort(st.t))
-	args := append([]string{"daemon", "--git", url, "--state-dir", st.stateDir, "--age-identity", st.identity,
-		"--listen", st.listen, "--resync", "1h", "--log-format", "json", "--log-level", "debug"}, extra...)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, args, io.Discard, st.logs) }()
-	st.t.Cleanup(func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				st.t.Errorf("daemon exited %d", code)
-			}
-		case <-time.After(eventually):
-			st.t.Error("daemon did not stop")
-		}
-	})
-	st.waitReady(done)
-	return done
+	st.run(append([]string{"--git", url, "--state-dir", st.stateDir, "--age-identity", st.identity}, extra...)...)
 }
 
 // waitMetric waits until the series has the value want.

@@ -13,6 +13,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/bee2d/bee2d/internal/atomicfile"
 	"github.com/bee2d/bee2d/pkg/config"
 )
 
@@ -113,7 +114,15 @@ func cmdSecret(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err := config.EncryptSecret(&enc, value, rs); err != nil {
 		return fmt.Errorf("encrypt: %w", err)
 	}
-	if err := writeNewFile(target, enc.Bytes(), 0o644, force); err != nil {
+	// The secrets directory may also hold plain secrets: made for its owner alone.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	write := atomicfile.Create
+	if force {
+		write = atomicfile.Write
+	}
+	if err := write(target, enc.Bytes(), 0o644); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return fail("%s exists; --force replaces it", target)
 		}
@@ -186,47 +195,4 @@ func secretRecipients(given, files []string) ([]age.Recipient, error) {
 		}
 	}
 	return rs, nil
-}
-
-// writeNewFile writes data to path through a temporary file in the same directory, synced, so that path
-// never holds part of it. Without replace, an existing path is left alone (fs.ErrExist): the file appears by
-// a hard link, which never replaces.
-func writeNewFile(path string, data []byte, mode os.FileMode, replace bool) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Chmod(mode)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if replace {
-		err = os.Rename(tmp.Name(), path)
-	} else {
-		err = os.Link(tmp.Name(), path)
-	}
-	if err != nil {
-		return err
-	}
-	// The new name lasts once the directory is synced.
-	if d, err := os.Open(dir); err == nil {
-		err = d.Sync()
-		d.Close()
-		return err
-	}
-	return nil
 }

@@ -8,7 +8,13 @@ import (
 )
 
 // Write replaces path with data, with mode perm, atomically. The directory is made (0750) when missing.
-func Write(path string, data []byte, perm os.FileMode) error {
+func Write(path string, data []byte, perm os.FileMode) error { return write(path, data, perm, true) }
+
+// Create is Write that never replaces: when path exists it is left alone and the error is fs.ErrExist. The
+// file appears by a hard link, which, unlike a rename, fails on an existing name.
+func Create(path string, data []byte, perm os.FileMode) error { return write(path, data, perm, false) }
+
+func write(path string, data []byte, perm os.FileMode, replace bool) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return err
@@ -33,7 +39,12 @@ func Write(path string, data []byte, perm os.FileMode) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if replace {
+		err = os.Rename(tmp.Name(), path)
+	} else {
+		err = os.Link(tmp.Name(), path)
+	}
+	if err != nil {
 		return err
 	}
 	// The rename is durable once the directory is synced.

@@ -1,6 +1,8 @@
 package atomicfile
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -22,6 +24,23 @@ func TestWriteReplacesWholeFileWithMode(t *testing.T) {
 	fi, _ := os.Stat(path)
 	if fi.Mode().Perm() != 0o644 {
 		t.Errorf("mode %o, want 644", fi.Mode().Perm())
+	}
+	left, _ := os.ReadDir(filepath.Dir(path))
+	if len(left) != 1 {
+		t.Errorf("temporary files left behind: %v", left)
+	}
+}
+
+func TestCreateNeverReplaces(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "NAME.age")
+	if err := Create(path, []byte("first"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Create(path, []byte("second"), 0o644); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("Create over an existing file: %v, want fs.ErrExist", err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != "first" {
+		t.Errorf("content %q after a refused Create", got)
 	}
 	left, _ := os.ReadDir(filepath.Dir(path))
 	if len(left) != 1 {

@@ -2,34 +2,20 @@ package gitx
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bee2d/bee2d/internal/testgit"
 )
 
 // isolate keeps the user's and the system's git configuration out of the test, and names the author.
-func isolate(t *testing.T) {
-	t.Helper()
-	for k, v := range map[string]string{
-		"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1",
-		"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.net",
-		"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.net",
-	} {
-		t.Setenv(k, v)
-	}
-}
+func isolate(t *testing.T) { testgit.Isolate(t) }
 
 // run runs git in dir for the test and returns its output, trimmed.
 func run(t *testing.T, dir string, args ...string) string {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), "git", args...)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
+	return strings.TrimSpace(testgit.Git(t, dir, args...))
 }
 
 // commit writes files (name to content) into the repository at dir and commits them with subject, with
