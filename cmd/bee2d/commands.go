@@ -23,6 +23,9 @@ type common struct {
 	config   string
 	server   string
 	logLevel string
+	// elsewhere tells that the command can take its settings from elsewhere than -c (--git, a state
+	// directory): parse does not require -c, the command checks.
+	elsewhere bool
 }
 
 func newFlags(name, synopsis string, c *common, withServer bool, stderr io.Writer) *flag.FlagSet {
@@ -54,7 +57,7 @@ func parse(fs *flag.FlagSet, c *common, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	if c.config == "" {
+	if c.config == "" && !c.elsewhere {
 		fmt.Fprintf(fs.Output(), "bee2d %s: -c settings.yml is required\n", fs.Name())
 		fs.Usage()
 		return errUsage
@@ -97,14 +100,37 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var c common
+	c := common{elsewhere: true}
+	var g gitFlags
 	var detailed bool
-	fs := newFlags("plan", "plan -c settings.yml [--server S] [--detailed-exitcode]", &c, true, stderr)
+	fs := newFlags("plan", "plan -c settings.yml | --git URL [--git-ref REF] [--server S] [--detailed-exitcode]", &c, true, stderr)
 	fs.BoolVar(&detailed, "detailed-exitcode", false, "exit 0 when there are no changes, 2 when there are, 1 on error")
+	addGitFlags(fs, &g, false)
 	if err := parse(fs, &c, args); err != nil {
 		return exitCode(err, stderr)
 	}
-	s, err := load(c.config, stderr)
+	var s *config.Settings
+	var err error
+	switch {
+	case c.config != "" && g.url != "":
+		fmt.Fprintln(stderr, "bee2d plan: -c and --git are mutually exclusive")
+		return exitError
+	case g.url != "":
+		var opt config.Options
+		if opt, err = c.options(); err == nil {
+			var cleanup func()
+			s, cleanup, err = checkoutForPlan(ctx, g, opt, stderr)
+			if err == nil {
+				defer cleanup()
+			}
+		}
+	case c.config == "":
+		fmt.Fprintln(stderr, "bee2d plan: -c settings.yml or --git URL is required")
+		fs.Usage()
+		return exitError
+	default:
+		s, err = load(c, stderr)
+	}
 	if err != nil {
 		return exitCode(err, stderr)
 	}
@@ -167,12 +193,25 @@ func cmdApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var c common
-	fs := newFlags("status", "status -c settings.yml [--server S]", &c, true, stderr)
+	c := common{elsewhere: true}
+	fs := newFlags("status", "status -c settings.yml | --state-dir DIR [--server S]", &c, true, stderr)
+	stateDir := fs.String("state-dir", defaultStateDir, "the daemon's state directory: what each server converged to, and without -c the settings of the commit the daemon follows")
 	if err := parse(fs, &c, args); err != nil {
 		return err
 	}
-	s, err := load(c.config, stderr)
+	var s *config.Settings
+	var err error
+	if c.config != "" {
+		s, err = load(c, stderr)
+	} else {
+		var opt config.Options
+		if opt, err = c.options(); err == nil {
+			if s, err = runningSettings(*stateDir, opt); err != nil {
+				fmt.Fprintf(stderr, "bee2d status: -c settings.yml is required, or a daemon's --state-dir that follows a git branch: %v\n", err)
+				return errUsage
+			}
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -186,6 +225,9 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return "", err
 		}
 		var b strings.Builder
+		if line := convergedLine(*stateDir, srv.name); line != "" {
+			fmt.Fprintf(&b, "%s  %s\n", srv.name, line)
+		}
 		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 		fmt.Fprintf(tw, "SERVER\tKIND\tNAME\tSTATE\tSYNC\n")
 		for _, r := range reconcile.Status(srv.desired, snap) {

@@ -15,14 +15,20 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/daemon"
 	"github.com/bee2d/bee2d/pkg/daemon/metrics"
+	"github.com/bee2d/bee2d/pkg/gitops"
 )
 
 func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var c common
-	fs := newFlags("daemon", "daemon -c settings.yml [--listen 127.0.0.1:9380]", &c, false, stderr)
-	listen := fs.String("listen", "127.0.0.1:9380", "address for /metrics, /healthz and /readyz (empty: none)")
+	c := common{elsewhere: true}
+	var g gitFlags
+	fs := newFlags("daemon", "daemon -c settings.yml | --git URL [--git-branch B] [--git-path P] [--listen 127.0.0.1:9380]", &c, false, stderr)
+	addGitFlags(fs, &g, true)
+	listen := fs.String("listen", "127.0.0.1:9380", "address for /metrics, /healthz, /readyz and, without --listen-webhook, /hooks/git (empty: none)")
+	listenHook := fs.String("listen-webhook", "", "a separate address for POST /hooks/git only, so that /metrics can stay on loopback")
+	hookSecret := fs.String("webhook-secret-file", "", "serve POST /hooks/git, authenticated with the secret in this file (HMAC-SHA256 of GitHub, Gitea, Forgejo, bee2d; GitLab's token)")
 	resync := fs.Duration("resync", 5*time.Minute, "full pass over every server this often, even without events")
 	grace := fs.Duration("grace", 30*time.Second, "on SIGTERM, how long the actions in flight may take")
 	debounce := fs.Duration("debounce", 200*time.Millisecond, "merge settings file events this close together")
@@ -30,6 +36,16 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	logFormat := fs.String("log-format", "auto", "log format: auto (console on a terminal, else JSON), json, console")
 	if err := parse(fs, &c, args); err != nil {
 		return err
+	}
+	if msg := checkDaemonSource(c, g, *hookSecret, *listen, *listenHook); msg != "" {
+		fmt.Fprintf(stderr, "bee2d daemon: %s\n", msg)
+		fs.Usage()
+		return errUsage
+	}
+	opt, err := c.options()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return errUsage
 	}
 	log, err := daemonLogger(c.logLevel, *logFormat, stderr)
 	if err != nil {
@@ -40,6 +56,7 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	m := metrics.New()
 	d := &daemon.Daemon{
 		Path:     c.config,
+		Options:  opt,
 		Log:      log,
 		Metrics:  m,
 		Resync:   *resync,
@@ -52,13 +69,42 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			sdNotify("READY=1")
 		},
 	}
-	if err := d.LoadInitial(); err != nil {
-		fmt.Fprintln(stderr, err)
-		return errUsage
+	var hook http.Handler
+	if g.url != "" {
+		f, err := follower(g, opt, log, m)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return errUsage
+		}
+		d.Source, d.StateDir = f, g.stateDir
+		if *hookSecret != "" {
+			secret, warning, err := gitops.ReadWebhookSecret(*hookSecret)
+			if err != nil {
+				fmt.Fprintf(stderr, "--webhook-secret-file: %v\n", err)
+				return errUsage
+			}
+			if warning != "" {
+				log.Warn("webhook secret file", zap.String("file", *hookSecret), zap.String("problem", warning))
+			}
+			wh, err := gitops.NewWebhook(secret, f.Trigger)
+			if err != nil {
+				fmt.Fprintf(stderr, "--webhook-secret-file: %v\n", err)
+				return errUsage
+			}
+			wh.Log, wh.Metrics = log, m
+			hook = wh
+			m.FollowGit(gitops.WebhookResults())
+		} else {
+			m.FollowGit(nil)
+		}
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if err := d.LoadInitialContext(ctx); err != nil {
+		fmt.Fprintln(stderr, err)
+		return errUsage
+	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -90,26 +136,73 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() {
 			log.Warn("metrics listener is not on loopback: anyone who reaches it sees server and container names", zap.String("listen", ln.Addr().String()))
 		}
-		srv := &http.Server{Handler: httpHandler(d, m), ReadHeaderTimeout: 10 * time.Second}
+		mainHook := hook
+		if *listenHook != "" {
+			mainHook = nil
+		}
+		srv := &http.Server{Handler: httpHandler(d, m, mainHook), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute}
 		go srv.Serve(ln)
 		defer srv.Close()
-		log.Info("serving metrics", zap.String("listen", ln.Addr().String()))
+		log.Info("serving metrics", zap.String("listen", ln.Addr().String()), zap.Bool("webhook", mainHook != nil))
 	}
-	log.Info("daemon started", zap.String("version", version), zap.String("settings", c.config))
+	if *listenHook != "" {
+		ln, err := net.Listen("tcp", *listenHook)
+		if err != nil {
+			return fmt.Errorf("--listen-webhook: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/hooks/git", hook)
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute}
+		go srv.Serve(ln)
+		defer srv.Close()
+		log.Info("serving the git webhook", zap.String("listen", ln.Addr().String()))
+	}
+	source := c.config
+	if g.url != "" {
+		source = config.RedactURL(g.url) + " " + g.branch + ":" + g.path
+	}
+	log.Info("daemon started", zap.String("version", version), zap.String("settings", source))
 	err = d.Run(ctx)
 	log.Info("daemon stopped")
 	return err
 }
 
-func httpHandler(d *daemon.Daemon, m *metrics.Metrics) http.Handler {
+// checkDaemonSource checks that the settings come from exactly one place and that the webhook flags fit;
+// it returns what is wrong, "" when nothing is.
+func checkDaemonSource(c common, g gitFlags, hookSecret, listen, listenHook string) string {
+	switch {
+	case c.config != "" && g.url != "":
+		return "-c and --git are mutually exclusive: the settings come from a file or from a repository"
+	case c.config == "" && g.url == "":
+		return "-c settings.yml or --git URL is required"
+	case g.url == "" && (hookSecret != "" || listenHook != ""):
+		return "--webhook-secret-file and --listen-webhook need --git"
+	case listenHook != "" && hookSecret == "":
+		return "--listen-webhook needs --webhook-secret-file"
+	case hookSecret != "" && listen == "" && listenHook == "":
+		return "--webhook-secret-file needs --listen or --listen-webhook to serve the webhook on"
+	case g.url != "" && g.poll < 0:
+		return "--git-poll must not be negative"
+	case g.url != "" && g.poll == 0 && hookSecret == "":
+		return "--git-poll 0 fetches only when the webhook asks, and there is no webhook: give --webhook-secret-file or a poll interval"
+	}
+	return ""
+}
+
+// httpHandler serves /metrics, /healthz, /readyz and, when hook is set, the git webhook.
+func httpHandler(d *daemon.Daemon, m *metrics.Metrics, hook http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	if hook != nil {
+		mux.Handle("/hooks/git", hook)
+	}
 	mux.Handle("GET /metrics", m.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		// The first line says ready or not; each line after it names a task that cannot run on a server.
-		problems := strings.Join(d.Problems(), "\n")
+		// The first line says ready or not; each line after it names a task that cannot run on a server,
+		// then what each server converged to.
+		problems := strings.Join(append(d.Problems(), d.ConvergedLines()...), "\n")
 		if problems != "" {
 			problems = "\n" + problems
 		}

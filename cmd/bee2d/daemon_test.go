@@ -531,7 +531,7 @@ func TestDaemonReplacesAHandMadeContainer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: httpHandler(d, m)}
+	srv := &http.Server{Handler: httpHandler(d, m, nil)}
 	go srv.Serve(ln)
 	st.listen = ln.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -36,9 +36,16 @@ type Conn interface {
 // server's worker, which then re-reads the settings and the server's whole live state in a pass. Wake-ups
 // coalesce; each server has its own worker, and each of its tasks its own timer and back-off.
 type Daemon struct {
-	// Path is the settings file.
+	// Path is the settings file, watched for changes. With a Source it is set to the file the source's
+	// settings were read from, and not watched.
 	Path string
-	Log  *zap.Logger
+	// Source, when set, gives the settings instead of the file at Path: a git branch (gitops.Follower).
+	Source Source
+	// Options say how the settings file loads (the identities of encrypted secrets).
+	Options config.Options
+	// StateDir, when set, is where the daemon records what each server converged to, for `bee2d status`.
+	StateDir string
+	Log      *zap.Logger
 	// Metrics may be nil.
 	Metrics *metrics.Metrics
 	// Resync is the period of a full pass over every server even without events.
@@ -77,6 +84,10 @@ type Daemon struct {
 	workers   map[string]*worker
 	jobSeries map[[2]string]bool // server, job: the job series created
 	readyOnce sync.Once
+	// useMu orders the settings a Source hands over and the reloads of those in force.
+	useMu sync.Mutex
+	// convergedTo is what each server's last successful pass converged to.
+	convergedTo map[string]Converged
 
 	// The contexts of Run, kept for the workers that settings reloads start: stop ends taking work (no new
 	// pass or task starts); work bounds the Docker calls in flight and ends Grace after stop (the drain).
@@ -115,25 +126,54 @@ func (d *Daemon) log() *zap.Logger {
 	return d.Log
 }
 
+// Source gives the daemon its settings when they come from somewhere other than a file it watches.
+type Source interface {
+	// Initial returns the settings to start with.
+	Initial(ctx context.Context) (*config.Settings, []byte, error)
+	// Run follows the source until ctx ends, handing each new good settings to use.
+	Run(ctx context.Context, use func(*config.Settings, []byte))
+	// Reload loads the settings in force again, for their files outside the source (secrets) that may
+	// have changed.
+	Reload() (*config.Settings, []byte, error)
+}
+
 // LoadInitial reads the settings the daemon starts with. Unlike a reload, a failure here is fatal: there
 // is no last good settings to keep running.
-func (d *Daemon) LoadInitial() error {
-	raw, err := os.ReadFile(d.Path)
-	if err != nil {
-		d.metricReload(false)
-		return err
+func (d *Daemon) LoadInitial() error { return d.LoadInitialContext(context.Background()) }
+
+// LoadInitialContext is LoadInitial bounded by ctx (a source may fetch over the network).
+func (d *Daemon) LoadInitialContext(ctx context.Context) error {
+	var s *config.Settings
+	var raw []byte
+	var err error
+	if d.Source != nil {
+		s, raw, err = d.Source.Initial(ctx)
+	} else {
+		s, raw, err = d.load()
 	}
-	s, err := config.Parse(d.Path, raw)
 	if err != nil {
 		d.metricReload(false)
 		return err
 	}
 	d.mu.Lock()
 	d.settings, d.raw = s, raw
+	if d.Source != nil {
+		d.Path = s.File
+	}
 	d.mu.Unlock()
 	d.metricReload(true)
 	d.logWarnings(s)
 	return nil
+}
+
+// load reads and validates the settings file at Path.
+func (d *Daemon) load() (*config.Settings, []byte, error) {
+	raw, err := os.ReadFile(d.Path)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := config.ParseWith(d.Path, raw, d.Options)
+	return s, raw, err
 }
 
 // logWarnings logs the problems of newly loaded settings that do not stop them, such as a secret readable
@@ -181,20 +221,33 @@ func (d *Daemon) Settings() *config.Settings {
 // applied: the last good ones stay in force, the error is logged once and the reload metric says 0. It
 // reports whether new settings took effect.
 func (d *Daemon) Reload() bool {
-	raw, err := os.ReadFile(d.Path)
-	if err == nil {
-		d.mu.Lock()
-		same := bytes.Equal(raw, d.raw)
-		last := d.settings
-		d.mu.Unlock()
-		if same && last != nil && !last.InputsChanged() {
+	d.mu.Lock()
+	path, last, lastRaw := d.Path, d.settings, d.raw
+	d.mu.Unlock()
+	var s *config.Settings
+	var raw []byte
+	var err error
+	if d.Source != nil {
+		// The source's files do not change under it (a commit's work tree); only inputs outside it can.
+		if last != nil && !last.InputsChanged() {
+			return false
+		}
+		// A new commit handed over meanwhile must not be replaced by the reload of the one before it.
+		d.useMu.Lock()
+		defer d.useMu.Unlock()
+		s, raw, err = d.Source.Reload()
+		if err == nil && last != nil && d.Settings().Revision != last.Revision {
+			return false
+		}
+	} else {
+		raw, err = os.ReadFile(path)
+		if err == nil && bytes.Equal(raw, lastRaw) && last != nil && !last.InputsChanged() {
 			d.recovered()
 			return false
 		}
-	}
-	var s *config.Settings
-	if err == nil {
-		s, err = config.Parse(d.Path, raw)
+		if err == nil {
+			s, err = config.ParseWith(path, raw, d.Options)
+		}
 	}
 	if err != nil {
 		d.metricReload(false)
@@ -203,17 +256,36 @@ func (d *Daemon) Reload() bool {
 		d.reloadErr = err.Error()
 		d.mu.Unlock()
 		if !repeat {
-			d.log().Error("settings rejected, keeping the last good settings", zap.String("file", d.Path), zap.Error(err))
+			d.log().Error("settings rejected, keeping the last good settings", zap.String("file", path), zap.Error(err))
 		}
 		return false
 	}
+	d.set(s, raw)
+	return true
+}
+
+// use is how a Source hands over new settings.
+func (d *Daemon) use(s *config.Settings, raw []byte) {
+	d.useMu.Lock()
+	defer d.useMu.Unlock()
+	d.set(s, raw)
+}
+
+// set puts new good settings in force and wakes every server.
+func (d *Daemon) set(s *config.Settings, raw []byte) {
 	d.mu.Lock()
 	d.settings, d.raw = s, raw
+	if d.Source != nil {
+		d.Path = s.File
+	}
 	d.mu.Unlock()
 	d.recovered()
 	d.metricReload(true)
-	d.log().Info("settings loaded", zap.String("file", d.Path), zap.Int("servers", len(s.Servers)),
-		zap.Int("applications", len(s.Applications)))
+	fields := []zap.Field{zap.String("file", s.File), zap.Int("servers", len(s.Servers)), zap.Int("applications", len(s.Applications))}
+	if s.Revision != "" {
+		fields = append(fields, zap.String("commit", s.Revision))
+	}
+	d.log().Info("settings loaded", fields...)
 	d.logWarnings(s)
 	d.follow(s)
 	d.syncWorkers()
@@ -222,7 +294,6 @@ func (d *Daemon) Reload() bool {
 		w.settingsChanged()
 	}
 	d.mu.Unlock()
-	return true
 }
 
 // recovered notes that the settings file is good again after a rejected edit.
@@ -250,13 +321,21 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.workers = map[string]*worker{}
 	d.mu.Unlock()
 
-	w, err := config.NewWatcher(ctx, d.Path, d.Debounce, func() { d.Reload() })
-	if err != nil {
-		return err
+	if d.Source != nil {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.Source.Run(ctx, d.use)
+		}()
+	} else {
+		w, err := config.NewWatcher(ctx, d.Path, d.Debounce, func() { d.Reload() })
+		if err != nil {
+			return err
+		}
+		d.mu.Lock()
+		d.watcher = w
+		d.mu.Unlock()
 	}
-	d.mu.Lock()
-	d.watcher = w
-	d.mu.Unlock()
 	d.follow(d.Settings())
 	d.syncWorkers()
 	d.KickAll()
@@ -339,6 +418,7 @@ func (d *Daemon) syncWorkers() {
 			if d.Metrics != nil {
 				d.Metrics.ForgetServer(name)
 			}
+			delete(d.convergedTo, name)
 			d.log().Info("server removed from the settings; its containers are left as they are", zap.String("server", name))
 		}
 	}

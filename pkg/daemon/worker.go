@@ -199,8 +199,12 @@ func (w *worker) step(ctx context.Context) {
 		if !w.able(t, conn) {
 			continue
 		}
-		w.runTask(ctx, t, &Run{Server: w.server, Settings: s, Conn: conn, Metrics: w.d.Metrics, Pass: inPass,
+		res := w.runTask(ctx, t, &Run{Server: w.server, Settings: s, Conn: conn, Metrics: w.d.Metrics, Pass: inPass,
 			Draining: w.draining, d: w.d, w: w}, log)
+		if t == w.pass && res.Err == nil && !res.Pending {
+			// Everything of these settings is in place on the server: it converged to their revision.
+			w.d.converged(w.server, s.Revision, w.d.now())
+		}
 	}
 	w.arm()
 	w.d.checkReady()
@@ -219,7 +223,7 @@ func (w *worker) due(t *taskState, now time.Time, inPass bool) bool {
 }
 
 // runTask runs one task once, recovering a panic, and records how it went.
-func (w *worker) runTask(ctx context.Context, t *taskState, r *Run, log *zap.Logger) {
+func (w *worker) runTask(ctx context.Context, t *taskState, r *Run, log *zap.Logger) Result {
 	r.Log = log.With(zap.String("task", t.name))
 	start := w.d.now()
 	res, panicked := func() (res Result, panicked bool) {
@@ -244,6 +248,7 @@ func (w *worker) runTask(ctx context.Context, t *taskState, r *Run, log *zap.Log
 		m.TaskRun(w.server, t.name, result, took)
 	}
 	w.finish(t, log, res, took)
+	return res
 }
 
 // Back-off of a failing task: it doubles from backoffMin up to the daemon's RetryMax.

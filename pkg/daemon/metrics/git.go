@@ -23,9 +23,6 @@ type gitMetrics struct {
 	serverConverged map[string]string
 }
 
-// WebhookResults are the values of bee2_webhook_requests_total's result label.
-var WebhookResults = []string{"accepted", "unauthorized", "too_large", "bad_request"}
-
 func newGitMetrics() *gitMetrics {
 	return &gitMetrics{
 		commit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -69,13 +66,13 @@ func newGitMetrics() *gitMetrics {
 }
 
 // FollowGit registers the git series: the daemon calls it once when the settings follow a branch, with
-// webhook set when POST /hooks/git is served.
-func (m *Metrics) FollowGit(webhook bool) {
+// the webhook's results (the values of the result label) when POST /hooks/git is served.
+func (m *Metrics) FollowGit(webhookResults []string) {
 	g := m.git
 	m.reg.MustRegister(g.commit, g.valid, g.verified, g.held, g.fetchErrors, g.lastFetch)
-	if webhook {
+	if len(webhookResults) > 0 {
 		m.reg.MustRegister(g.webhook)
-		for _, r := range WebhookResults {
+		for _, r := range webhookResults {
 			g.webhook.WithLabelValues(r)
 		}
 	}
@@ -90,9 +87,12 @@ func (m *Metrics) GitFetch(ok bool, at time.Time) {
 	m.git.fetchErrors.Inc()
 }
 
-// GitHead records the verdict on the newest head examined.
+// GitHead records the verdict on the newest head examined. A head refused for its signature was not
+// loaded: whether its settings are valid is not known, and bee2_git_commit_valid keeps its value.
 func (m *Metrics) GitHead(_ string, valid, verified bool) {
-	m.git.valid.Set(b2f(valid))
+	if verified {
+		m.git.valid.Set(b2f(valid))
+	}
 	m.git.verified.Set(b2f(verified))
 }
 
