@@ -172,7 +172,7 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	s, err := load(f.config, stderr)
+	s, err := load(f.common, stderr)
 	if err != nil {
 		return err
 	}
@@ -259,7 +259,7 @@ func cmdBackups(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	s, err := load(f.config, stderr)
+	s, err := load(f.common, stderr)
 	if err != nil {
 		return err
 	}
@@ -328,7 +328,7 @@ func cmdVerify(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	s, err := load(f.config, stderr)
+	s, err := load(f.common, stderr)
 	if err != nil {
 		return err
 	}
@@ -374,7 +374,7 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fs.Usage()
 		return errUsage
 	}
-	s, err := load(f.config, stderr)
+	s, err := load(f.common, stderr)
 	if err != nil {
 		return err
 	}

@@ -23,9 +23,26 @@ type common struct {
 	config   string
 	server   string
 	logLevel string
+	// ageIdentity is the file of the age identity that decrypts the settings' .age secrets.
+	ageIdentity string
 	// elsewhere tells that the command can take its settings from elsewhere than -c (--git, a state
 	// directory): parse does not require -c, the command checks.
 	elsewhere bool
+}
+
+// ageIdentityEnv gives --age-identity its default, so that a host's key need not be named on each command.
+const ageIdentityEnv = "BEE2D_AGE_IDENTITY"
+
+// options are how the flags say the settings are loaded: decrypted with the --age-identity.
+func (c common) options() (config.Options, error) {
+	if c.ageIdentity == "" {
+		return config.Options{}, nil
+	}
+	ids, err := config.ParseIdentities(c.ageIdentity)
+	if err != nil {
+		return config.Options{}, err
+	}
+	return config.Options{Identities: ids}, nil
 }
 
 func newFlags(name, synopsis string, c *common, withServer bool, stderr io.Writer) *flag.FlagSet {
@@ -37,6 +54,8 @@ func newFlags(name, synopsis string, c *common, withServer bool, stderr io.Write
 		fs.StringVar(&c.server, "server", "", "only this server")
 	}
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.ageIdentity, "age-identity", os.Getenv(ageIdentityEnv),
+		"file of the age identity (or SSH private key) that decrypts the settings' .age secrets (default $"+ageIdentityEnv+")")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: bee2d %s\n\nFlags:\n", synopsis)
 		fs.PrintDefaults()
@@ -67,8 +86,13 @@ func parse(fs *flag.FlagSet, c *common, args []string) error {
 
 // load reads and validates the settings; every problem is printed, one per line, with its place, and so is
 // every warning (a secret or key file readable by others), though the settings are used.
-func load(path string, stderr io.Writer) (*config.Settings, error) {
-	s, err := config.Load(path)
+func load(c common, stderr io.Writer) (*config.Settings, error) {
+	opt, err := c.options()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, errUsage
+	}
+	s, err := config.LoadWith(c.config, opt)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return nil, errUsage
@@ -91,7 +115,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, &c, args); err != nil {
 		return err
 	}
-	s, err := load(c.config, stderr)
+	s, err := load(c, stderr)
 	if err != nil {
 		return err
 	}
@@ -166,7 +190,7 @@ func cmdApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parse(fs, &c, args); err != nil {
 		return err
 	}
-	s, err := load(c.config, stderr)
+	s, err := load(c, stderr)
 	if err != nil {
 		return err
 	}

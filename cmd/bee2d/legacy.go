@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/bee2d/bee2d/pkg/reconcile"
@@ -91,6 +92,7 @@ func runLegacy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&d, "d", "", "Bee2 command SERVER:ACTION[:NAME], or help")
 	fs.StringVar(&syncServer, "s", "", "Bee2 sync: push SERVER's sync entries, or every server's (all)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.ageIdentity, "age-identity", os.Getenv(ageIdentityEnv), "file of the age identity that decrypts the settings' .age secrets")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), legacyUsage) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -120,7 +122,7 @@ func runLegacy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "bee2d: -c settings.yml is required\n")
 		return exitError
 	}
-	s, err := load(c.config, stderr)
+	s, err := load(c, stderr)
 	if err != nil {
 		return exitCode(err, stderr)
 	}
@@ -176,7 +178,7 @@ func runLegacySync(ctx context.Context, c common, withD bool, server string, std
 		fmt.Fprintf(stderr, "bee2d: -c settings.yml is required\n")
 		return exitError
 	}
-	s, err := load(c.config, stderr)
+	s, err := load(c, stderr)
 	if err != nil {
 		return exitCode(err, stderr)
 	}

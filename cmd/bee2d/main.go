@@ -41,6 +41,8 @@ Usage:
   bee2d verify   -c settings.yml SERVER [--at TS]    re-check an archive (default the newest)
   bee2d restore  -c settings.yml SERVER [--at TS] [--volume V]...
   bee2d sync     -c settings.yml [SERVER...]        push the servers' sync entries with rsync over ssh
+  bee2d secret encrypt NAME --recipient R... [-c settings.yml | --dir DIR] [--force]
+                 encrypt stdin with age to secrets/NAME.age, for committing
   bee2d version
   bee2d -c settings.yml -d SERVER:ACTION[:NAME]    Bee2's commands; -d help lists them
   bee2d -c settings.yml -s SERVER|all              Bee2's sync, the same as bee2d sync
@@ -113,6 +115,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdRestore(ctx, rest, stdout, stderr)
 	case "sync":
 		err = cmdSync(ctx, rest, stdout, stderr)
+	case "secret":
+		err = cmdSecret(rest, os.Stdin, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "bee2d: unknown command %q\n\n%s", cmd, usage)
 		return exitError

@@ -29,7 +29,7 @@ func cmdRender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parse(fs, &c, args); err != nil {
 		return err
 	}
-	s, err := load(c.config, stderr)
+	s, err := load(c, stderr)
 	if err != nil {
 		return err
 	}

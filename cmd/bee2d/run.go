@@ -37,7 +37,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // runJobs runs a server's jobs, or one, now, streaming their output with a prefix. The exit code is the
 // first failing job's, so scripts can act on it.
 func runJobs(ctx context.Context, c common, serverName, job string, stdout, stderr io.Writer) int {
-	s, err := load(c.config, stderr)
+	s, err := load(c, stderr)
 	if err != nil {
 		return exitCode(err, stderr)
 	}

@@ -68,7 +68,7 @@ func cmdTLS(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	s, err := load(c.config, stderr)
+	s, err := load(c, stderr)
 	if err != nil {
 		return err
 	}

@@ -114,10 +114,11 @@ func (p passwordStore) where(folder, name string) string {
 var passwordStoreFor = newPasswordStore
 
 // newPasswordStore is Bee2's pass store when security.pgp_id is set (so a migrating user's databases keep
-// their passwords), else the secrets directory.
+// their passwords), else the secrets directory (Options.KeyDir when set).
 func newPasswordStore(s *Settings) (passwordStore, error) {
 	if s.Security.PGPID == "" {
-		return passwordStore{Store: passstore.FileStore{Dir: s.Docker.SecretsDir}, dir: s.Docker.SecretsDir}, nil
+		dir := s.madeDir()
+		return passwordStore{Store: passstore.FileStore{Dir: dir}, dir: dir}, nil
 	}
 	home, err := os.UserHomeDir()
 	if err != nil && (s.Security.PasswordStore == "" || strings.HasPrefix(s.Security.PasswordStore, "~")) {

@@ -150,17 +150,31 @@ func (d *decoder) secretRef(n *yaml.Node, path string, v *EnvValue, m *svcMeta) 
 // It runs after the rest of validation so that each service's env is complete.
 func (d *decoder) loadSecrets(s *Settings) {
 	d.resolveSecretsDir(s)
+	checkEach, dirOK := d.secretsEach, d.secretsDirOK
 	first := d.firstSecret // the first secret reference, where a hash key problem is reported
 	seen := map[string]bool{}
-	note := func(path string) {
-		if seen[path] {
+	// note makes file an input; want is the file the settings name when file is its encrypted form.
+	note := func(file, want string) {
+		if seen[file] {
 			return
 		}
-		seen[path] = true
-		if sum, err := fingerprint(path); err == nil {
-			s.Inputs = append(s.Inputs, Input{Path: path, Sum: sum})
+		seen[file] = true
+		if sum, err := fingerprint(file); err == nil {
+			s.Inputs = append(s.Inputs, Input{Path: file, Sum: sum})
 		}
-		d.checkPrivate(s, path)
+		if file != want && !seen[want] {
+			// The plain file appearing beside its encrypted form is a change.
+			seen[want] = true
+			s.Inputs = append(s.Inputs, Input{Path: want})
+		}
+		if !strings.HasSuffix(file, AgeExt) {
+			// An encrypted file is meant to be committed, readable by anyone.
+			d.checkPrivate(s, file)
+		}
+	}
+	writtenDir := DefaultSecretsDir
+	if d.secretsDirNode != nil {
+		writtenDir = d.secretsDir
 	}
 	for _, m := range d.svcs {
 		for i := range m.secrets {
@@ -168,29 +182,47 @@ func (d *decoder) loadSecrets(s *Settings) {
 			if first == nil {
 				first = u.node
 			}
+			if !dirOK {
+				continue
+			}
 			file := filepath.Join(s.Docker.SecretsDir, u.name)
-			data, err := readSmall(file)
-			if err != nil {
-				d.errorf(u.node, u.path, "secret %q: %s", u.name, fileProblem(s, file, err))
+			if checkEach {
+				what, written := fmt.Sprintf("secret %q", u.name), filepath.Join(writtenDir, u.name)
+				if !d.checkRoot(u.node, u.path, what, written, file) || !d.checkRoot(u.node, u.path, what, written+AgeExt, file+AgeExt) {
+					continue
+				}
+			}
+			read, data, problem := d.readSecretFile(s, file, true)
+			if problem != "" {
+				d.errorf(u.node, u.path, "secret %q: %s", u.name, problem)
+				continue
+			}
+			if strings.HasSuffix(u.name, AgeExt) && bytes.HasPrefix(data, []byte(ageMagic)) {
+				d.errorf(u.node, u.path, "secret %q: %s is encrypted with age; write {secret: %s}, which decrypts it",
+					u.name, showPath(s, file), strings.TrimSuffix(u.name, AgeExt))
 				continue
 			}
 			data = bytes.TrimSuffix(data, []byte("\n"))
 			data = bytes.TrimSuffix(data, []byte("\r"))
 			if bytes.IndexByte(data, 0) >= 0 {
-				d.errorf(u.node, u.path, "secret %q: %s holds a NUL byte, which an environment cannot", u.name, showPath(s, file))
+				d.errorf(u.node, u.path, "secret %q: %s holds a NUL byte, which an environment cannot", u.name, showPath(s, read))
 				continue
 			}
-			u.src.File = file
+			u.src.File = read
 			u.src.Value = Secret{string(data)}
-			note(file)
+			note(read, file)
 		}
 		for _, ef := range m.envFiles {
 			if first == nil {
 				first = ef.node
 			}
 			file := s.ResolvePath(ef.val)
-			if d.envFile(s, m, ef, file) {
-				note(file)
+			if !d.checkRoot(ef.node, ef.path, "env_file", ef.val, file) ||
+				!strings.HasSuffix(file, AgeExt) && !d.checkRoot(ef.node, ef.path, "env_file", ef.val+AgeExt, file+AgeExt) {
+				continue
+			}
+			if read, ok := d.envFile(s, m, ef, file); ok {
+				note(read, file)
 			}
 		}
 	}
@@ -198,7 +230,7 @@ func (d *decoder) loadSecrets(s *Settings) {
 		// No secret, or settings that will not be used: no key is made for them.
 		return
 	}
-	key, file, made, err := loadHashKey(s.Docker.SecretsDir)
+	key, file, made, err := loadHashKey(s.madeDir())
 	if err != nil {
 		d.errorf(first, "", "%v", err)
 		return
@@ -207,7 +239,16 @@ func (d *decoder) loadSecrets(s *Settings) {
 	if made {
 		s.HashKeyMade = showPath(s, file)
 	}
-	note(file)
+	note(file, file)
+}
+
+// madeDir is where bee2d keeps the files it makes for the settings: Options.KeyDir, else the secrets
+// directory.
+func (s *Settings) madeDir() string {
+	if s.keyDir != "" {
+		return s.keyDir
+	}
+	return s.Docker.SecretsDir
 }
 
 // resolveSecretsDir sets Docker.SecretsDir: docker.secrets_dir, else secrets/ beside the settings file.
@@ -221,11 +262,19 @@ func (d *decoder) resolveSecretsDir(s *Settings) {
 
 // envFile reads one env_file into the service's env, after its env entries. Problems are placed at the
 // env_file reference and name the env_file's line; they never quote a line, which may hold a secret.
-func (d *decoder) envFile(s *Settings, m *svcMeta, ef strItem, file string) bool {
-	data, err := readSmall(file)
-	if err != nil {
-		d.errorf(ef.node, ef.path, "env_file: %s", fileProblem(s, file, err))
-		return false
+// An env_file ending in .age is decrypted; one that does not exist is read from its .age form when that
+// exists. It returns the file read.
+func (d *decoder) envFile(s *Settings, m *svcMeta, ef strItem, file string) (string, bool) {
+	var data []byte
+	var problem string
+	if strings.HasSuffix(file, AgeExt) {
+		file, data, problem = d.readAgeFile(s, file)
+	} else {
+		file, data, problem = d.readSecretFile(s, file, false)
+	}
+	if problem != "" {
+		d.errorf(ef.node, ef.path, "env_file: %s", problem)
+		return file, false
 	}
 	show := showPath(s, file)
 	vars, errs := parseDotenv(data)
@@ -248,7 +297,7 @@ func (d *decoder) envFile(s *Settings, m *svcMeta, ef strItem, file string) bool
 			Secret: &SecretSource{File: file, Line: v.line, Value: Secret{v.value}},
 		}})
 	}
-	return len(errs) == 0
+	return file, len(errs) == 0
 }
 
 // checkKeyFiles warns about the settings file and the private keys it names (TLS, SSH) when they are
@@ -272,6 +321,11 @@ func (d *decoder) checkKeyFiles(s *Settings) {
 // readSmall reads a regular file of at most maxSecretFile bytes. A FIFO or a device would block or never
 // end, so only regular files are read.
 func readSmall(path string) ([]byte, error) {
+	return readLimited(path, maxSecretFile)
+}
+
+// readLimited reads a regular file of at most limit bytes.
+func readLimited(path string, limit int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -284,14 +338,17 @@ func readSmall(path string) ([]byte, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, errNotRegular
 	}
-	data, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(data) > maxSecretFile {
+	switch {
+	case int64(len(data)) <= limit:
+		return data, nil
+	case limit == maxSecretFile:
 		return nil, errTooLarge
 	}
-	return data, nil
+	return nil, fmt.Errorf("larger than %d bytes", limit)
 }
 
 var (

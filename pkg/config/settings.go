@@ -57,6 +57,8 @@ type Settings struct {
 	// PasswordsMade names the database password files this load made (each once, on first use).
 	PasswordsMade []string
 	hashKey       []byte
+	// keyDir is Options.KeyDir: where the hash key and made passwords are kept; "" for the secrets directory.
+	keyDir string
 }
 
 // Server is one Docker host.

@@ -114,6 +114,9 @@ func (d *decoder) validate(s *Settings) {
 		d.checkBackup(s, b, serverNames, findApp)
 	}
 	d.checkSync(s)
+	d.checkRootTLSDefaults(s)
+	// Before the database passwords, which may be made in the secrets directory.
+	d.secretsEach, d.secretsDirOK = d.checkRootSecretsDir(s)
 	d.loadDatabases(s)
 	d.loadSecrets(s)
 	d.checkKeyFiles(s)
@@ -156,6 +159,9 @@ func (d *decoder) resolveDockerfiles(s *Settings) bool {
 	if d.dockerfilesNode != nil {
 		p := s.ResolvePath(d.dockerfiles)
 		s.Docker.Dockerfiles = filepath.Clean(p)
+		if !d.checkRoot(d.dockerfilesNode, "docker.dockerfiles", "dockerfiles", d.dockerfiles, p) {
+			return false
+		}
 		if !isDir(p) {
 			d.errorf(d.dockerfilesNode, "docker.dockerfiles", "no directory %q", d.dockerfiles)
 			return false
@@ -164,7 +170,26 @@ func (d *decoder) resolveDockerfiles(s *Settings) bool {
 	}
 	if p := s.ResolvePath("dockerfiles"); isDir(p) {
 		s.Docker.Dockerfiles = p
+		if problem := d.rootProblem("dockerfiles", p); problem != "" {
+			for _, m := range d.svcs {
+				if m.buildDir != nil {
+					d.errorf(m.buildDir, joinPath(m.path, "build_dir"), "dockerfiles: %s", problem)
+				}
+			}
+			return false
+		}
 		return true
+	}
+	if d.opt.Root != "" {
+		// The working directory is not part of the checkout.
+		s.Docker.Dockerfiles = s.ResolvePath("dockerfiles")
+		for _, m := range d.svcs {
+			if m.buildDir != nil {
+				d.errorf(m.buildDir, joinPath(m.path, "build_dir"),
+					"no dockerfiles directory beside the settings file in the repository checkout; set docker.dockerfiles")
+			}
+		}
+		return false
 	}
 	p, err := filepath.Abs("dockerfiles")
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 // decoder walks yaml.Nodes by hand so that every problem is reported with its place, not only the first.
 type decoder struct {
 	file string
+	opt  Options
 	errs ErrorList
 
 	// Kept for the cross-checks that need the whole file.
@@ -33,6 +34,10 @@ type decoder struct {
 	pgpID           *yaml.Node
 	firstSecret     *yaml.Node // the first database value, where a hash key problem is reported
 	warnings        []Warning
+
+	// secretsDirOK is false when a relative secrets_dir leaves the repository checkout; secretsEach is set
+	// when each secret is to be checked against the checkout (see checkRootSecretsDir).
+	secretsDirOK, secretsEach bool
 
 	// root is the document; aliased holds the nodes an alias refers to (made on first use).
 	root    *yaml.Node
