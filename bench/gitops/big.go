@@ -42,7 +42,7 @@ func (b *bench) measureBig(ctx context.Context, res *results) error {
 		}
 	}
 	// The settings must hold before anything is timed: a failure would time the error path.
-	if _, err := loadSettings(filepath.Join(work, "settings.yml"), work); err != nil {
+	if _, err := b.loadSettings(filepath.Join(work, "settings.yml"), work); err != nil {
 		return fmt.Errorf("the generated settings do not load: %w", err)
 	}
 	packed, err := dirSize(filepath.Join(bare, "objects"))
@@ -127,7 +127,7 @@ func (b *bench) bigBee2d(ctx context.Context, res *results, mirror *gitx.Mirror,
 		return err
 	}
 	t2 := time.Now()
-	s, err := loadSettings(filepath.Join(tree, "settings.yml"), tree)
+	s, err := b.loadSettings(filepath.Join(tree, "settings.yml"), tree)
 	if err != nil {
 		return err
 	}
@@ -177,9 +177,14 @@ func (b *bench) bigClone(ctx context.Context, res *results, url, commit, dir str
 	return nil
 }
 
-// loadSettings reads and validates a checked-out settings file, as the daemon's loader does.
-func loadSettings(file, _ string) (*config.Settings, error) {
-	return config.Load(file)
+// loadSettings reads and validates a checked-out settings file as the daemon's loader does: its paths
+// confined to the work tree, what bee2d makes for the settings kept beside the mirror.
+func (b *bench) loadSettings(file, root string) (*config.Settings, error) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	return config.ParseWith(file, raw, config.Options{Root: root, KeyDir: filepath.Join(b.dir, "big-state", "secrets")})
 }
 
 // writeBigRepo writes the large repository's files into dir: settings.yml with apps applications, each
