@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -77,6 +79,42 @@ func (b *bench) pushTrials(ctx context.Context, res *results, m mode) error {
 	return b.stopDaemon()
 }
 
+func loadedMeasurement(m mode) measurement {
+	if m == modeWebhook {
+		return mLoadedWebhook
+	}
+	return mLoadedPoll
+}
+
+// loadedAt is when the daemon logged that it loaded the settings of commit: after the fetch, the checkout
+// and the validation, before the plan. Its clock is the bench's; the log has milliseconds.
+func (b *bench) loadedAt(commit string) (time.Time, error) {
+	f, err := os.Open(b.daemonLog)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var line struct {
+			Msg    string `json:"msg"`
+			TS     string `json:"ts"`
+			Commit string `json:"commit"`
+		}
+		if !bytes.Contains(sc.Bytes(), []byte(commit)) || json.Unmarshal(sc.Bytes(), &line) != nil {
+			continue
+		}
+		if line.Msg == "settings loaded" && line.Commit == commit {
+			return time.Parse(time.RFC3339Nano, line.TS)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return time.Time{}, err
+	}
+	return time.Time{}, fmt.Errorf("the daemon's log %s has no \"settings loaded\" of commit %s (run with -keep to keep it)", b.daemonLog, commit)
+}
+
 func pushMeasurement(m mode) measurement {
 	if m == modeWebhook {
 		return mPushWebhook
@@ -116,6 +154,11 @@ func (b *bench) pushTrial(ctx context.Context, res *results, m mode) error {
 		return fmt.Errorf("%w; the daemon's log is %s (run with -keep to keep it)", err, b.daemonLog)
 	}
 	res.add(pushMeasurement(m), ev.at.Sub(t0))
+	loaded, err := b.loadedAt(commit)
+	if err != nil {
+		return err
+	}
+	res.add(loadedMeasurement(m), loaded.Sub(t0))
 	if err := b.waitCommitMetric(ctx, commit); err != nil {
 		return err
 	}
