@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -100,7 +101,7 @@ func (b *bench) prepare(ctx context.Context) error {
 		return err
 	}
 	if b.opt.skipPush {
-		b.version = benchrun.Versions{Engine: "-", Bee2d: "-"}
+		b.version = benchrun.Versions{Engine: "-", Bee2d: "-", Go: runtime.Version(), CPUs: runtime.NumCPU()}
 		return nil
 	}
 	if err := b.buildBee2d(ctx); err != nil {
