@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
@@ -97,48 +95,11 @@ func (b *bench) prepare(ctx context.Context) error {
 	return b.startDaemon()
 }
 
-// sleeperSource runs until SIGTERM or SIGINT. As PID 1 it must handle them itself, or they are ignored.
-const sleeperSource = `package main
-
-import (
-	"os"
-	"os/signal"
-)
-
-func main() {
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
-	<-sig
-}
-`
-
-// buildImage compiles the sleeper statically and builds it FROM scratch, so no registry is needed.
+// buildImage builds the sleeper FROM scratch, so no registry is needed.
 func (b *bench) buildImage(ctx context.Context) error {
-	src, bctx := filepath.Join(b.dir, "sleeper"), filepath.Join(b.dir, "image")
-	files := map[string]string{
-		filepath.Join(src, "go.mod"):      "module sleeper\n\ngo 1.22\n",
-		filepath.Join(src, "main.go"):     sleeperSource,
-		filepath.Join(bctx, "Dockerfile"): "FROM scratch\nCOPY sleeper /sleeper\nENTRYPOINT [\"/sleeper\"]\n",
-	}
-	for path, content := range files {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			return err
-		}
-	}
 	logf("building image %s", b.image)
-	env := []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=" + runtime.GOARCH, "GOWORK=off", "GOTOOLCHAIN=local", "GOFLAGS=-buildvcs=false"}
-	if err := command(ctx, src, env, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(bctx, "sleeper"), "."); err != nil {
-		return err
-	}
-	var out bytes.Buffer
 	b.imageBuilt = true // a failed build may still leave the tag; close removes it if so
-	if _, err := b.cli.BuildImage(ctx, dockerx.BuildRequest{ContextDir: bctx, Tags: []string{b.image}, Output: &out}); err != nil {
-		return fmt.Errorf("%w\n%s", err, out.String())
-	}
-	return nil
+	return benchrun.BuildSleeper(ctx, b.cli, b.dir, b.image)
 }
 
 // settingsText is the settings with the probe at a given round: each round changes its env.

@@ -49,13 +49,17 @@ type Daemon struct {
 
 // StartDaemon runs `bee2d daemon` on settings, with no listener and the given debounce.
 func StartDaemon(bin, settings string, debounce time.Duration, logFile string) (*Daemon, error) {
+	return StartDaemonArgs(bin, []string{"-c", settings, "--listen", "", "--debounce", debounce.String()}, logFile)
+}
+
+// StartDaemonArgs runs `bee2d daemon` with args, logging JSON at debug level into logFile.
+func StartDaemonArgs(bin string, args []string, logFile string) (*Daemon, error) {
 	f, err := os.Create(logFile)
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{LogFile: logFile, Exited: make(chan error, 1),
-		Cmd: exec.Command(bin, "daemon", "-c", settings, "--listen", "", "--debounce", debounce.String(),
-			"--log-format", "json", "--log-level", "debug")}
+	args = append(append([]string{"daemon"}, args...), "--log-format", "json", "--log-level", "debug")
+	d := &Daemon{LogFile: logFile, Exited: make(chan error, 1), Cmd: exec.Command(bin, args...)}
 	d.Cmd.Stdout, d.Cmd.Stderr = f, f
 	if err := d.Cmd.Start(); err != nil {
 		f.Close()
