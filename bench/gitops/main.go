@@ -40,6 +40,7 @@ type options struct {
 	keep     bool
 	skipPush bool
 	skipBig  bool
+	deploy   string
 }
 
 func main() {
@@ -74,11 +75,15 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&opt.keep, "keep", false, "keep the run's directory: repositories, the daemons' state and logs (containers are removed anyway)")
 	fs.BoolVar(&opt.skipPush, "skip-push", false, "skip the push trials (no daemon, no containers)")
 	fs.BoolVar(&opt.skipBig, "skip-big", false, "skip the large repository")
+	fs.StringVar(&opt.deploy, "deploy", "stop-first", "the probe application's deploy: stop-first (bee2d's default: the old container stops before the new one starts) or start-first")
 	if err := fs.Parse(args); err != nil {
 		return opt, err
 	}
 	if fs.NArg() > 0 {
 		return opt, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if opt.deploy != "stop-first" && opt.deploy != "start-first" {
+		return opt, fmt.Errorf("-deploy %q: want stop-first or start-first", opt.deploy)
 	}
 	if opt.n < 1 || opt.sleepers < 0 || opt.poll < time.Second || opt.bigApps < 1 || opt.bigMB < 0 || opt.settle < 0 {
 		return opt, errors.New("-n and -big-apps must be at least 1, -poll at least 1s; -sleepers, -big-mb and -settle not negative")

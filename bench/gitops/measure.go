@@ -148,7 +148,8 @@ func (b *bench) pushTrial(ctx context.Context, res *results, m mode) error {
 		}
 	}
 	ev, err := b.events.waitFor(ctx, from, "start of the pushed probe", func(e dockerx.Event) bool {
-		return e.Action == "start" && e.Name == b.probeName() && e.Labels[labels.SpecHash] == hash
+		// Under start-first the new container starts under a name of its own and takes the probe's after.
+		return e.Action == "start" && strings.HasPrefix(e.Name, b.probeName()) && e.Labels[labels.SpecHash] == hash
 	})
 	if err != nil {
 		return fmt.Errorf("%w; the daemon's log is %s (run with -keep to keep it)", err, b.daemonLog)

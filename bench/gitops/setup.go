@@ -248,6 +248,9 @@ func (b *bench) settingsText(round int) string {
 	var s strings.Builder
 	fmt.Fprintf(&s, "servers:\n  local: {}\ndocker:\n  prefix: %s\napplications:\n", b.runID)
 	fmt.Fprintf(&s, "  %s:\n    server: local\n    image: %s\n    env: {round: %d}\n", probe, b.image, round)
+	if b.opt.deploy == "start-first" {
+		s.WriteString("    deploy: start-first\n")
+	}
 	for i := 1; i <= b.opt.sleepers; i++ {
 		fmt.Fprintf(&s, "  a%03d:\n    server: local\n    image: %s\n    env: {index: %d}\n", i, b.image, i)
 	}
