@@ -77,6 +77,9 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			fmt.Fprintln(stderr, err)
 			return errUsage
 		}
+		if f.Verify != nil {
+			defer f.Verify.Close() // its private GNUPGHOME
+		}
 		d.Source, d.StateDir, fetchNow = f, g.stateDir, f.Trigger
 		if *hookSecret != "" {
 			secret, warning, err := gitops.ReadWebhookSecret(*hookSecret)

@@ -84,6 +84,9 @@ func follower(g gitFlags, opt config.Options, log *zap.Logger, m gitops.Metrics)
 		f.Verify = v
 	}
 	if err := f.Check(); err != nil {
+		if f.Verify != nil {
+			f.Verify.Close()
+		}
 		return nil, err
 	}
 	return f, nil
