@@ -157,6 +157,9 @@ func Git(t testing.TB, dir string, args ...string) string {
 // the public key line.
 func SSHKey(t testing.TB, dir, name string) (private, public string) {
 	t.Helper()
+	if _, err := exec.LookPath("ssh-keygen"); err != nil {
+		testdocker.Need(t, "ssh-keygen not found (apt-get install openssh-client)")
+	}
 	private = filepath.Join(dir, name)
 	out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", private).CombinedOutput()
 	if err != nil {

@@ -353,18 +353,10 @@ func TestFollowRewind(t *testing.T) {
 	}
 }
 
-// sshKey makes an ed25519 key and returns its file and public key.
+// sshKey makes an ed25519 key without a passphrase and returns its private key file and public key line.
 func sshKey(t *testing.T, name string) (string, string) {
 	t.Helper()
-	key := filepath.Join(t.TempDir(), name)
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", key).CombinedOutput(); err != nil {
-		t.Skipf("ssh-keygen: %v\n%s", err, out)
-	}
-	pub, err := os.ReadFile(key + ".pub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, strings.TrimSpace(string(pub))
+	return testgit.SSHKey(t, t.TempDir(), name)
 }
 
 func TestFollowVerify(t *testing.T) {

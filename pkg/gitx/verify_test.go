@@ -8,24 +8,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bee2d/bee2d/internal/testgit"
 	"github.com/bee2d/bee2d/internal/testgpg"
 )
 
 // sshKey makes an ed25519 key without a passphrase and returns its private key file and public key line.
 func sshKey(t *testing.T, name string) (string, string) {
 	t.Helper()
-	if _, err := exec.LookPath("ssh-keygen"); err != nil {
-		t.Skip("ssh-keygen not found")
-	}
-	key := filepath.Join(t.TempDir(), name)
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", key).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen: %v\n%s", err, out)
-	}
-	pub, err := os.ReadFile(key + ".pub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, strings.TrimSpace(string(pub))
+	return testgit.SSHKey(t, t.TempDir(), name)
 }
 
 func writeFile(t *testing.T, data string) string {
