@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bee2d/bee2d/bench/internal/benchrun"
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
 	"github.com/bee2d/bee2d/pkg/gitx"
@@ -31,13 +32,13 @@ func (b *bench) measure(ctx context.Context) (*results, error) {
 		return nil, err
 	}
 	logf("waiting for the daemon to converge %d containers", len(want))
-	if err := b.waitConverged(ctx, want, 10*time.Minute); err != nil {
+	if err := benchrun.WaitConverged(ctx, b.cli, b.daemon, b.runID, want, 10*time.Minute); err != nil {
 		return nil, err
 	}
 	res.ConvergeSeconds = time.Since(start).Seconds()
 	logf("converged in %.1fs", res.ConvergeSeconds)
 	// The passes that the daemon's own creations woke end within a second or so.
-	if err := sleep(ctx, 3*time.Second); err != nil {
+	if err := benchrun.Sleep(ctx, 3*time.Second); err != nil {
 		return nil, err
 	}
 	pid := b.daemon.Cmd.Process.Pid
@@ -56,7 +57,7 @@ func (b *bench) measure(ctx context.Context) (*results, error) {
 			return nil, err
 		}
 		t0 := time.Now()
-		if err := sleep(ctx, b.opt.idle); err != nil {
+		if err := benchrun.Sleep(ctx, b.opt.idle); err != nil {
 			return nil, err
 		}
 		cpu1, err := cpuSeconds(pid)
@@ -89,7 +90,7 @@ func (b *bench) measure(ctx context.Context) (*results, error) {
 		return nil, err
 	}
 	res.LoadAfter = loadavg()
-	if res.OtherContainers, err = b.otherContainers(ctx); err != nil {
+	if res.OtherContainers, err = benchrun.OtherContainers(ctx, b.cli, b.runID); err != nil {
 		return nil, err
 	}
 	res.finish()
@@ -104,18 +105,18 @@ func (b *bench) editTrial(ctx context.Context, res *results, round int) error {
 		return err
 	}
 	hash := want[b.probeName()]
-	from := b.events.mark()
+	from := b.events.Mark()
 	t0 := time.Now()
 	if err := writeAtomic(b.settings, text); err != nil {
 		return err
 	}
-	ev, err := b.events.waitFor(ctx, from, "start of the edited probe", func(e dockerx.Event) bool {
+	ev, err := b.events.WaitFor(ctx, from, benchrun.EventWait, "start of the edited probe", func(e dockerx.Event) bool {
 		return e.Action == "start" && e.Name == b.probeName() && e.Labels[labels.SpecHash] == hash
 	})
 	if err != nil {
 		return err
 	}
-	res.add(mEdit, ev.at.Sub(t0))
+	res.add(mEdit, ev.At.Sub(t0))
 	return b.quiet(ctx, want)
 }
 
@@ -126,25 +127,25 @@ func (b *bench) removeTrial(ctx context.Context, res *results, _ int) error {
 	if err != nil {
 		return err
 	}
-	from := b.events.mark()
+	from := b.events.Mark()
 	t0 := time.Now()
 	if err := b.cli.RemoveContainer(ctx, c.ID); err != nil {
 		return err
 	}
-	gone, err := b.events.waitFor(ctx, from, "destroy of the probe", func(e dockerx.Event) bool {
+	gone, err := b.events.WaitFor(ctx, from, benchrun.EventWait, "destroy of the probe", func(e dockerx.Event) bool {
 		return e.Action == "destroy" && e.ID == c.ID
 	})
 	if err != nil {
 		return err
 	}
-	back, err := b.events.waitFor(ctx, from, "start of a new probe", func(e dockerx.Event) bool {
+	back, err := b.events.WaitFor(ctx, from, benchrun.EventWait, "start of a new probe", func(e dockerx.Event) bool {
 		return e.Action == "start" && e.Name == b.probeName() && e.ID != c.ID
 	})
 	if err != nil {
 		return err
 	}
-	res.add(mRemove, back.at.Sub(t0))
-	res.add(mRemoveFromEvent, back.at.Sub(gone.at))
+	res.add(mRemove, back.At.Sub(t0))
+	res.add(mRemoveFromEvent, back.At.Sub(gone.At))
 	want, err := b.desired(b.currentSettings())
 	if err != nil {
 		return err
@@ -159,25 +160,25 @@ func (b *bench) killTrial(ctx context.Context, res *results, _ int) error {
 	if err != nil {
 		return err
 	}
-	from := b.events.mark()
+	from := b.events.Mark()
 	t0 := time.Now()
 	if err := kill(ctx, c.ID); err != nil {
 		return err
 	}
-	died, err := b.events.waitFor(ctx, from, "death of the probe", func(e dockerx.Event) bool {
+	died, err := b.events.WaitFor(ctx, from, benchrun.EventWait, "death of the probe", func(e dockerx.Event) bool {
 		return e.Action == "die" && e.ID == c.ID
 	})
 	if err != nil {
 		return err
 	}
-	back, err := b.events.waitFor(ctx, from, "start of the killed probe", func(e dockerx.Event) bool {
+	back, err := b.events.WaitFor(ctx, from, benchrun.EventWait, "start of the killed probe", func(e dockerx.Event) bool {
 		return e.Action == "start" && e.Name == b.probeName()
 	})
 	if err != nil {
 		return err
 	}
-	res.add(mKill, back.at.Sub(t0))
-	res.add(mKillFromEvent, back.at.Sub(died.at))
+	res.add(mKill, back.At.Sub(t0))
+	res.add(mKillFromEvent, back.At.Sub(died.At))
 	want, err := b.desired(b.currentSettings())
 	if err != nil {
 		return err
@@ -213,19 +214,19 @@ func (b *bench) floorCreateStart(ctx context.Context, res *results, round int) e
 	if err != nil {
 		return err
 	}
-	from := b.events.mark()
+	from := b.events.Mark()
 	t0 := time.Now()
-	id, err := b.createStart(ctx, spec)
+	id, err := benchrun.CreateStart(ctx, b.cli, spec)
 	if err != nil {
 		return err
 	}
-	ev, err := b.events.waitFor(ctx, from, "start of the engine's container", func(e dockerx.Event) bool {
+	ev, err := b.events.WaitFor(ctx, from, benchrun.EventWait, "start of the engine's container", func(e dockerx.Event) bool {
 		return e.Action == "start" && e.ID == id
 	})
 	if err != nil {
 		return err
 	}
-	res.add(mFloorCreateStart, ev.at.Sub(t0))
+	res.add(mFloorCreateStart, ev.At.Sub(t0))
 	return b.removeFloor(ctx, id)
 }
 
@@ -236,11 +237,11 @@ func (b *bench) floorRecreate(ctx context.Context, res *results, round int) erro
 	if err != nil {
 		return err
 	}
-	old, err := b.createStart(ctx, spec)
+	old, err := benchrun.CreateStart(ctx, b.cli, spec)
 	if err != nil {
 		return err
 	}
-	from := b.events.mark()
+	from := b.events.Mark()
 	t0 := time.Now()
 	if err := b.cli.RenameContainer(ctx, old, spec.Name+"-old"); err != nil {
 		return err
@@ -257,13 +258,13 @@ func (b *bench) floorRecreate(ctx context.Context, res *results, round int) erro
 	if err != nil {
 		return err
 	}
-	ev, err := b.events.waitFor(ctx, from, "start of the engine's new container", func(e dockerx.Event) bool {
+	ev, err := b.events.WaitFor(ctx, from, benchrun.EventWait, "start of the engine's new container", func(e dockerx.Event) bool {
 		return e.Action == "start" && e.ID == id
 	})
 	if err != nil {
 		return err
 	}
-	res.add(mFloorRecreate, ev.at.Sub(t0))
+	res.add(mFloorRecreate, ev.At.Sub(t0))
 	return b.removeFloor(ctx, old, id)
 }
 
@@ -275,126 +276,53 @@ func (b *bench) floorStart(ctx context.Context, res *results, round int) error {
 	if err != nil {
 		return err
 	}
-	from := b.events.mark()
-	id, err := b.createStart(ctx, spec)
+	from := b.events.Mark()
+	id, err := benchrun.CreateStart(ctx, b.cli, spec)
 	if err != nil {
 		return err
 	}
 	started := func(e dockerx.Event) bool { return e.Action == "start" && e.ID == id }
-	if _, err := b.events.waitFor(ctx, from, "start of the engine's container", started); err != nil {
+	if _, err := b.events.WaitFor(ctx, from, benchrun.EventWait, "start of the engine's container", started); err != nil {
 		return err
 	}
-	from = b.events.mark()
+	from = b.events.Mark()
 	if err := kill(ctx, id); err != nil {
 		return err
 	}
-	died, err := b.events.waitFor(ctx, from, "death of the engine's container", func(e dockerx.Event) bool {
+	died, err := b.events.WaitFor(ctx, from, benchrun.EventWait, "death of the engine's container", func(e dockerx.Event) bool {
 		return e.Action == "die" && e.ID == id
 	})
 	if err != nil {
 		return err
 	}
-	from = b.events.mark()
+	from = b.events.Mark()
 	if err := b.cli.StartContainer(ctx, id); err != nil {
 		return err
 	}
-	ev, err := b.events.waitFor(ctx, from, "start of the engine's container again", started)
+	ev, err := b.events.WaitFor(ctx, from, benchrun.EventWait, "start of the engine's container again", started)
 	if err != nil {
 		return err
 	}
-	res.add(mFloorStart, ev.at.Sub(died.at))
+	res.add(mFloorStart, ev.At.Sub(died.At))
 	return b.removeFloor(ctx, id)
-}
-
-func (b *bench) createStart(ctx context.Context, spec dockerx.ContainerSpec) (string, error) {
-	id, err := b.cli.CreateContainer(ctx, spec)
-	if err != nil {
-		return "", err
-	}
-	return id, b.cli.StartContainer(ctx, id)
 }
 
 // removeFloor removes the engine-alone containers, untimed, and lets the engine settle before the next
 // trial.
 func (b *bench) removeFloor(ctx context.Context, ids ...string) error {
-	for _, id := range ids {
-		if err := b.cli.StopContainer(ctx, id, 5*time.Second); err != nil && !dockerx.IsNotFound(err) {
-			return err
-		}
-		if err := b.cli.RemoveContainer(ctx, id); err != nil && !dockerx.IsNotFound(err) {
-			return err
-		}
+	if err := benchrun.RemoveContainers(ctx, b.cli, ids...); err != nil {
+		return err
 	}
-	return sleep(ctx, b.opt.settle)
+	return benchrun.Sleep(ctx, b.opt.settle)
 }
 
 // quiet waits until the engine matches want and then for the settle time, so that the daemon's passes
 // after a trial (removing the replaced container, the passes its events wake) are over before the next.
 func (b *bench) quiet(ctx context.Context, want map[string]string) error {
-	if err := b.waitConverged(ctx, want, 2*time.Minute); err != nil {
+	if err := benchrun.WaitConverged(ctx, b.cli, b.daemon, b.runID, want, 2*time.Minute); err != nil {
 		return err
 	}
-	return sleep(ctx, b.opt.settle)
-}
-
-// waitConverged polls the engine until every container of want runs with its spec hash, and no other
-// container of the run's applications exists.
-func (b *bench) waitConverged(ctx context.Context, want map[string]string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	var problem string
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-b.daemon.Exited:
-			return fmt.Errorf("the daemon exited (%v); its log is %s", err, b.logFile)
-		default:
-		}
-		list, err := b.cli.ListContainers(ctx)
-		if err != nil {
-			return err
-		}
-		problem = ""
-		ok := 0
-		for _, c := range list {
-			if !strings.HasPrefix(c.Name, b.runID+"-app-") {
-				continue
-			}
-			hash, wanted := want[c.Name]
-			switch {
-			case !wanted:
-				problem = c.Name + " should not exist"
-			case !c.Running() || c.Labels[labels.SpecHash] != hash:
-				problem = c.Name + " is " + c.State + " with spec hash " + c.Labels[labels.SpecHash]
-			default:
-				ok++
-			}
-		}
-		if problem == "" && ok == len(want) {
-			return nil
-		}
-		if problem == "" {
-			problem = fmt.Sprintf("%d of %d containers converged", ok, len(want))
-		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
-			return err
-		}
-	}
-	return fmt.Errorf("not converged within %v: %s; the daemon's log is %s (run with -keep to keep it)", timeout, problem, b.logFile)
-}
-
-// otherContainers counts the engine's containers that are not the run's: a busy engine makes every
-// number slower.
-func (b *bench) otherContainers(ctx context.Context) (int, error) {
-	list, err := b.cli.ListContainers(ctx)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, c := range list {
-		if !strings.HasPrefix(c.Name, b.runID+"-") {
-			n++
-		}
-	}
-	return n, nil
+	return benchrun.Sleep(ctx, b.opt.settle)
 }
 
 func (b *bench) probeContainer(ctx context.Context) (dockerx.Container, error) {
@@ -505,15 +433,4 @@ func cpuSeconds(pid int) (float64, error) {
 		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, stat)
 	}
 	return float64(utime+stime) / clockTicks, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

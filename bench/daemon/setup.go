@@ -37,7 +37,7 @@ type bench struct {
 	logFile  string
 
 	daemon  *benchrun.Daemon
-	events  *eventLog
+	events  *benchrun.EventLog
 	version benchrun.Versions
 
 	imageBuilt bool
@@ -89,9 +89,7 @@ func (b *bench) prepare(ctx context.Context) error {
 		return err
 	}
 	// Following the events from before the daemon starts, the bench sees every container it makes.
-	if b.events, err = followEvents(ctx, b.cli, b.runID); err != nil {
-		return err
-	}
+	b.events = benchrun.FollowEvents(ctx, b.cli, b.runID, nil)
 	return b.startDaemon()
 }
 
@@ -159,7 +157,7 @@ func (b *bench) close() error {
 	err := b.daemon.Stop()
 	b.daemon = nil
 	if b.events != nil {
-		b.events.stop()
+		b.events.Stop()
 	}
 	err = errors.Join(err, b.teardown(ctx))
 	if b.imageBuilt {

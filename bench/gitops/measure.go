@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bee2d/bee2d/bench/internal/benchrun"
 	"github.com/bee2d/bee2d/pkg/dockerx"
 	"github.com/bee2d/bee2d/pkg/gitops"
 	"github.com/bee2d/bee2d/pkg/labels"
@@ -23,7 +24,7 @@ func (b *bench) measure(ctx context.Context, res *results) error {
 	defer func() { res.LoadAfter = loadavg() }()
 	if !b.opt.skipPush {
 		var err error
-		if res.OtherContainers, err = b.otherContainers(ctx); err != nil {
+		if res.OtherContainers, err = benchrun.OtherContainers(ctx, b.cli, b.runID); err != nil {
 			return err
 		}
 		for _, m := range []mode{modeWebhook, modePoll} {
@@ -52,12 +53,12 @@ func (b *bench) pushTrials(ctx context.Context, res *results, m mode) error {
 	}
 	start := time.Now()
 	logf("waiting for the daemon to converge %d containers", len(want))
-	if err := b.waitConverged(ctx, want, 5*time.Minute); err != nil {
+	if err := benchrun.WaitConverged(ctx, b.cli, b.daemon, b.runID, want, 5*time.Minute); err != nil {
 		return err
 	}
 	logf("converged in %.1fs", time.Since(start).Seconds())
 	// The passes that the daemon's own creations woke end within a second or so.
-	if err := sleep(ctx, 3*time.Second); err != nil {
+	if err := benchrun.Sleep(ctx, 3*time.Second); err != nil {
 		return err
 	}
 	for i := 1; i <= b.opt.n; i++ {
@@ -137,7 +138,7 @@ func (b *bench) pushTrial(ctx context.Context, res *results, m mode) error {
 	if err != nil {
 		return err
 	}
-	from := b.events.mark()
+	from := b.events.Mark()
 	if err := b.git(ctx, b.work, "push", "--quiet", "origin", branch); err != nil {
 		return err
 	}
@@ -147,14 +148,14 @@ func (b *bench) pushTrial(ctx context.Context, res *results, m mode) error {
 			return err
 		}
 	}
-	ev, err := b.events.waitFor(ctx, from, "start of the pushed probe", func(e dockerx.Event) bool {
+	ev, err := b.events.WaitFor(ctx, from, benchrun.EventWait, "start of the pushed probe", func(e dockerx.Event) bool {
 		// Under start-first the new container starts under a name of its own and takes the probe's after.
 		return e.Action == "start" && strings.HasPrefix(e.Name, b.probeName()) && e.Labels[labels.SpecHash] == hash
 	})
 	if err != nil {
 		return fmt.Errorf("%w; the daemon's log is %s (run with -keep to keep it)", err, b.daemonLog)
 	}
-	res.add(pushMeasurement(m), ev.at.Sub(t0))
+	res.add(pushMeasurement(m), ev.At.Sub(t0))
 	loaded, err := b.loadedAt(commit)
 	if err != nil {
 		return err
@@ -216,7 +217,7 @@ func (b *bench) waitCommitMetric(ctx context.Context, commit string) error {
 			}
 		}
 		resp.Body.Close()
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+		if err := benchrun.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -256,19 +257,19 @@ func (b *bench) floorCreateStart(ctx context.Context, res *results, round int) e
 	if err != nil {
 		return err
 	}
-	from := b.events.mark()
+	from := b.events.Mark()
 	t0 := time.Now()
-	id, err := b.createStart(ctx, spec)
+	id, err := benchrun.CreateStart(ctx, b.cli, spec)
 	if err != nil {
 		return err
 	}
-	ev, err := b.events.waitFor(ctx, from, "start of the engine's container", func(e dockerx.Event) bool {
+	ev, err := b.events.WaitFor(ctx, from, benchrun.EventWait, "start of the engine's container", func(e dockerx.Event) bool {
 		return e.Action == "start" && e.ID == id
 	})
 	if err != nil {
 		return err
 	}
-	res.add(mFloorCreateStart, ev.at.Sub(t0))
+	res.add(mFloorCreateStart, ev.At.Sub(t0))
 	return b.removeFloor(ctx, id)
 }
 
@@ -280,11 +281,11 @@ func (b *bench) floorRecreate(ctx context.Context, res *results, round int) erro
 	if err != nil {
 		return err
 	}
-	old, err := b.createStart(ctx, spec)
+	old, err := benchrun.CreateStart(ctx, b.cli, spec)
 	if err != nil {
 		return err
 	}
-	from := b.events.mark()
+	from := b.events.Mark()
 	t0 := time.Now()
 	if err := b.cli.RenameContainer(ctx, old, name+"-old"); err != nil {
 		return err
@@ -301,114 +302,30 @@ func (b *bench) floorRecreate(ctx context.Context, res *results, round int) erro
 	if err != nil {
 		return err
 	}
-	ev, err := b.events.waitFor(ctx, from, "start of the engine's new container", func(e dockerx.Event) bool {
+	ev, err := b.events.WaitFor(ctx, from, benchrun.EventWait, "start of the engine's new container", func(e dockerx.Event) bool {
 		return e.Action == "start" && e.ID == id
 	})
 	if err != nil {
 		return err
 	}
-	res.add(mFloorRecreate, ev.at.Sub(t0))
+	res.add(mFloorRecreate, ev.At.Sub(t0))
 	return b.removeFloor(ctx, old, id)
-}
-
-func (b *bench) createStart(ctx context.Context, spec dockerx.ContainerSpec) (string, error) {
-	id, err := b.cli.CreateContainer(ctx, spec)
-	if err != nil {
-		return "", err
-	}
-	return id, b.cli.StartContainer(ctx, id)
 }
 
 // removeFloor removes the engine-alone containers, untimed, and lets the engine settle before the next
 // trial.
 func (b *bench) removeFloor(ctx context.Context, ids ...string) error {
-	for _, id := range ids {
-		if err := b.cli.StopContainer(ctx, id, 5*time.Second); err != nil && !dockerx.IsNotFound(err) {
-			return err
-		}
-		if err := b.cli.RemoveContainer(ctx, id); err != nil && !dockerx.IsNotFound(err) {
-			return err
-		}
+	if err := benchrun.RemoveContainers(ctx, b.cli, ids...); err != nil {
+		return err
 	}
-	return sleep(ctx, b.opt.settle)
+	return benchrun.Sleep(ctx, b.opt.settle)
 }
 
 // quiet waits until the engine matches want and then for the settle time, so that the daemon's passes
 // after a trial (removing the replaced container, the passes its events wake) are over before the next.
 func (b *bench) quiet(ctx context.Context, want map[string]string) error {
-	if err := b.waitConverged(ctx, want, 2*time.Minute); err != nil {
+	if err := benchrun.WaitConverged(ctx, b.cli, b.daemon, b.runID, want, 2*time.Minute); err != nil {
 		return err
 	}
-	return sleep(ctx, b.opt.settle)
-}
-
-// waitConverged polls the engine until every container of want runs with its spec hash, and no other
-// container of the run's applications exists.
-func (b *bench) waitConverged(ctx context.Context, want map[string]string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	var problem string
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-b.daemon.Exited:
-			return fmt.Errorf("the daemon exited (%v); its log is %s (run with -keep to keep it)", err, b.daemonLog)
-		default:
-		}
-		list, err := b.cli.ListContainers(ctx)
-		if err != nil {
-			return err
-		}
-		problem = ""
-		ok := 0
-		for _, c := range list {
-			if !strings.HasPrefix(c.Name, b.runID+"-app-") {
-				continue
-			}
-			hash, wanted := want[c.Name]
-			switch {
-			case !wanted:
-				problem = c.Name + " should not exist"
-			case !c.Running() || c.Labels[labels.SpecHash] != hash:
-				problem = c.Name + " is " + c.State + " with spec hash " + c.Labels[labels.SpecHash]
-			default:
-				ok++
-			}
-		}
-		if problem == "" && ok == len(want) {
-			return nil
-		}
-		if problem == "" {
-			problem = fmt.Sprintf("%d of %d containers converged", ok, len(want))
-		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
-			return err
-		}
-	}
-	return fmt.Errorf("not converged within %v: %s; the daemon's log is %s (run with -keep to keep it)", timeout, problem, b.daemonLog)
-}
-
-// otherContainers counts the engine's containers that are not the run's: a busy engine makes every
-// number slower.
-func (b *bench) otherContainers(ctx context.Context) (int, error) {
-	list, err := b.cli.ListContainers(ctx)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, c := range list {
-		if !strings.HasPrefix(c.Name, b.runID+"-") {
-			n++
-		}
-	}
-	return n, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return benchrun.Sleep(ctx, b.opt.settle)
 }

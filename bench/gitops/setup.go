@@ -61,7 +61,7 @@ type bench struct {
 	daemon     *benchrun.Daemon
 	daemonLog  string
 	listenAddr string
-	events     *eventLog
+	events     *benchrun.EventLog
 
 	imageBuilt bool
 }
@@ -125,8 +125,8 @@ func (b *bench) prepare(ctx context.Context) error {
 		return err
 	}
 	// Following the events from before the daemon starts, the bench sees every container it makes.
-	b.events, err = followEvents(ctx, b.cli, b.runID)
-	return err
+	b.events = benchrun.FollowEvents(ctx, b.cli, b.runID, nil)
+	return nil
 }
 
 // isolateGit gives every git of the run a global configuration of its own (an identity, the branch name)
@@ -345,7 +345,7 @@ func (b *bench) close() error {
 		err = b.stopDaemon()
 	}
 	if b.events != nil {
-		b.events.stop()
+		b.events.Stop()
 	}
 	if b.server != nil {
 		err = errors.Join(err, b.server.Close())

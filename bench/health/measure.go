@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bee2d/bee2d/bench/internal/benchrun"
 	"github.com/bee2d/bee2d/internal/testdocker"
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
@@ -71,31 +72,31 @@ func (b *bench) goodTrial(ctx context.Context, m *modeResults, text, version str
 	if err != nil {
 		return err
 	}
-	from := b.events.mark()
+	from := b.events.Mark()
 	t0 := time.Now()
 	if err := writeAtomic(b.settings, text); err != nil {
 		return err
 	}
-	healthy, err := b.events.waitFor(ctx, from, b.opt.gate()+trialTimeout, "healthy report of "+version, func(e dockerx.Event) bool {
+	healthy, err := b.events.WaitFor(ctx, from, b.opt.gate()+trialTimeout, "healthy report of "+version, func(e dockerx.Event) bool {
 		return e.Action == evHealthy && e.Labels[labels.SpecHash] == want.Hash
 	})
 	if err != nil {
 		return err
 	}
-	m.add(mEdit, healthy.at.Sub(t0))
-	gone, err := b.events.waitFor(ctx, from, trialTimeout, "removal of the old container", func(e dockerx.Event) bool {
+	m.add(mEdit, healthy.At.Sub(t0))
+	gone, err := b.events.WaitFor(ctx, from, trialTimeout, "removal of the old container", func(e dockerx.Event) bool {
 		return e.Action == "destroy" && e.ID == old.ID
 	})
 	if err != nil {
 		return err
 	}
-	named, err := b.events.waitFor(ctx, from, trialTimeout, "the new container under "+b.appName(), func(e dockerx.Event) bool {
+	named, err := b.events.WaitFor(ctx, from, trialTimeout, "the new container under "+b.appName(), func(e dockerx.Event) bool {
 		return e.ID == healthy.ID && e.Name == b.appName()
 	})
 	if err != nil {
 		return err
 	}
-	m.add(mDone, later(gone.at, named.at).Sub(t0))
+	m.add(mDone, later(gone.At, named.At).Sub(t0))
 	return b.quiet(ctx, want.Hash, trialTimeout)
 }
 
@@ -110,7 +111,7 @@ func (b *bench) floorTrial(ctx context.Context, m *modeResults, text string, rou
 	spec := c.ContainerSpec
 	spec.Name = fmt.Sprintf("%s-floor-%d", b.runID, round)
 	spec.Labels = map[string]string{labels.Prefix: b.runID}
-	from := b.events.mark()
+	from := b.events.Mark()
 	t0 := time.Now()
 	id, err := b.cli.CreateContainer(ctx, spec)
 	if err != nil {
@@ -119,20 +120,20 @@ func (b *bench) floorTrial(ctx context.Context, m *modeResults, text string, rou
 	if err := b.cli.StartContainer(ctx, id); err != nil {
 		return err
 	}
-	healthy, err := b.events.waitFor(ctx, from, b.opt.gate()+trialTimeout, "healthy report of the engine's container", func(e dockerx.Event) bool {
+	healthy, err := b.events.WaitFor(ctx, from, b.opt.gate()+trialTimeout, "healthy report of the engine's container", func(e dockerx.Event) bool {
 		return e.Action == evHealthy && e.ID == id
 	})
 	if err != nil {
 		return err
 	}
-	m.add(mFloor, healthy.at.Sub(t0))
+	m.add(mFloor, healthy.At.Sub(t0))
 	if err := b.cli.StopContainer(ctx, id, 5*time.Second); err != nil {
 		return err
 	}
 	if err := b.cli.RemoveContainer(ctx, id); err != nil {
 		return err
 	}
-	return sleep(ctx, b.opt.settle)
+	return benchrun.Sleep(ctx, b.opt.settle)
 }
 
 // badTrial deploys a version that never becomes healthy and times until the old version serves alone again:
@@ -150,32 +151,32 @@ func (b *bench) badTrial(ctx context.Context, m *modeResults, mode string, round
 	if err != nil {
 		return err
 	}
-	from := b.events.mark()
+	from := b.events.Mark()
 	t0 := time.Now()
 	if err := writeAtomic(b.settings, text); err != nil {
 		return err
 	}
-	created, err := b.events.waitFor(ctx, from, trialTimeout, "the bad version's container", func(e dockerx.Event) bool {
+	created, err := b.events.WaitFor(ctx, from, trialTimeout, "the bad version's container", func(e dockerx.Event) bool {
 		return e.Action == "create" && e.Labels[labels.SpecHash] == bad.Hash
 	})
 	if err != nil {
 		return err
 	}
-	started, err := b.events.waitFor(ctx, from, trialTimeout, "the bad version's start", func(e dockerx.Event) bool {
+	started, err := b.events.WaitFor(ctx, from, trialTimeout, "the bad version's start", func(e dockerx.Event) bool {
 		return e.Action == "start" && e.ID == created.ID
 	})
 	if err != nil {
 		return err
 	}
-	died, err := b.events.waitFor(ctx, from, b.opt.gate()+trialTimeout, "the bad version's stop", func(e dockerx.Event) bool {
+	died, err := b.events.WaitFor(ctx, from, b.opt.gate()+trialTimeout, "the bad version's stop", func(e dockerx.Event) bool {
 		return e.Action == "die" && e.ID == created.ID
 	})
 	if err != nil {
 		return err
 	}
-	serving := died.at
+	serving := died.At
 	if mode == config.StopFirst {
-		if _, err := b.events.waitFor(ctx, from, trialTimeout, "the old container's start", func(e dockerx.Event) bool {
+		if _, err := b.events.WaitFor(ctx, from, trialTimeout, "the old container's start", func(e dockerx.Event) bool {
 			return e.Action == "start" && e.ID == old.ID
 		}); err != nil {
 			return err
@@ -187,25 +188,25 @@ func (b *bench) badTrial(ctx context.Context, m *modeResults, mode string, round
 		serving = later(serving, answered)
 	}
 	m.add(mServing, serving.Sub(t0))
-	m.add(mGateServing, serving.Sub(started.at))
-	if v, ok := b.events.find(from, func(e dockerx.Event) bool { return e.Action == evUnhealthy && e.ID == created.ID }); ok {
-		m.add(mVerdict, v.at.Sub(t0))
+	m.add(mGateServing, serving.Sub(started.At))
+	if v, ok := b.events.Find(from, func(e dockerx.Event) bool { return e.Action == evUnhealthy && e.ID == created.ID }); ok {
+		m.add(mVerdict, v.At.Sub(t0))
 	}
-	kept, err := b.events.waitFor(ctx, from, trialTimeout, "the bad container kept as .failed-", func(e dockerx.Event) bool {
+	kept, err := b.events.WaitFor(ctx, from, trialTimeout, "the bad container kept as .failed-", func(e dockerx.Event) bool {
 		return e.ID == created.ID && strings.HasPrefix(e.Name, b.appName()+".failed-")
 	})
 	if err != nil {
 		return err
 	}
-	done := kept.at
+	done := kept.At
 	if mode == config.StopFirst {
-		back, err := b.events.waitFor(ctx, from, trialTimeout, "the old container under its name again", func(e dockerx.Event) bool {
+		back, err := b.events.WaitFor(ctx, from, trialTimeout, "the old container under its name again", func(e dockerx.Event) bool {
 			return e.Action == "rename" && e.ID == old.ID && e.Name == b.appName()
 		})
 		if err != nil {
 			return err
 		}
-		done = later(done, back.at)
+		done = later(done, back.At)
 	}
 	m.add(mRolledBack, done.Sub(t0))
 	if c, err := b.appContainer(ctx); err != nil || c.ID != old.ID {
@@ -241,7 +242,7 @@ func (b *bench) answers(ctx context.Context, id, version string) (time.Time, err
 		} else {
 			last = err.Error()
 		}
-		if err := sleep(ctx, 5*time.Millisecond); err != nil {
+		if err := benchrun.Sleep(ctx, 5*time.Millisecond); err != nil {
 			return time.Time{}, err
 		}
 	}
@@ -279,9 +280,9 @@ func (b *bench) quiet(ctx context.Context, hash string, timeout time.Duration) e
 			}
 		}
 		if problem == "" {
-			return sleep(ctx, b.opt.settle)
+			return benchrun.Sleep(ctx, b.opt.settle)
 		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+		if err := benchrun.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -314,15 +315,4 @@ func later(a, b time.Time) time.Time {
 		return b
 	}
 	return a
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

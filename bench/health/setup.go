@@ -39,7 +39,7 @@ type bench struct {
 	logFile  string
 
 	daemon  *benchrun.Daemon
-	events  *eventLog
+	events  *benchrun.EventLog
 	version benchrun.Versions
 
 	imageBuilt bool
@@ -91,9 +91,8 @@ func (b *bench) prepare(ctx context.Context) error {
 		return err
 	}
 	// Following the events from before the daemon starts, the bench sees every container it makes.
-	if b.events, err = followEvents(ctx, b.cli, b.runID); err != nil {
-		return err
-	}
+	// The health probes' exec_* events (five a second per container at the bench's interval) are dropped.
+	b.events = benchrun.FollowEvents(ctx, b.cli, b.runID, func(e dockerx.Event) bool { return !strings.HasPrefix(e.Action, "exec_") })
 	return b.startDaemon()
 }
 
@@ -178,7 +177,7 @@ func (b *bench) close() error {
 	err := b.daemon.Stop()
 	b.daemon = nil
 	if b.events != nil {
-		b.events.stop()
+		b.events.Stop()
 	}
 	err = errors.Join(err, b.teardown(ctx))
 	if b.imageBuilt {
