@@ -23,6 +23,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/bee2d/bee2d/bench/internal/benchrun"
 )
 
 // options are the command line.
@@ -99,7 +101,7 @@ func run(ctx context.Context, opt options) (err error) {
 	}
 	res.print(os.Stdout)
 	if opt.jsonOut != "" {
-		if err := res.writeJSON(opt.jsonOut); err != nil {
+		if err := benchrun.WriteJSON(opt.jsonOut, res); err != nil {
 			return err
 		}
 		fmt.Printf("\nwrote %s\n", opt.jsonOut)

@@ -25,7 +25,7 @@ import (
 // then runs the trials, each of the daemon's beside one of the engine alone.
 func (b *bench) measure(ctx context.Context) (*results, error) {
 	res := newResults(b)
-	res.LoadBefore = loadavg()
+	res.LoadBefore = benchrun.Loadavg()
 	start := time.Now()
 	want, err := b.desired(b.settingsText(0))
 	if err != nil {
@@ -89,7 +89,7 @@ func (b *bench) measure(ctx context.Context) (*results, error) {
 	if res.RSSAfterBytes, err = rss(pid); err != nil {
 		return nil, err
 	}
-	res.LoadAfter = loadavg()
+	res.LoadAfter = benchrun.Loadavg()
 	if res.OtherContainers, err = benchrun.OtherContainers(ctx, b.cli, b.runID); err != nil {
 		return nil, err
 	}

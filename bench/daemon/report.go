@@ -1,13 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"math"
-	"os"
 	"slices"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -81,31 +77,6 @@ func overheads(debounce time.Duration) []overhead {
 	}
 }
 
-// series is the samples of one measurement, in milliseconds.
-type series struct {
-	Median  float64   `json:"median_ms"`
-	P10     float64   `json:"p10_ms"`
-	P90     float64   `json:"p90_ms"`
-	Samples []float64 `json:"samples_ms"`
-}
-
-func (s *series) add(d time.Duration) {
-	s.Samples = append(s.Samples, float64(d.Microseconds())/1000)
-	sorted := slices.Sorted(slices.Values(s.Samples))
-	s.Median, s.P10, s.P90 = percentile(sorted, 50), percentile(sorted, 10), percentile(sorted, 90)
-}
-
-// percentile of sorted samples, interpolated between the nearest ranks.
-func percentile(sorted []float64, p float64) float64 {
-	if len(sorted) == 0 {
-		return 0
-	}
-	pos := p / 100 * float64(len(sorted)-1)
-	lo := int(math.Floor(pos))
-	hi := min(lo+1, len(sorted)-1)
-	return sorted[lo] + (sorted[hi]-sorted[lo])*(pos-float64(lo))
-}
-
 // idle is what the daemon cost while nothing happened.
 type idle struct {
 	Seconds    float64 `json:"seconds"`
@@ -114,17 +85,17 @@ type idle struct {
 }
 
 type results struct {
-	Versions          benchrun.Versions       `json:"versions"`
-	Containers        int                     `json:"managed_containers"`
-	Trials            int                     `json:"trials"`
-	Debounce          string                  `json:"debounce"`
-	Samples           map[measurement]*series `json:"measurements"`
-	Overheads         []overhead              `json:"overheads"`
-	ConvergeSeconds   float64                 `json:"first_converge_seconds"`
-	RSSConvergedBytes int64                   `json:"rss_converged_bytes"`
-	RSSIdleBytes      int64                   `json:"rss_after_idle_bytes,omitempty"`
-	RSSAfterBytes     int64                   `json:"rss_after_trials_bytes"`
-	Idle              *idle                   `json:"idle,omitempty"`
+	Versions          benchrun.Versions                `json:"versions"`
+	Containers        int                              `json:"managed_containers"`
+	Trials            int                              `json:"trials"`
+	Debounce          string                           `json:"debounce"`
+	Samples           map[measurement]*benchrun.Series `json:"measurements"`
+	Overheads         []overhead                       `json:"overheads"`
+	ConvergeSeconds   float64                          `json:"first_converge_seconds"`
+	RSSConvergedBytes int64                            `json:"rss_converged_bytes"`
+	RSSIdleBytes      int64                            `json:"rss_after_idle_bytes,omitempty"`
+	RSSAfterBytes     int64                            `json:"rss_after_trials_bytes"`
+	Idle              *idle                            `json:"idle,omitempty"`
 	// What else the machine did: other containers on the engine, and the load average (1, 5, 15 min)
 	// when the measurements began and ended.
 	OtherContainers int    `json:"other_containers"`
@@ -137,14 +108,14 @@ const rssTargetBytes = 40 << 20
 
 func newResults(b *bench) *results {
 	r := &results{Versions: b.version, Containers: b.opt.n + 1, Trials: b.opt.trials, Debounce: b.opt.debounce.String(),
-		Samples: map[measurement]*series{}}
+		Samples: map[measurement]*benchrun.Series{}}
 	for _, m := range measurements {
-		r.Samples[m] = &series{}
+		r.Samples[m] = &benchrun.Series{}
 	}
 	return r
 }
 
-func (r *results) add(m measurement, d time.Duration) { r.Samples[m].add(d) }
+func (r *results) add(m measurement, d time.Duration) { r.Samples[m].Add(d) }
 
 // last is the latest sample of m, for progress lines.
 func (r *results) last(m measurement) string {
@@ -166,7 +137,7 @@ func (r *results) finish() {
 		for i := range min(len(a), len(e)) {
 			diffs = append(diffs, a[i]-e[i])
 		}
-		o.PairedMS = percentile(slices.Sorted(slices.Values(diffs)), 50)
+		o.PairedMS = benchrun.Percentile(slices.Sorted(slices.Values(diffs)), 50)
 		o.Met = o.TargetMS > 0 && o.MS < o.TargetMS
 	}
 }
@@ -228,25 +199,4 @@ func (r *results) print(w io.Writer) {
 	fmt.Fprintln(w, "\"met\" or \"missed\" is a reading, not an assertion: the exit status does not depend on it.")
 }
 
-// loadavg is the 1, 5 and 15 minute load average.
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
 func mb(b int64) float64 { return float64(b) / (1 << 20) }
-
-func (r *results) writeJSON(path string) error {
-	out, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(out, '\n'), 0o644)
-}

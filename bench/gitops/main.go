@@ -25,6 +25,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/bee2d/bee2d/bench/internal/benchrun"
 )
 
 // options are the command line.
@@ -118,7 +120,7 @@ func run(ctx context.Context, opt options) (err error) {
 	res.finish()
 	res.print(os.Stdout)
 	if opt.jsonOut != "" {
-		if err := res.writeJSON(opt.jsonOut); err != nil {
+		if err := benchrun.WriteJSON(opt.jsonOut, res); err != nil {
 			return errors.Join(merr, err)
 		}
 		fmt.Printf("\nwrote %s\n", opt.jsonOut)

@@ -20,8 +20,8 @@ import (
 
 // measure runs the push trials in each mode, then the large repository.
 func (b *bench) measure(ctx context.Context, res *results) error {
-	res.LoadBefore = loadavg()
-	defer func() { res.LoadAfter = loadavg() }()
+	res.LoadBefore = benchrun.Loadavg()
+	defer func() { res.LoadAfter = benchrun.Loadavg() }()
 	if !b.opt.skipPush {
 		var err error
 		if res.OtherContainers, err = benchrun.OtherContainers(ctx, b.cli, b.runID); err != nil {

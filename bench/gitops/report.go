@@ -1,13 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"math"
-	"os"
 	"slices"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -100,31 +96,6 @@ type comparison struct {
 	paired bool
 }
 
-// series is the samples of one measurement, in milliseconds.
-type series struct {
-	Median  float64   `json:"median_ms"`
-	P10     float64   `json:"p10_ms"`
-	P90     float64   `json:"p90_ms"`
-	Samples []float64 `json:"samples_ms"`
-}
-
-func (s *series) add(d time.Duration) {
-	s.Samples = append(s.Samples, float64(d.Microseconds())/1000)
-	sorted := slices.Sorted(slices.Values(s.Samples))
-	s.Median, s.P10, s.P90 = percentile(sorted, 50), percentile(sorted, 10), percentile(sorted, 90)
-}
-
-// percentile of sorted samples, interpolated between the nearest ranks.
-func percentile(sorted []float64, p float64) float64 {
-	if len(sorted) == 0 {
-		return 0
-	}
-	pos := p / 100 * float64(len(sorted)-1)
-	lo := int(math.Floor(pos))
-	hi := min(lo+1, len(sorted)-1)
-	return sorted[lo] + (sorted[hi]-sorted[lo])*(pos-float64(lo))
-}
-
 // bigRepoInfo describes the large repository.
 type bigRepoInfo struct {
 	Applications int   `json:"applications"`
@@ -135,13 +106,13 @@ type bigRepoInfo struct {
 }
 
 type results struct {
-	Versions    benchrun.Versions       `json:"versions"`
-	Pushes      int                     `json:"pushes_per_mode"`
-	Containers  int                     `json:"managed_containers"`
-	Poll        string                  `json:"poll"`
-	Samples     map[measurement]*series `json:"measurements"`
-	Comparisons []comparison            `json:"comparisons"`
-	Big         *bigRepoInfo            `json:"big_repository,omitempty"`
+	Versions    benchrun.Versions                `json:"versions"`
+	Pushes      int                              `json:"pushes_per_mode"`
+	Containers  int                              `json:"managed_containers"`
+	Poll        string                           `json:"poll"`
+	Samples     map[measurement]*benchrun.Series `json:"measurements"`
+	Comparisons []comparison                     `json:"comparisons"`
+	Big         *bigRepoInfo                     `json:"big_repository,omitempty"`
 	// What else the machine did: other containers on the engine, and the load average (1, 5, 15 min)
 	// when the measurements began and ended.
 	OtherContainers int    `json:"other_containers"`
@@ -153,14 +124,14 @@ type results struct {
 
 func newResults(b *bench) *results {
 	r := &results{Versions: b.version, Pushes: b.opt.n, Containers: b.opt.sleepers + 1, Poll: b.opt.poll.String(),
-		Samples: map[measurement]*series{}}
+		Samples: map[measurement]*benchrun.Series{}}
 	for _, m := range append(slices.Clone(pushMeasurements), bigMeasurements...) {
-		r.Samples[m] = &series{}
+		r.Samples[m] = &benchrun.Series{}
 	}
 	return r
 }
 
-func (r *results) add(m measurement, d time.Duration) { r.Samples[m].add(d) }
+func (r *results) add(m measurement, d time.Duration) { r.Samples[m].Add(d) }
 
 func (r *results) empty() bool {
 	for _, s := range r.Samples {
@@ -221,7 +192,7 @@ func (r *results) finish() {
 			for i := range min(len(a.Samples), len(p.Samples)) {
 				diffs = append(diffs, a.Samples[i]-p.Samples[i])
 			}
-			c.PairedMS = percentile(slices.Sorted(slices.Values(diffs)), 50)
+			c.PairedMS = benchrun.Percentile(slices.Sorted(slices.Values(diffs)), 50)
 		}
 		c.Met = c.TargetMS > 0 && c.MS < c.TargetMS
 	}
@@ -291,25 +262,4 @@ func (r *results) print(w io.Writer) {
 	tw.Flush()
 	fmt.Fprintln(w, "\nmedians: bee2d's median − the peer's; paired: the median of the per-trial differences; ratio: bee2d's median / the peer's.")
 	fmt.Fprintln(w, "\"met\" or \"missed\" is a reading, not an assertion: the exit status does not depend on it.")
-}
-
-// loadavg is the 1, 5 and 15 minute load average.
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func (r *results) writeJSON(path string) error {
-	out, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(out, '\n'), 0o644)
 }

@@ -28,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/bee2d/bee2d/bench/internal/benchrun"
 	"github.com/bee2d/bee2d/pkg/config"
 )
 
@@ -125,7 +126,7 @@ func run(ctx context.Context, opt options) (err error) {
 	if res != nil {
 		res.print(os.Stdout)
 		if opt.jsonOut != "" {
-			if jerr := res.writeJSON(opt.jsonOut); jerr != nil {
+			if jerr := benchrun.WriteJSON(opt.jsonOut, res); jerr != nil {
 				return errors.Join(err, jerr)
 			}
 			fmt.Printf("\nwrote %s\n", opt.jsonOut)

@@ -24,7 +24,7 @@ const trialTimeout = 2 * time.Minute
 // engine alone (in alternating order), then a bad one.
 func (b *bench) measure(ctx context.Context) (*results, error) {
 	res := newResults(b)
-	res.LoadBefore = loadavg()
+	res.LoadBefore = benchrun.Loadavg()
 	want, err := b.desired(b.currentSettings())
 	if err != nil {
 		return nil, err
@@ -56,7 +56,7 @@ func (b *bench) measure(ctx context.Context) (*results, error) {
 				round, b.opt.rounds, mode, m.last(mEdit), m.last(mFloor), m.last(mDone), m.last(mVerdict), m.last(mServing), m.last(mGateServing), m.last(mRolledBack))
 		}
 	}
-	res.LoadAfter = loadavg()
+	res.LoadAfter = benchrun.Loadavg()
 	res.finish(b.opt)
 	return res, nil
 }

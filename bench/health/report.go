@@ -1,13 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"math"
-	"os"
 	"slices"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -51,35 +47,9 @@ func (m measurement) describe() string {
 	return string(m)
 }
 
-// series is the samples of one measurement, in milliseconds.
-type series struct {
-	Median  float64   `json:"median_ms"`
-	P10     float64   `json:"p10_ms"`
-	P90     float64   `json:"p90_ms"`
-	Max     float64   `json:"max_ms"`
-	Samples []float64 `json:"samples_ms"`
-}
-
-func (s *series) add(d time.Duration) {
-	s.Samples = append(s.Samples, float64(d.Microseconds())/1000)
-	sorted := slices.Sorted(slices.Values(s.Samples))
-	s.Median, s.P10, s.P90, s.Max = percentile(sorted, 50), percentile(sorted, 10), percentile(sorted, 90), sorted[len(sorted)-1]
-}
-
-// percentile of sorted samples, interpolated between the nearest ranks.
-func percentile(sorted []float64, p float64) float64 {
-	if len(sorted) == 0 {
-		return 0
-	}
-	pos := p / 100 * float64(len(sorted)-1)
-	lo := int(math.Floor(pos))
-	hi := min(lo+1, len(sorted)-1)
-	return sorted[lo] + (sorted[hi]-sorted[lo])*(pos-float64(lo))
-}
-
 // modeResults are the samples of one deploy mode and what they add up to.
 type modeResults struct {
-	Samples map[measurement]*series `json:"measurements"`
+	Samples map[measurement]*benchrun.Series `json:"measurements"`
 	// OverheadMS is bee2d's median edit → healthy minus the engine's median create + start → healthy;
 	// PairedMS the median of the per-round differences (a round's two samples are seconds apart, so a
 	// machine whose load drifts affects both alike).
@@ -97,7 +67,7 @@ type modeResults struct {
 	GateMet        bool `json:"rollback_met_from_start"`
 }
 
-func (m *modeResults) add(k measurement, d time.Duration) { m.Samples[k].add(d) }
+func (m *modeResults) add(k measurement, d time.Duration) { m.Samples[k].Add(d) }
 
 // last is the latest sample of k, for progress lines.
 func (m *modeResults) last(k measurement) string {
@@ -135,9 +105,9 @@ func newResults(b *bench) *results {
 		order: o.modes, GateMS: float64(o.gate().Milliseconds()),
 		Health: fmt.Sprintf("interval %v, timeout %v, start_period %v, retries %d", o.interval, o.timeout, o.startPeriod, o.retries)}
 	for _, mode := range o.modes {
-		m := &modeResults{Samples: map[measurement]*series{}, OverheadTargetMS: overheadTargetMS}
+		m := &modeResults{Samples: map[measurement]*benchrun.Series{}, OverheadTargetMS: overheadTargetMS}
 		for _, k := range measurements {
-			m.Samples[k] = &series{}
+			m.Samples[k] = &benchrun.Series{}
 		}
 		r.Modes[mode] = m
 	}
@@ -153,7 +123,7 @@ func (r *results) finish(o options) {
 		for i := range min(len(edit.Samples), len(floor.Samples)) {
 			diffs = append(diffs, edit.Samples[i]-floor.Samples[i])
 		}
-		m.PairedMS = percentile(slices.Sorted(slices.Values(diffs)), 50)
+		m.PairedMS = benchrun.Percentile(slices.Sorted(slices.Values(diffs)), 50)
 		m.OverheadMet = len(diffs) > 0 && m.OverheadMS < overheadTargetMS
 		within := func(k measurement) int {
 			n := 0
@@ -207,25 +177,4 @@ func (r *results) print(w io.Writer) {
 	fmt.Fprintln(w, "\nEach time ends when the bench receives the engine's event (healthy, die, rename, destroy) or, for a")
 	fmt.Fprintln(w, "stop-first rollback, the old container's first answer on its own address.")
 	fmt.Fprintln(w, "\"met\" or \"missed\" is a reading, not an assertion: the exit status does not depend on it.")
-}
-
-// loadavg is the 1, 5 and 15 minute load average.
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func (r *results) writeJSON(path string) error {
-	out, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(out, '\n'), 0o644)
 }
