@@ -214,19 +214,11 @@ func (b *bench) floorCreateStart(ctx context.Context, res *results, round int) e
 	if err != nil {
 		return err
 	}
-	from := b.events.Mark()
-	t0 := time.Now()
-	id, err := benchrun.CreateStart(ctx, b.cli, spec)
+	id, took, err := benchrun.TimeCreateStart(ctx, b.cli, b.events, spec)
 	if err != nil {
 		return err
 	}
-	ev, err := b.events.WaitFor(ctx, from, benchrun.EventWait, "start of the engine's container", func(e dockerx.Event) bool {
-		return e.Action == "start" && e.ID == id
-	})
-	if err != nil {
-		return err
-	}
-	res.add(mFloorCreateStart, ev.At.Sub(t0))
+	res.add(mFloorCreateStart, took)
 	return b.removeFloor(ctx, id)
 }
 
@@ -237,34 +229,11 @@ func (b *bench) floorRecreate(ctx context.Context, res *results, round int) erro
 	if err != nil {
 		return err
 	}
-	old, err := benchrun.CreateStart(ctx, b.cli, spec)
+	old, id, took, err := benchrun.TimeRecreate(ctx, b.cli, b.events, spec)
 	if err != nil {
 		return err
 	}
-	from := b.events.Mark()
-	t0 := time.Now()
-	if err := b.cli.RenameContainer(ctx, old, spec.Name+"-old"); err != nil {
-		return err
-	}
-	stopped := make(chan error, 1)
-	go func() { stopped <- b.cli.StopContainer(ctx, old, 10*time.Second) }()
-	id, err := b.cli.CreateContainer(ctx, spec)
-	if serr := <-stopped; err == nil {
-		err = serr
-	}
-	if err == nil {
-		err = b.cli.StartContainer(ctx, id)
-	}
-	if err != nil {
-		return err
-	}
-	ev, err := b.events.WaitFor(ctx, from, benchrun.EventWait, "start of the engine's new container", func(e dockerx.Event) bool {
-		return e.Action == "start" && e.ID == id
-	})
-	if err != nil {
-		return err
-	}
-	res.add(mFloorRecreate, ev.At.Sub(t0))
+	res.add(mFloorRecreate, took)
 	return b.removeFloor(ctx, old, id)
 }
 

@@ -104,3 +104,55 @@ func Sleep(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 }
+
+// TimeCreateStart times the engine alone creating and starting spec, up to its start event, and returns
+// the container's id: the floor under any create.
+func TimeCreateStart(ctx context.Context, cli *dockerx.Client, events *EventLog, spec dockerx.ContainerSpec) (string, time.Duration, error) {
+	from := events.Mark()
+	t0 := time.Now()
+	id, err := CreateStart(ctx, cli, spec)
+	if err != nil {
+		return "", 0, err
+	}
+	ev, err := events.WaitFor(ctx, from, EventWait, "start of the engine's container", func(e dockerx.Event) bool {
+		return e.Action == "start" && e.ID == id
+	})
+	if err != nil {
+		return id, 0, err
+	}
+	return id, ev.At.Sub(t0), nil
+}
+
+// TimeRecreate times what a recreate asks of the engine, in the order bee2d's executor asks it: a running
+// container of spec is renamed aside, stopped while the new one is created, and the new one started, up to
+// its start event. It returns the ids of the old and the new container.
+func TimeRecreate(ctx context.Context, cli *dockerx.Client, events *EventLog, spec dockerx.ContainerSpec) (old, id string, took time.Duration, err error) {
+	old, err = CreateStart(ctx, cli, spec)
+	if err != nil {
+		return "", "", 0, err
+	}
+	from := events.Mark()
+	t0 := time.Now()
+	if err := cli.RenameContainer(ctx, old, spec.Name+"-old"); err != nil {
+		return old, "", 0, err
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- cli.StopContainer(ctx, old, 10*time.Second) }()
+	id, err = cli.CreateContainer(ctx, spec)
+	if serr := <-stopped; err == nil {
+		err = serr
+	}
+	if err == nil {
+		err = cli.StartContainer(ctx, id)
+	}
+	if err != nil {
+		return old, id, 0, err
+	}
+	ev, err := events.WaitFor(ctx, from, EventWait, "start of the engine's new container", func(e dockerx.Event) bool {
+		return e.Action == "start" && e.ID == id
+	})
+	if err != nil {
+		return old, id, 0, err
+	}
+	return old, id, ev.At.Sub(t0), nil
+}
