@@ -12,12 +12,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/bee2d/bee2d/bench/internal/benchrun"
 )
 
 // options are the command line.
@@ -35,23 +35,7 @@ type options struct {
 	keep        bool
 }
 
-func main() {
-	opt, err := parseFlags(os.Args[1:])
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "bench/apply:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err = run(ctx, opt)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench/apply:", err)
-		os.Exit(1)
-	}
-}
+func main() { benchrun.Main("bench/apply", parseFlags, run) }
 
 func parseFlags(args []string) (options, error) {
 	var opt options

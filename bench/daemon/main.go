@@ -20,8 +20,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/bee2d/bee2d/bench/internal/benchrun"
@@ -39,23 +37,7 @@ type options struct {
 	keep     bool
 }
 
-func main() {
-	opt, err := parseFlags(os.Args[1:])
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "bench/daemon:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err = run(ctx, opt)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench/daemon:", err)
-		os.Exit(1)
-	}
-}
+func main() { benchrun.Main("bench/daemon", parseFlags, run) }
 
 func parseFlags(args []string) (options, error) {
 	var opt options

@@ -22,10 +22,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/bee2d/bee2d/bench/internal/benchrun"
@@ -52,23 +50,7 @@ func (o options) gate() time.Duration {
 	return o.startPeriod + time.Duration(o.retries+1)*o.interval + o.timeout
 }
 
-func main() {
-	opt, err := parseFlags(os.Args[1:])
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "bench/health:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err = run(ctx, opt)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench/health:", err)
-		os.Exit(1)
-	}
-}
+func main() { benchrun.Main("bench/health", parseFlags, run) }
 
 func parseFlags(args []string) (options, error) {
 	var opt options

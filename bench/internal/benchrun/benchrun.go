@@ -5,9 +5,11 @@ package benchrun
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime"
 	"strings"
 	"syscall"
@@ -141,4 +143,25 @@ func WriteAtomic(path, text string, perm os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// Main is a bench's main: it parses the flags with parse, runs run until it returns or until SIGINT or
+// SIGTERM cancels its context, and exits 0, 1 for a failed run, or 2 for bad flags; messages start with
+// name ("bench/gitops").
+func Main[O any](name string, parse func([]string) (O, error), run func(context.Context, O) error) {
+	opt, err := parse(os.Args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, name+":", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err = run(ctx, opt)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, name+":", err)
+		os.Exit(1)
+	}
 }
