@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bee2d/bee2d/bench/internal/benchrun"
 	"github.com/bee2d/bee2d/pkg/config"
 	"github.com/bee2d/bee2d/pkg/dockerx"
 	"github.com/bee2d/bee2d/pkg/gitx"
@@ -111,50 +112,12 @@ func (b *bench) prepare(ctx context.Context) error {
 	return b.readVersions(ctx)
 }
 
-// sleeperSource runs until SIGTERM or SIGINT. As PID 1 it must handle them itself, or they are ignored.
-const sleeperSource = `package main
-
-import (
-	"os"
-	"os/signal"
-	"syscall"
-)
-
-func main() {
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
-	<-sig
-}
-`
-
-// buildImage compiles the sleeper statically and builds it FROM scratch: no registry is needed, and neither
-// contender ever pulls, since the image is present.
+// buildImage builds the sleeper FROM scratch: no registry is needed, and neither contender ever pulls,
+// since the image is present.
 func (b *bench) buildImage(ctx context.Context) error {
-	src, bctx := filepath.Join(b.dir, "sleeper"), filepath.Join(b.dir, "image")
-	files := map[string]string{
-		filepath.Join(src, "go.mod"):      "module sleeper\n\ngo 1.22\n",
-		filepath.Join(src, "main.go"):     sleeperSource,
-		filepath.Join(bctx, "Dockerfile"): "FROM scratch\nCOPY sleeper /sleeper\nENTRYPOINT [\"/sleeper\"]\n",
-	}
-	for path, content := range files {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			return err
-		}
-	}
 	logf("building image %s", b.image)
-	env := []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=" + runtime.GOARCH, "GOWORK=off", "GOTOOLCHAIN=local", "GOFLAGS=-buildvcs=false"}
-	if err := b.cmd(ctx, src, env, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(bctx, "sleeper"), "."); err != nil {
-		return err
-	}
-	var out bytes.Buffer
 	b.imageBuilt = true // a failed build may still leave the tag; close removes it if so
-	if _, err := b.cli.BuildImage(ctx, dockerx.BuildRequest{ContextDir: bctx, Tags: []string{b.image}, Output: &out}); err != nil {
-		return fmt.Errorf("%w\n%s", err, out.String())
-	}
-	return nil
+	return benchrun.BuildSleeper(ctx, b.cli, b.dir, b.image)
 }
 
 // writeFiles writes the same N services twice: as bee2d settings and as a compose file. Both give each
