@@ -36,8 +36,7 @@ type Conn interface {
 // server's worker, which then re-reads the settings and the server's whole live state in a pass. Wake-ups
 // coalesce; each server has its own worker, and each of its tasks its own timer and back-off.
 type Daemon struct {
-	// Path is the settings file, watched for changes. With a Source it is set to the file the source's
-	// settings were read from, and not watched.
+	// Path is the settings file, watched for changes; unused with a Source.
 	Path string
 	// Source, when set, gives the settings instead of the file at Path: a git branch (gitops.Follower).
 	Source Source
@@ -157,9 +156,6 @@ func (d *Daemon) LoadInitialContext(ctx context.Context) error {
 	}
 	d.mu.Lock()
 	d.settings, d.raw = s, raw
-	if d.Source != nil {
-		d.Path = s.File
-	}
 	d.mu.Unlock()
 	d.metricReload(true)
 	d.logWarnings(s)
@@ -223,6 +219,9 @@ func (d *Daemon) Settings() *config.Settings {
 func (d *Daemon) Reload() bool {
 	d.mu.Lock()
 	path, last, lastRaw := d.Path, d.settings, d.raw
+	if d.Source != nil && last != nil {
+		path = last.File // the source's file in force, for the log
+	}
 	d.mu.Unlock()
 	var s *config.Settings
 	var raw []byte
@@ -275,9 +274,6 @@ func (d *Daemon) use(s *config.Settings, raw []byte) {
 func (d *Daemon) set(s *config.Settings, raw []byte) {
 	d.mu.Lock()
 	d.settings, d.raw = s, raw
-	if d.Source != nil {
-		d.Path = s.File
-	}
 	d.mu.Unlock()
 	d.recovered()
 	d.metricReload(true)
@@ -304,7 +300,7 @@ func (d *Daemon) recovered() {
 	d.mu.Unlock()
 	if was != "" {
 		d.metricReload(true)
-		d.log().Info("settings file is valid again", zap.String("file", d.Path))
+		d.log().Info("settings file is valid again", zap.String("file", d.Settings().File))
 	}
 }
 
